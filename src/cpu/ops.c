@@ -1,0 +1,267 @@
+/* cpu/ops.c — the fast CPU backend: GEMMs through OpenBLAS, attention per (sequence, head) on
+ * the thread pool, row-wise ops as the reference's own code split over threads by rows (so they
+ * are bit-identical to ref). fp32, no -ffast-math. Not the reference (src/ref/ops.c).
+ *
+ * Dimension letters as in backend.h: T tokens, S sequences, H hidden, A heads, D head size,
+ * L one sequence's length, M/N/K GEMM sizes, R relative-position reach, F pooled features.
+ *
+ * Batch invariance: OpenBLAS (0.3.21, SkylakeX kernels) gives a row of an sgemm a result that
+ * does not depend on M, except that small products (M*N*K below about 10^6) take its "small
+ * matrix" kernels, which round differently: a 3-token text alone came out different from the
+ * same text inside a batch. So a GEMM with fewer than gemm_min_rows(N, K) rows (M*N*K under
+ * 2^21, and at least 16 rows) is run on zero-padded copies in scratch. test_ops checks row
+ * invariance for M = 1..200 at the model shapes and odd ones, so another OpenBLAS or CPU that
+ * breaks it is caught. */
+#include "backend.h"
+
+#include <cblas.h>
+#include <math.h>
+
+#define GEMM_MIN_MNK (INT64_C(1) << 21)
+
+/* The fewest rows a GEMM of (N, K) runs with (see the file comment). */
+static int64_t gemm_min_rows(int32_t N, int32_t K) {
+    int64_t nk = (int64_t)N * K, rows = (GEMM_MIN_MNK + nk - 1) / nk;
+    return rows < 16 ? 16 : rows;
+}
+
+static int64_t cpu_scratch_floats(int32_t max_len, int32_t head_dim, int32_t min_dim,
+                                  int32_t max_dim, int32_t n_threads) {
+    /* attention, per thread: Kt (D, L), scores (L), one output row (D) */
+    int64_t att = ((int64_t)head_dim * max_len + max_len + head_dim) * n_threads;
+    /* padded small GEMMs: x (rows, K) and y (rows, N) */
+    int64_t gemm = gemm_min_rows(min_dim, min_dim) * 2 * max_dim;
+    return att > gemm ? att : gemm;
+}
+
+/* ---- row-wise ops: the reference's code on contiguous row ranges, one per thread ----------- */
+
+static void row_range(int64_t n, int32_t task, int32_t n_tasks, int64_t *b, int64_t *e) {
+    *b = n * task / n_tasks;
+    *e = n * (task + 1) / n_tasks;
+}
+
+static int32_t n_row_tasks(const sembed__exec *ex, int64_t rows) {
+    int32_t n = sembed__pool_threads(ex->pool);
+    return rows < n ? (int32_t)(rows > 0 ? rows : 1) : n;
+}
+
+typedef struct embed_args {
+    float *out;
+    const int32_t *ids, *pos_ids, *type_ids;
+    const float *word, *pos, *type, *gamma, *beta;
+    int64_t T;
+    int32_t H;
+    float eps;
+    const sembed__exec *ex;
+} embed_args;
+
+static void embed_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)thread;
+    embed_args *a = v;
+    int64_t b, e;
+    row_range(a->T, task, n_tasks, &b, &e);
+    if (e <= b) return;
+    sembed__backend_ref.embed_ln(a->out + b * a->H, a->ids + b, a->pos_ids + b,
+                                 a->type_ids ? a->type_ids + b : NULL, a->word, a->pos, a->type,
+                                 a->gamma, a->beta, e - b, a->H, a->eps, a->ex);
+}
+
+static void cpu_embed_ln(float *out, const int32_t *ids, const int32_t *pos_ids,
+                         const int32_t *type_ids, const float *word, const float *pos,
+                         const float *type, const float *gamma, const float *beta, int64_t T,
+                         int32_t H, float eps, const sembed__exec *ex) {
+    embed_args a = {out, ids, pos_ids, type_ids, word, pos, type, gamma, beta, T, H, eps, ex};
+    sembed__pool_run(ex->pool, embed_task, &a, n_row_tasks(ex, T));
+}
+
+typedef struct add_ln_args {
+    float *out;
+    const float *a, *b, *gamma, *beta;
+    int64_t T;
+    int32_t H;
+    float eps;
+    const sembed__exec *ex;
+} add_ln_args;
+
+static void add_ln_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)thread;
+    add_ln_args *a = v;
+    int64_t b, e;
+    row_range(a->T, task, n_tasks, &b, &e);
+    if (e <= b) return;
+    sembed__backend_ref.add_ln(a->out + b * a->H, a->a + b * a->H, a->b + b * a->H, a->gamma,
+                               a->beta, e - b, a->H, a->eps, a->ex);
+}
+
+static void cpu_add_ln(float *out, const float *a, const float *b, const float *gamma,
+                       const float *beta, int64_t T, int32_t H, float eps,
+                       const sembed__exec *ex) {
+    add_ln_args args = {out, a, b, gamma, beta, T, H, eps, ex};
+    sembed__pool_run(ex->pool, add_ln_task, &args, n_row_tasks(ex, T));
+}
+
+typedef struct act_args {
+    float *x;
+    int64_t n;
+    sembed__act_kind kind;
+    const sembed__exec *ex;
+} act_args;
+
+static void act_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)thread;
+    act_args *a = v;
+    int64_t b, e;
+    row_range(a->n, task, n_tasks, &b, &e);
+    if (e > b) sembed__backend_ref.act(a->x + b, e - b, a->kind, a->ex);
+}
+
+static void cpu_act(float *x, int64_t n, sembed__act_kind kind, const sembed__exec *ex) {
+    if (kind == SEMBED__ACTK_IDENTITY) return;
+    act_args a = {x, n, kind, ex};
+    /* chunks of at least 4096 elements: below that a thread costs more than it saves */
+    int64_t chunks = n / 4096 + 1;
+    int32_t nt = sembed__pool_threads(ex->pool);
+    sembed__pool_run(ex->pool, act_task, &a, (int32_t)(chunks < nt ? chunks : nt));
+}
+
+typedef struct pool_args {
+    float *out;
+    const float *x;
+    const int32_t *seq_off, *skip;
+    const sembed__pool_kind *kinds;
+    int32_t n_kinds, S, H;
+    const sembed__exec *ex;
+} pool_args;
+
+static void pool_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)thread;
+    pool_args *a = v;
+    int64_t b, e;
+    row_range(a->S, task, n_tasks, &b, &e);
+    if (e <= b) return;
+    /* seq_off holds absolute rows of x, so a sub-range of sequences needs no rebasing */
+    sembed__backend_ref.pool(a->out + b * a->n_kinds * a->H, a->x, a->seq_off + b,
+                             a->skip ? a->skip + b : NULL, a->kinds, a->n_kinds, (int32_t)(e - b),
+                             a->H, a->ex);
+}
+
+static void cpu_pool(float *out, const float *x, const int32_t *seq_off, const int32_t *skip,
+                     const sembed__pool_kind *kinds, int32_t n_kinds, int32_t S, int32_t H,
+                     const sembed__exec *ex) {
+    pool_args a = {out, x, seq_off, skip, kinds, n_kinds, S, H, ex};
+    sembed__pool_run(ex->pool, pool_task, &a, n_row_tasks(ex, S));
+}
+
+static void cpu_normalize(float *x, int32_t S, int32_t F, const sembed__exec *ex) {
+    sembed__backend_ref.normalize(x, S, F, ex); /* S*F is small: threads would cost more */
+}
+
+/* ---- GEMM ----------------------------------------------------------------------------------- */
+
+static void add_bias(float *y, const float *b, int64_t M, int32_t N) {
+    for (int64_t m = 0; m < M; m++)
+        for (int32_t n = 0; n < N; n++) y[m * N + n] += b[n];
+}
+
+static void cpu_gemm_bias(float *y, const float *x, const float *w, const float *b, int64_t M,
+                          int32_t N, int32_t K, const sembed__exec *ex) {
+    if (M <= 0) return;
+    const int64_t rows = gemm_min_rows(N, K);
+    if (M < rows) {
+        /* see the file comment: pad so that small batches take the same OpenBLAS path, and so
+         * round the same, as large ones */
+        SEMBED_ASSERT(ex->scratch_floats >= rows * ((int64_t)K + N));
+        float *xp = ex->scratch, *yp = ex->scratch + rows * K;
+        memcpy(xp, x, sizeof(float) * (size_t)(M * K));
+        memset(xp + M * K, 0, sizeof(float) * (size_t)((rows - M) * K));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, N, K, 1.0f, xp, K, w,
+                    K, 0.0f, yp, N);
+        memcpy(y, yp, sizeof(float) * (size_t)(M * N));
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, N, K, 1.0f, x, K, w, K,
+                    0.0f, y, N);
+    }
+    if (b) add_bias(y, b, M, N);
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+typedef struct att_args {
+    float *out;
+    const float *qkv;
+    const int32_t *seq_off;
+    const float *rel_bias;
+    int32_t S, H, A, R;
+    const sembed__exec *ex;
+} att_args;
+
+/* One (sequence, head): scores = q·Kᵀ by broadcasting each q[d] over a row of Kᵀ (a loop the
+ * compiler vectorizes without reassociating: each score still sums d = 0..D-1 in order), then
+ * softmax, then out = Σ_j p_j v_j accumulated in j order. Depends only on the sequence. */
+static void att_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)n_tasks;
+    const att_args *a = v;
+    const int32_t s = task / a->A, h = task % a->A;
+    const int32_t H = a->H, D = H / a->A, R = a->R;
+    const int32_t t0 = a->seq_off[s], L = a->seq_off[s + 1] - t0;
+    const int64_t ld = 3 * (int64_t)H;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
+    SEMBED_ASSERT((int64_t)D * L + L + D <= per_thread);
+    float *kt = a->ex->scratch + (int64_t)thread * per_thread; /* (D, L) */
+    float *sc = kt + (int64_t)D * L; /* (L) */
+    float *o = sc + L;               /* (D) */
+    const float *bias = a->rel_bias ? a->rel_bias + (int64_t)h * (2 * R - 1) + R - 1 : NULL;
+    SEMBED_ASSERT(!bias || L <= R);
+
+    for (int32_t j = 0; j < L; j++) {
+        const float *k = a->qkv + (t0 + j) * ld + H + h * D;
+        for (int32_t d = 0; d < D; d++) kt[(int64_t)d * L + j] = k[d];
+    }
+    for (int32_t i = 0; i < L; i++) {
+        const float *q = a->qkv + (t0 + i) * ld + h * D;
+        for (int32_t j = 0; j < L; j++) sc[j] = 0.0f;
+        for (int32_t d = 0; d < D; d++) {
+            const float qd = q[d], *kd = kt + (int64_t)d * L;
+            for (int32_t j = 0; j < L; j++) sc[j] += qd * kd[j];
+        }
+        float mx = -INFINITY;
+        for (int32_t j = 0; j < L; j++) {
+            sc[j] *= scale;
+            if (bias) sc[j] += bias[j - i];
+            mx = sc[j] > mx ? sc[j] : mx;
+        }
+        float sum = 0.0f;
+        for (int32_t j = 0; j < L; j++) {
+            sc[j] = expf(sc[j] - mx);
+            sum += sc[j];
+        }
+        for (int32_t d = 0; d < D; d++) o[d] = 0.0f;
+        for (int32_t j = 0; j < L; j++) {
+            const float p = sc[j], *vj = a->qkv + (t0 + j) * ld + 2 * H + h * D;
+            for (int32_t d = 0; d < D; d++) o[d] += p * vj[d];
+        }
+        float *dst = a->out + (int64_t)(t0 + i) * H + h * D;
+        for (int32_t d = 0; d < D; d++) dst[d] = o[d] / sum;
+    }
+}
+
+static void cpu_attention(float *out, const float *qkv, const int32_t *seq_off,
+                          const float *rel_bias, int32_t S, int32_t H, int32_t A, int32_t R,
+                          const sembed__exec *ex) {
+    att_args a = {out, qkv, seq_off, rel_bias, S, H, A, R, ex};
+    sembed__pool_run(ex->pool, att_task, &a, S * A);
+}
+
+const sembed__backend sembed__backend_cpu = {
+    .name = "cpu",
+    .scratch_floats = cpu_scratch_floats,
+    .embed_ln = cpu_embed_ln,
+    .gemm_bias = cpu_gemm_bias,
+    .attention = cpu_attention,
+    .add_ln = cpu_add_ln,
+    .act = cpu_act,
+    .pool = cpu_pool,
+    .normalize = cpu_normalize,
+};

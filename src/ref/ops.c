@@ -1,0 +1,207 @@
+/* ref/ops.c — the reference backend: every op of backend.h as plain scalar C, one thread, sums
+ * in double. It is the oracle the fast backends are tested against, not a fast path.
+ *
+ * Dimension letters as in backend.h: T tokens, S sequences, H hidden, A heads, D head size,
+ * M/N/K GEMM sizes, R relative-position reach, F pooled features. */
+#include "backend.h"
+
+#include <math.h>
+
+int32_t sembed__mpnet_bucket(int32_t rel, int32_t num_buckets, int32_t max_distance) {
+    /* transformers:  n = -rel; nb //= 2; ret = (n < 0) * nb; n = |n|; max_exact = nb // 2;
+     * large = max_exact + int(log(float(n) / max_exact) / log(max_distance / max_exact)
+     *                         * (nb - max_exact)), capped at nb - 1.
+     * torch does the log arithmetic in float32; so do we (tests/data/mpnet/rel_buckets.txt). */
+    int32_t ret = 0, n = -rel, nb = num_buckets / 2;
+    if (n < 0) ret += nb;
+    if (n < 0) n = -n;
+    int32_t max_exact = nb / 2;
+    if (n < max_exact) return ret + n;
+    float scale = (float)log((double)max_distance / (double)max_exact);
+    float v = logf((float)n / (float)max_exact) / scale * (float)(nb - max_exact);
+    int32_t large = max_exact + (int32_t)v;
+    if (large > nb - 1) large = nb - 1;
+    return ret + large;
+}
+
+static int64_t ref_scratch_floats(int32_t max_len, int32_t head_dim, int32_t min_dim,
+                                  int32_t max_dim, int32_t n_threads) {
+    (void)head_dim, (void)min_dim, (void)max_dim, (void)n_threads;
+    return max_len; /* one row of attention scores */
+}
+
+/* out (H) = LayerNorm(v (H)) * gamma + beta, statistics in double. */
+static void layer_norm_row(float *out, const float *v, const float *gamma, const float *beta,
+                           int32_t H, float eps) {
+    double mean = 0, var = 0;
+    for (int32_t i = 0; i < H; i++) mean += v[i];
+    mean /= H;
+    for (int32_t i = 0; i < H; i++) var += ((double)v[i] - mean) * ((double)v[i] - mean);
+    var /= H;
+    double rstd = 1.0 / sqrt(var + (double)eps);
+    for (int32_t i = 0; i < H; i++)
+        out[i] = (float)(((double)v[i] - mean) * rstd) * gamma[i] + beta[i];
+}
+
+static void ref_embed_ln(float *out, const int32_t *ids, const int32_t *pos_ids,
+                         const int32_t *type_ids, const float *word, const float *pos,
+                         const float *type, const float *gamma, const float *beta, int64_t T,
+                         int32_t H, float eps, const sembed__exec *ex) {
+    (void)ex;
+    for (int64_t t = 0; t < T; t++) {
+        float *o = out + t * H;
+        const float *w = word + (int64_t)ids[t] * H;
+        const float *p = pos + (int64_t)pos_ids[t] * H;
+        const float *y = type ? type + (int64_t)(type_ids ? type_ids[t] : 0) * H : NULL;
+        for (int32_t i = 0; i < H; i++) o[i] = (y ? w[i] + y[i] : w[i]) + p[i];
+        layer_norm_row(o, o, gamma, beta, H, eps);
+    }
+}
+
+static void ref_gemm_bias(float *y, const float *x, const float *w, const float *b, int64_t M,
+                          int32_t N, int32_t K, const sembed__exec *ex) {
+    (void)ex;
+    for (int64_t m = 0; m < M; m++)
+        for (int32_t n = 0; n < N; n++) {
+            double acc = 0;
+            for (int32_t k = 0; k < K; k++) acc += (double)x[m * K + k] * w[(int64_t)n * K + k];
+            y[m * N + n] = (float)(acc + (b ? b[n] : 0.0));
+        }
+}
+
+static void ref_attention(float *out, const float *qkv, const int32_t *seq_off,
+                          const float *rel_bias, int32_t S, int32_t H, int32_t A, int32_t R,
+                          const sembed__exec *ex) {
+    const int32_t D = H / A;
+    const int64_t ld = 3 * (int64_t)H;
+    const double scale = 1.0 / sqrt((double)D);
+    float *p = ex->scratch; /* (L) scores of one query row */
+    for (int32_t s = 0; s < S; s++) {
+        const int32_t t0 = seq_off[s], L = seq_off[s + 1] - seq_off[s];
+        SEMBED_ASSERT(ex->scratch_floats >= L);
+        SEMBED_ASSERT(!rel_bias || L <= R);
+        for (int32_t h = 0; h < A; h++) {
+            for (int32_t i = 0; i < L; i++) {
+                const float *q = qkv + (t0 + i) * ld + h * D;
+                float mx = -INFINITY;
+                for (int32_t j = 0; j < L; j++) {
+                    const float *k = qkv + (t0 + j) * ld + H + h * D;
+                    double dot = 0;
+                    for (int32_t d = 0; d < D; d++) dot += (double)q[d] * k[d];
+                    double sc = dot * scale;
+                    if (rel_bias) sc += rel_bias[(int64_t)h * (2 * R - 1) + (j - i) + R - 1];
+                    p[j] = (float)sc;
+                    if (p[j] > mx) mx = p[j];
+                }
+                double sum = 0;
+                for (int32_t j = 0; j < L; j++) {
+                    p[j] = expf(p[j] - mx);
+                    sum += p[j];
+                }
+                float *o = out + (int64_t)(t0 + i) * H + h * D;
+                for (int32_t d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int32_t j = 0; j < L; j++)
+                        acc += (double)p[j] * qkv[(t0 + j) * ld + 2 * H + h * D + d];
+                    o[d] = (float)(acc / sum);
+                }
+            }
+        }
+    }
+}
+
+static void ref_add_ln(float *out, const float *a, const float *b, const float *gamma,
+                       const float *beta, int64_t T, int32_t H, float eps,
+                       const sembed__exec *ex) {
+    (void)ex;
+    for (int64_t t = 0; t < T; t++) {
+        float *o = out + t * H;
+        for (int32_t i = 0; i < H; i++) o[i] = a[t * H + i] + b[t * H + i];
+        layer_norm_row(o, o, gamma, beta, H, eps);
+    }
+}
+
+static float act1(float x, sembed__act_kind kind) {
+    switch (kind) {
+    case SEMBED__ACTK_IDENTITY: return x;
+    case SEMBED__ACTK_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    case SEMBED__ACTK_GELU_TANH:
+        return 0.5f * x *
+               (1.0f + tanhf((float)sqrt(2.0 / M_PI) * (x + 0.044715f * x * x * x)));
+    case SEMBED__ACTK_RELU: return x > 0 ? x : 0.0f;
+    case SEMBED__ACTK_TANH: return tanhf(x);
+    case SEMBED__ACTK_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    }
+    SEMBED_ASSERT(!"unknown activation");
+    return x;
+}
+
+static void ref_act(float *x, int64_t n, sembed__act_kind kind, const sembed__exec *ex) {
+    (void)ex;
+    for (int64_t i = 0; i < n; i++) x[i] = act1(x[i], kind);
+}
+
+static void ref_pool(float *out, const float *x, const int32_t *seq_off, const int32_t *skip,
+                     const sembed__pool_kind *kinds, int32_t n_kinds, int32_t S, int32_t H,
+                     const sembed__exec *ex) {
+    (void)ex;
+    const int64_t F = (int64_t)n_kinds * H;
+    for (int32_t s = 0; s < S; s++) {
+        const int32_t t0 = seq_off[s], L = seq_off[s + 1] - t0;
+        const int32_t k0 = skip ? (skip[s] < L ? skip[s] : L) : 0;
+        for (int32_t c = 0; c < n_kinds; c++) {
+            float *o = out + s * F + (int64_t)c * H;
+            for (int32_t i = 0; i < H; i++) {
+                double acc = 0, wsum = 0;
+                float mx = -1e9f;
+                switch (kinds[c]) {
+                case SEMBED__POOLK_CLS: o[i] = x[(int64_t)t0 * H + i]; break;
+                case SEMBED__POOLK_LAST: o[i] = x[(int64_t)(t0 + L - 1) * H + i]; break;
+                case SEMBED__POOLK_MAX:
+                    for (int32_t j = k0; j < L; j++)
+                        if (x[(int64_t)(t0 + j) * H + i] > mx) mx = x[(int64_t)(t0 + j) * H + i];
+                    o[i] = mx;
+                    break;
+                case SEMBED__POOLK_MEAN:
+                case SEMBED__POOLK_MEAN_SQRT_LEN:
+                    for (int32_t j = k0; j < L; j++) acc += x[(int64_t)(t0 + j) * H + i];
+                    wsum = L - k0 > 0 ? L - k0 : 1e-9;
+                    o[i] = (float)(kinds[c] == SEMBED__POOLK_MEAN ? acc / wsum
+                                                                  : acc / sqrt(wsum));
+                    break;
+                case SEMBED__POOLK_WEIGHTED_MEAN:
+                    for (int32_t j = k0; j < L; j++) {
+                        acc += (double)(j + 1) * x[(int64_t)(t0 + j) * H + i];
+                        wsum += j + 1;
+                    }
+                    o[i] = (float)(acc / (wsum > 0 ? wsum : 1e-9));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+static void ref_normalize(float *x, int32_t S, int32_t F, const sembed__exec *ex) {
+    (void)ex;
+    for (int32_t s = 0; s < S; s++) {
+        float *v = x + (int64_t)s * F;
+        double ss = 0;
+        for (int32_t i = 0; i < F; i++) ss += (double)v[i] * v[i];
+        double n = sqrt(ss);
+        if (n < 1e-12) n = 1e-12;
+        for (int32_t i = 0; i < F; i++) v[i] = (float)(v[i] / n);
+    }
+}
+
+const sembed__backend sembed__backend_ref = {
+    .name = "ref",
+    .scratch_floats = ref_scratch_floats,
+    .embed_ln = ref_embed_ln,
+    .gemm_bias = ref_gemm_bias,
+    .attention = ref_attention,
+    .add_ln = ref_add_ln,
+    .act = ref_act,
+    .pool = ref_pool,
+    .normalize = ref_normalize,
+};

@@ -1,0 +1,332 @@
+/* test_ops.c — every op of the CPU backend against the reference backend (src/ref/) on tiny,
+ * odd and large shapes, with guard floats around every output and a NaN/Inf check; plus the
+ * batch-invariance properties the encoder relies on (GEMM rows independent of M, attention of a
+ * sequence independent of its neighbours) and MPNet's relative position buckets. */
+#include "backend.h"
+#include "testlib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GUARD 16
+static const uint32_t GUARD_BITS = 0x7fa5a5a5u; /* a NaN no op writes */
+
+/* A buffer of n floats with GUARD floats of GUARD_BITS on each side. */
+typedef struct gbuf {
+    float *raw;
+    float *p;
+    int64_t n;
+} gbuf;
+
+static gbuf galloc(int64_t n) {
+    gbuf b = {malloc(sizeof(float) * (size_t)(n + 2 * GUARD)), NULL, n};
+    b.p = b.raw + GUARD;
+    for (int64_t i = 0; i < GUARD; i++) {
+        memcpy(&b.raw[i], &GUARD_BITS, 4);
+        memcpy(&b.p[n + i], &GUARD_BITS, 4);
+    }
+    return b;
+}
+
+static bool guards_ok(const gbuf *b) {
+    for (int64_t i = 0; i < GUARD; i++)
+        if (memcmp(&b->raw[i], &GUARD_BITS, 4) || memcmp(&b->p[b->n + i], &GUARD_BITS, 4))
+            return false;
+    return true;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+static void fill(float *p, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) p[i] = frand() * scale;
+}
+
+static bool all_finite(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return false;
+    return true;
+}
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > m || d != d) m = d != d ? INFINITY : d;
+    }
+    return m;
+}
+
+/* Both backends with their scratch; the CPU one with a 3-thread pool. */
+typedef struct execs {
+    sembed__exec ref, cpu;
+} execs;
+
+static execs make_execs(sembed__pool *pool, int32_t max_len, int32_t D, int32_t min_dim,
+                        int32_t max_dim) {
+    execs e;
+    int32_t nt = sembed__pool_threads(pool);
+    e.ref.pool = NULL;
+    e.ref.scratch_floats = sembed__backend_ref.scratch_floats(max_len, D, min_dim, max_dim, 1);
+    e.ref.scratch = malloc(sizeof(float) * (size_t)(e.ref.scratch_floats + 1));
+    e.cpu.pool = pool;
+    e.cpu.scratch_floats = sembed__backend_cpu.scratch_floats(max_len, D, min_dim, max_dim, nt);
+    e.cpu.scratch = malloc(sizeof(float) * (size_t)(e.cpu.scratch_floats + 1));
+    return e;
+}
+static void free_execs(execs *e) {
+    free(e->ref.scratch);
+    free(e->cpu.scratch);
+}
+
+/* Packs n sequences of the given lengths: seq_off (n+1). Returns T. */
+static int32_t pack(int32_t *seq_off, const int32_t *lens, int32_t n) {
+    seq_off[0] = 0;
+    for (int32_t i = 0; i < n; i++) seq_off[i + 1] = seq_off[i] + lens[i];
+    return seq_off[n];
+}
+
+static void test_embed_ln(sembed__pool *pool, int64_t T, int32_t H, bool types) {
+    const int32_t V = 97, P = 41, Y = 3;
+    execs ex = make_execs(pool, 1, 1, 1, 1);
+    float *word = malloc(sizeof(float) * (size_t)V * H), *pos = malloc(sizeof(float) * P * H);
+    float *type = malloc(sizeof(float) * Y * H), *g = malloc(sizeof(float) * H),
+          *b = malloc(sizeof(float) * H);
+    fill(word, (int64_t)V * H, 1), fill(pos, (int64_t)P * H, 0.5f), fill(type, (int64_t)Y * H, 0.1f);
+    fill(g, H, 1), fill(b, H, 0.2f);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T), *pids = malloc(sizeof(int32_t) * (size_t)T),
+            *tids = malloc(sizeof(int32_t) * (size_t)T);
+    for (int64_t t = 0; t < T; t++) ids[t] = (int32_t)(t * 31 % V), pids[t] = (int32_t)(t % P), tids[t] = (int32_t)(t % Y);
+    gbuf r = galloc(T * H), c = galloc(T * H);
+    sembed__backend_ref.embed_ln(r.p, ids, pids, types ? tids : NULL, word, pos, types ? type : NULL,
+                                 g, b, T, H, 1e-12f, &ex.ref);
+    sembed__backend_cpu.embed_ln(c.p, ids, pids, types ? tids : NULL, word, pos, types ? type : NULL,
+                                 g, b, T, H, 1e-12f, &ex.cpu);
+    CHECKF(guards_ok(&r) && guards_ok(&c), "embed_ln T=%lld H=%d guards", (long long)T, H);
+    CHECKF(all_finite(c.p, T * H), "embed_ln T=%lld H=%d NaN", (long long)T, H);
+    double d = max_abs_diff(r.p, c.p, T * H);
+    CHECKF(d == 0, "embed_ln T=%lld H=%d: max diff %g (cpu runs ref's code)", (long long)T, H, d);
+    free(word), free(pos), free(type), free(g), free(b), free(ids), free(pids), free(tids);
+    free(r.raw), free(c.raw);
+    free_execs(&ex);
+}
+
+static void test_add_ln(sembed__pool *pool, int64_t T, int32_t H) {
+    execs ex = make_execs(pool, 1, 1, 1, 1);
+    float *a = malloc(sizeof(float) * (size_t)(T * H)), *bb = malloc(sizeof(float) * (size_t)(T * H));
+    float *g = malloc(sizeof(float) * H), *be = malloc(sizeof(float) * H);
+    fill(a, T * H, 3), fill(bb, T * H, 1), fill(g, H, 1), fill(be, H, 1);
+    gbuf r = galloc(T * H), c = galloc(T * H);
+    sembed__backend_ref.add_ln(r.p, a, bb, g, be, T, H, 1e-5f, &ex.ref);
+    sembed__backend_cpu.add_ln(c.p, a, bb, g, be, T, H, 1e-5f, &ex.cpu);
+    CHECKF(guards_ok(&r) && guards_ok(&c), "add_ln T=%lld H=%d guards", (long long)T, H);
+    CHECKF(all_finite(c.p, T * H), "add_ln NaN");
+    CHECKF(max_abs_diff(r.p, c.p, T * H) == 0, "add_ln T=%lld H=%d differs", (long long)T, H);
+    /* in place (out aliases b), as the encoder calls it */
+    sembed__backend_cpu.add_ln(bb, a, bb, g, be, T, H, 1e-5f, &ex.cpu);
+    CHECKF(max_abs_diff(r.p, bb, T * H) == 0, "add_ln in place T=%lld H=%d differs", (long long)T, H);
+    free(a), free(bb), free(g), free(be), free(r.raw), free(c.raw);
+    free_execs(&ex);
+}
+
+static void test_act(sembed__pool *pool, int64_t n) {
+    execs ex = make_execs(pool, 1, 1, 1, 1);
+    for (int k = SEMBED__ACTK_IDENTITY; k <= SEMBED__ACTK_SIGMOID; k++) {
+        gbuf r = galloc(n), c = galloc(n);
+        fill(r.p, n, 6);
+        memcpy(c.p, r.p, sizeof(float) * (size_t)n);
+        sembed__backend_ref.act(r.p, n, (sembed__act_kind)k, &ex.ref);
+        sembed__backend_cpu.act(c.p, n, (sembed__act_kind)k, &ex.cpu);
+        CHECKF(guards_ok(&r) && guards_ok(&c), "act %d n=%lld guards", k, (long long)n);
+        CHECKF(all_finite(c.p, n), "act %d NaN", k);
+        CHECKF(max_abs_diff(r.p, c.p, n) == 0, "act %d n=%lld differs", k, (long long)n);
+        free(r.raw), free(c.raw);
+    }
+    /* exact GELU at known points (torch.nn.functional.gelu, float32) */
+    float x[3] = {1.0f, -0.5f, 2.5f};
+    sembed__backend_ref.act(x, 3, SEMBED__ACTK_GELU, &ex.ref);
+    CHECKF(fabsf(x[0] - 0.8413447f) < 1e-6f && fabsf(x[1] + 0.1542688f) < 1e-6f &&
+               fabsf(x[2] - 2.4844759f) < 1e-6f,
+           "gelu values %.7f %.7f %.7f", x[0], x[1], x[2]);
+    free_execs(&ex);
+}
+
+static void test_gemm(sembed__pool *pool, int64_t M, int32_t N, int32_t K, bool bias) {
+    execs ex = make_execs(pool, 1, 1, N < K ? N : K, N > K ? N : K);
+    float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)N * K),
+          *b = malloc(sizeof(float) * (size_t)N);
+    fill(x, M * K, 1), fill(w, (int64_t)N * K, 1), fill(b, N, 1);
+    gbuf r = galloc(M * N), c = galloc(M * N);
+    sembed__backend_ref.gemm_bias(r.p, x, w, bias ? b : NULL, M, N, K, &ex.ref);
+    sembed__backend_cpu.gemm_bias(c.p, x, w, bias ? b : NULL, M, N, K, &ex.cpu);
+    CHECKF(guards_ok(&r) && guards_ok(&c), "gemm %lldx%dx%d guards", (long long)M, N, K);
+    CHECKF(all_finite(c.p, M * N), "gemm NaN");
+    /* fp32 accumulation: error <= K * eps * sum|x||w|, and sum|x||w| ~ K/4 for values in
+     * [-1, 1]; in practice it grows like sqrt(K), so this bound has a wide margin */
+    double tol = 1.2e-7 * sqrt((double)K) * (K / 4.0 + 1) + 1e-6;
+    double d = max_abs_diff(r.p, c.p, M * N);
+    CHECKF(d <= tol, "gemm %lldx%dx%d: max diff %g > %g", (long long)M, N, K, d, tol);
+    free(x), free(w), free(b), free(r.raw), free(c.raw);
+    free_execs(&ex);
+}
+
+/* A row's GEMM result must not depend on M nor on the row's place (batch invariance). */
+static void test_gemm_rows(sembed__pool *pool, int32_t N, int32_t K) {
+    const int64_t MM = 300;
+    execs ex = make_execs(pool, 1, 1, N < K ? N : K, N > K ? N : K);
+    float *x = malloc(sizeof(float) * (size_t)(MM * K)), *w = malloc(sizeof(float) * (size_t)N * K),
+          *b = malloc(sizeof(float) * (size_t)N);
+    fill(x, MM * K, 1), fill(w, (int64_t)N * K, 0.1f), fill(b, N, 1);
+    float *all = malloc(sizeof(float) * (size_t)(MM * N)), *y = malloc(sizeof(float) * (size_t)(MM * N));
+    sembed__backend_cpu.gemm_bias(all, x, w, b, MM, N, K, &ex.cpu);
+    int bad = 0;
+    for (int64_t M = 1; M <= 200; M += (M < 40 ? 1 : 13))
+        for (int64_t off = 0; off <= 7; off += 7) {
+            sembed__backend_cpu.gemm_bias(y, x + off * K, w, b, M, N, K, &ex.cpu);
+            if (memcmp(y, all + off * N, sizeof(float) * (size_t)(M * N))) {
+                if (bad++ < 3) fprintf(stderr, "  gemm N=%d K=%d: rows of M=%lld at %lld differ\n", N, K, (long long)M, (long long)off);
+            }
+        }
+    CHECKF(bad == 0, "gemm row invariance N=%d K=%d: %d cases differ", N, K, bad);
+    free(x), free(w), free(b), free(all), free(y);
+    free_execs(&ex);
+}
+
+static void test_attention(sembed__pool *pool, const int32_t *lens, int32_t S, int32_t H,
+                           int32_t A, bool rel) {
+    int32_t seq_off[65];
+    SEMBED_ASSERT(S <= 64);
+    int32_t T = pack(seq_off, lens, S), max_len = 0;
+    for (int32_t s = 0; s < S; s++) max_len = lens[s] > max_len ? lens[s] : max_len;
+    const int32_t R = max_len + 3, D = H / A;
+    execs ex = make_execs(pool, max_len, D, H, H);
+    float *qkv = malloc(sizeof(float) * (size_t)T * 3 * H), *bias = malloc(sizeof(float) * (size_t)A * (2 * R - 1));
+    fill(qkv, (int64_t)T * 3 * H, 2), fill(bias, (int64_t)A * (2 * R - 1), 1);
+    gbuf r = galloc((int64_t)T * H), c = galloc((int64_t)T * H);
+    sembed__backend_ref.attention(r.p, qkv, seq_off, rel ? bias : NULL, S, H, A, R, &ex.ref);
+    sembed__backend_cpu.attention(c.p, qkv, seq_off, rel ? bias : NULL, S, H, A, R, &ex.cpu);
+    CHECKF(guards_ok(&r) && guards_ok(&c), "attention guards");
+    CHECKF(all_finite(c.p, (int64_t)T * H), "attention NaN");
+    double d = max_abs_diff(r.p, c.p, (int64_t)T * H);
+    CHECKF(d <= 2e-5, "attention S=%d H=%d A=%d max_len=%d rel=%d: max diff %g", S, H, A, max_len, rel, d);
+    /* each sequence alone gives bit-identical rows */
+    int bad = 0;
+    for (int32_t s = 0; s < S; s++) {
+        int32_t one[2] = {0, lens[s]};
+        float *o = malloc(sizeof(float) * (size_t)lens[s] * H);
+        sembed__backend_cpu.attention(o, qkv + (int64_t)seq_off[s] * 3 * H, one, rel ? bias : NULL, 1, H, A, R, &ex.cpu);
+        if (memcmp(o, c.p + (int64_t)seq_off[s] * H, sizeof(float) * (size_t)lens[s] * H)) bad++;
+        free(o);
+    }
+    CHECKF(bad == 0, "attention: %d sequences differ alone vs packed", bad);
+    free(qkv), free(bias), free(r.raw), free(c.raw);
+    free_execs(&ex);
+}
+
+static void test_pool_norm(sembed__pool *pool, const int32_t *lens, int32_t S, int32_t H) {
+    int32_t seq_off[65], skip[64];
+    int32_t T = pack(seq_off, lens, S);
+    for (int32_t s = 0; s < S; s++) skip[s] = s % 3; /* some sequences have nothing left */
+    execs ex = make_execs(pool, 1, 1, 1, 1);
+    float *x = malloc(sizeof(float) * (size_t)T * H);
+    fill(x, (int64_t)T * H, 1);
+    const sembed__pool_kind kinds[6] = {SEMBED__POOLK_CLS, SEMBED__POOLK_MEAN, SEMBED__POOLK_MAX,
+                                        SEMBED__POOLK_MEAN_SQRT_LEN, SEMBED__POOLK_WEIGHTED_MEAN,
+                                        SEMBED__POOLK_LAST};
+    for (int with_skip = 0; with_skip < 2; with_skip++) {
+        const int64_t F = 6 * (int64_t)H;
+        gbuf r = galloc(S * F), c = galloc(S * F);
+        sembed__backend_ref.pool(r.p, x, seq_off, with_skip ? skip : NULL, kinds, 6, S, H, &ex.ref);
+        sembed__backend_cpu.pool(c.p, x, seq_off, with_skip ? skip : NULL, kinds, 6, S, H, &ex.cpu);
+        CHECKF(all_finite(c.p, S * F), "pool NaN");
+        CHECKF(max_abs_diff(r.p, c.p, S * F) == 0, "pool S=%d H=%d skip=%d differs", S, H, with_skip);
+        sembed__backend_ref.normalize(r.p, S, (int32_t)F, &ex.ref);
+        sembed__backend_cpu.normalize(c.p, S, (int32_t)F, &ex.cpu);
+        CHECKF(guards_ok(&r) && guards_ok(&c), "pool/normalize guards");
+        CHECKF(max_abs_diff(r.p, c.p, S * F) == 0, "normalize differs");
+        for (int32_t s = 0; s < S; s++) {
+            double n2 = 0;
+            for (int64_t i = 0; i < F; i++) n2 += (double)c.p[s * F + i] * c.p[s * F + i];
+            CHECKF(fabs(n2 - 1) < 1e-5, "normalized row %d has norm^2 %g", s, n2);
+        }
+        if (!with_skip) { /* spot values: mean of sequence 0, CLS, LAST */
+            double m = 0;
+            for (int32_t t = 0; t < lens[0]; t++) m += x[(int64_t)t * H];
+            float raw[6 * 64];
+            if (H <= 64) {
+                sembed__backend_ref.pool(raw, x, seq_off, NULL, kinds, 6, 1, H, &ex.ref);
+                CHECK(fabs(raw[H] - m / lens[0]) < 1e-6);
+                CHECK(raw[0] == x[0]);
+                CHECK(raw[5 * H] == x[(int64_t)(lens[0] - 1) * H]);
+            }
+        }
+        free(r.raw), free(c.raw);
+    }
+    free(x);
+    free_execs(&ex);
+}
+
+static void test_mpnet_buckets(void) {
+    t_lines *l = t_lines_open("tests/data/mpnet/rel_buckets.txt");
+    CHECK(l != NULL);
+    if (!l) return;
+    const char *line;
+    size_t len;
+    int32_t rel = -600, bad = 0, n = 0;
+    while ((line = t_lines_next(l, &len))) {
+        if (line[0] == '#') continue;
+        int32_t want = atoi(line), got = sembed__mpnet_bucket(rel, 32, 128);
+        if (got != want && bad++ < 5) fprintf(stderr, "  bucket(%d) = %d, transformers %d\n", rel, got, want);
+        rel++, n++;
+    }
+    t_lines_close(l);
+    CHECKF(n == 1201 && bad == 0, "mpnet buckets: %d of %d differ", bad, n);
+}
+
+int main(void) {
+    sembed__pool *pool = NULL;
+    sembed_error err;
+    if (sembed__pool_new(3, &pool, &err) != SEMBED_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    test_mpnet_buckets();
+
+    const int64_t Ts[] = {1, 2, 37, 700};
+    const int32_t Hs[] = {1, 7, 53, 384};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            test_embed_ln(pool, Ts[i], Hs[j], j % 2 == 0);
+            test_add_ln(pool, Ts[i], Hs[j]);
+        }
+    test_act(pool, 1), test_act(pool, 13), test_act(pool, 100003);
+
+    const int64_t Ms[] = {1, 3, 15, 16, 17, 129};
+    const int32_t NK[][2] = {{1, 1}, {5, 3}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}};
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) test_gemm(pool, Ms[i], NK[j][0], NK[j][1], (i + j) % 2 == 0);
+    test_gemm(pool, 1000, 1536, 384, true);
+    /* the shapes of the models we ship golden tests for (MiniLM-L6, MPNet-base) and odd ones */
+    const int32_t RK[][2] = {{384, 384}, {1152, 384}, {1536, 384}, {384, 1536}, {768, 768},
+                             {2304, 768}, {3072, 768}, {768, 3072}, {53, 37}, {128, 64}};
+    for (int i = 0; i < 10; i++) test_gemm_rows(pool, RK[i][0], RK[i][1]);
+
+    const int32_t l1[] = {1};
+    const int32_t l2[] = {3, 1, 17, 2, 64, 5};
+    const int32_t l3[] = {130, 7, 256, 1, 33};
+    for (int rel = 0; rel < 2; rel++) {
+        test_attention(pool, l1, 1, 8, 2, rel);
+        test_attention(pool, l2, 6, 12, 3, rel);
+        test_attention(pool, l2, 6, 64, 1, rel);
+        test_attention(pool, l3, 5, 384, 12, rel);
+    }
+    test_pool_norm(pool, l1, 1, 5);
+    test_pool_norm(pool, l2, 6, 11);
+    test_pool_norm(pool, l3, 5, 384);
+
+    sembed__pool_free(pool);
+    return t_done("test_ops");
+}

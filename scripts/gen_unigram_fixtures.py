@@ -6,7 +6,8 @@ Not the end-to-end golden files (scripts/gen_tokenizer_golden.py): these check e
 small, hostile inputs, with per-code-point alignments that a full encode never shows.
 
 Needs: tokenizers (the reference) and, for the charsmap, either
-  --charsmap-from PATH/tokenizer.json   (an XLM-R-family tokenizer.json), or
+  --charsmap-from PATH/tokenizer.json   (an XLM-R-family tokenizer.json; by default the one of
+                                         `python3 scripts/fetch_models.py xlm-roberta-tokenizer`), or
   sentencepiece (pip), whose built-in nmt_nfkc rule is compiled into a tiny model here.
 
 Usage: python3 scripts/gen_unigram_fixtures.py [--charsmap-from tokenizer.json] [--out DIR]
@@ -29,6 +30,9 @@ from tokenizers import models, normalizers, pre_tokenizers, trainers
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "tests", "data", "unigram")
 SEED = 20240611
+DEFAULT_XLMR = os.path.join(
+    os.environ.get("SEMBED_MODELS") or os.path.join(os.path.expanduser("~"), ".cache", "sembed", "models"),
+    "xlm-roberta-tokenizer", "tokenizer.json")
 
 
 # ---- the charsmap -------------------------------------------------------------------------
@@ -168,6 +172,9 @@ CURATED = [
     " ",
     "   ",
     "a  b   c",
+    # marks newer than utf8proc's Unicode: tokenizers clusters them (Unicode 17)
+    "\u00b2\u0897x \u00b2\u1acf \u00bc\u1ad5\u1ae0 \u00a0\u1aeb\u0301 \u00b2\u1ade",
+    "\u2460\u0897\u0897 e\u0897\u0301",
 ]
 
 POOLS = [
@@ -284,7 +291,9 @@ def write_jsonl_gz(path, rows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--charsmap-from", help="a tokenizer.json with a Precompiled normalizer")
+    ap.add_argument("--charsmap-from", default=DEFAULT_XLMR if os.path.exists(DEFAULT_XLMR) else None,
+                    help="a tokenizer.json with a Precompiled normalizer (default: the cached "
+                         "xlm-roberta-tokenizer when fetched, else sentencepiece's nmt_nfkc)")
     ap.add_argument("--out", default=DEFAULT_OUT)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -23,9 +23,9 @@ import struct
 import sys
 import tempfile
 
-import tokenizers
-from tokenizers import NormalizedString, PreTokenizedString, Regex, Tokenizer
-from tokenizers import models, normalizers, pre_tokenizers, trainers
+import tokenizers  # noqa: E402
+from tokenizers import PreTokenizedString, Regex, Tokenizer  # noqa: E402
+from tokenizers import models, normalizers, pre_tokenizers, trainers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "..", "tests", "data", "unigram")
@@ -295,6 +295,9 @@ def main():
                     help="a tokenizer.json with a Precompiled normalizer (default: the cached "
                          "xlm-roberta-tokenizer when fetched, else sentencepiece's nmt_nfkc)")
     ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--retrain", action="store_true",
+                    help="train model.json anew (the trainer is not deterministic: its scores "
+                         "move in the last digits), instead of reusing the one in --out")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(SEED)
@@ -333,17 +336,24 @@ def main():
 
     # 3. Unigram: a model trained here by tokenizers' UnigramTrainer (XLM-R's layout: the
     # specials first, <unk> = 3, Precompiled + Metaspace in front)
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = pc
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(vocab_size=700, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", shrinking_factor=0.75, n_sub_iterations=2)
-    tok.train_from_iterator(corpus(rng), trainer)
-    model = json.loads(tok.to_str())["model"]
-    assert model["type"] == "Unigram" and model["unk_id"] == 3, model["unk_id"]
-    with open(os.path.join(args.out, "model.json"), "w", encoding="utf-8") as f:
-        json.dump(model, f, ensure_ascii=False, indent=0)
-        f.write("\n")
+    model_path = os.path.join(args.out, "model.json")
+    if args.retrain or not os.path.exists(model_path):
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = pc
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+        trainer = trainers.UnigramTrainer(vocab_size=700,
+                                          special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                          unk_token="<unk>", shrinking_factor=0.75,
+                                          n_sub_iterations=2)
+        tok.train_from_iterator(corpus(rng), trainer)
+        model = json.loads(tok.to_str())["model"]
+        assert model["type"] == "Unigram" and model["unk_id"] == 3, model["unk_id"]
+        with open(model_path, "w", encoding="utf-8") as f:
+            json.dump(model, f, ensure_ascii=False, indent=0)
+            f.write("\n")
+    else:
+        corpus(rng)  # keep the random stream where training leaves it
+        model = json.load(open(model_path, encoding="utf-8"))
 
     # hand-written models for the corner cases: ties, a repeated token, byte fallback
     extra_models = {

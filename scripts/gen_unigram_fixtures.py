@@ -368,10 +368,15 @@ def main():
             ["how", -0.2], ["are", -0.3], [" ", -0.4]]},
         "unk_middle": {"type": "Unigram", "unk_id": 2, "byte_fallback": False, "vocab": [
             ["\u2581", -2.0], ["a", -1.0], ["<unk>", 0.0], ["b", -3.0], ["<un", -1.0], ["xx", -9.0]]},
+        # positive scores: two unknowns (2 x 90) beat the token "xy" (100), and the fused
+        # string "xy" then gets the token's id all the same
+        "positive": {"type": "Unigram", "unk_id": 0, "byte_fallback": False, "vocab": [
+            ["<unk>", 100.0], ["xy", 100.0], ["a", 100.0], ["xyz", 250.0], ["\u00e9", 120.0]]},
     }
     extra_words = ["", "a", "ab", "abc", "abcabc", "bca", "cab", "\u00e9\u00e9\u00e9", "xyz",
                    "xxyy", "Hello\u2150how are\u2151\u2151", "unfused \u2151\u2151", " unknown\u2030",
-                   "<unk>", "a<unk>b", "q<unk>", "<un", "<unk><unk>", "xxx", "zzz\u2581a", "\u2581\u2581"]
+                   "<unk>", "a<unk>b", "q<unk>", "<un", "<unk><unk>", "xxx", "zzz\u2581a", "\u2581\u2581",
+                   "xy", "axy", "xya", "\u00e9xy"]
 
     def encode_rows(model_json, words):
         t = Tokenizer.from_str(json.dumps({"version": "1.0", "model": model_json}))

@@ -407,7 +407,8 @@ static void dump_toks(const sembed__toks *t) {
 
 static void test_unigram(void) {
     loaded_model models[] = {{"trained", {0}, NULL}, {"ties", {0}, NULL}, {"repeat", {0}, NULL},
-                             {"bytes", {0}, NULL}, {"unk_middle", {0}, NULL}};
+                             {"bytes", {0}, NULL}, {"unk_middle", {0}, NULL},
+                             {"positive", {0}, NULL}};
     enum { NM = sizeof models / sizeof *models };
     for (int i = 0; i < NM; i++) {
         char path[256];

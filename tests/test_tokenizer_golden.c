@@ -148,7 +148,8 @@ int main(int argc, char **argv) {
     }
     CHECKF(n >= 20000, "the parity corpus has %d texts, fewer than 20,000", n);
     static const char *models[] = {"all-MiniLM-L6-v2", "all-mpnet-base-v2", "bert-base-cased",
-                                   "bert-base-multilingual-cased", "xlm-roberta-tokenizer"};
+                                   "bert-base-multilingual-cased", "bert-base-cased-json",
+                                   "xlm-roberta-tokenizer"};
     if (argc > 1) {
         for (int i = 1; i < argc; i++) check_model(argv[i], corpus, n);
     } else {

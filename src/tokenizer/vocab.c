@@ -50,10 +50,10 @@ sembed_status sembed__vocab_finish(sembed__vocab *v, sembed_error *err) {
         while (v->slots[i]) {
             const char *o = v->tokens[v->slots[i] - 1];
             if (strlen(o) == len && memcmp(o, t, len) == 0)
-                break; /* duplicate string: keep the first (lower) id, as a JSON map would */
+                break; /* a repeated string maps to its last id, as tokenizers' maps do */
             i = (i + 1) & (n - 1);
         }
-        if (!v->slots[i]) v->slots[i] = (uint32_t)id + 1;
+        v->slots[i] = (uint32_t)id + 1;
     }
     return SEMBED_OK;
 }

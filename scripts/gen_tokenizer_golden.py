@@ -1144,38 +1144,32 @@ def corpus_sha256():
 # --------------------------------------------------------------------------------------
 
 def tokenizer_json_for(folder):
-    """(path of the tokenizer.json to use, how it was obtained).
+    """(tokenizer.json text, how it was obtained).
 
-    A folder with only vocab.txt + tokenizer_config.json (the cased BERTs that
-    scripts/fetch_models.py rebuilds) is converted once by `transformers` exactly as
-    sentence-transformers would (AutoTokenizer -> fast backend), and the result is kept next
-    to the golden file as tests/golden/tokenizer/<name>.tokenizer.json so the C tests can load
-    the very same file."""
+    A folder with only vocab.txt + tokenizer_config.json (the vocab-only cased BERTs that
+    scripts/fetch_models.py rebuilds) is converted in memory by `transformers` exactly as
+    sentence-transformers would load it (AutoTokenizer -> fast backend)."""
     tj = folder / "tokenizer.json"
     if tj.is_file():
-        return tj, "model folder tokenizer.json"
-    out = GOLDEN_DIR / f"{folder.name}.tokenizer.json"
+        return tj.read_text(encoding="utf-8"), "tokenizer.json of the model folder"
     import transformers
     from transformers import AutoTokenizer
     hf = AutoTokenizer.from_pretrained(str(folder))
     backend = getattr(hf, "backend_tokenizer", None) or hf._tokenizer
     backend.no_padding()
     backend.no_truncation()
-    text = backend.to_str()
-    json.loads(text)
-    write_file(out, text.encode("utf-8"))
-    return out, (f"tests/golden/tokenizer/{out.name}, converted from vocab.txt + tokenizer_config.json by "
-                 f"transformers {transformers.__version__} AutoTokenizer ({type(hf).__name__})")
+    return backend.to_str(), (f"converted in memory from vocab.txt + tokenizer_config.json by transformers "
+                              f"{transformers.__version__} AutoTokenizer ({type(hf).__name__}) backend_tokenizer.to_str()")
 
 
-def model_max_length(folder, tj_path):
+def model_max_length(folder, tj_text):
     """max_seq_length (sentence-transformers) > tokenizer.json truncation > model_max_length > 512."""
     f = folder / "sentence_bert_config.json"
     if f.exists():
         v = json.loads(f.read_text()).get("max_seq_length")
         if v:
             return int(v), "sentence_bert_config.json:max_seq_length"
-    tj = json.loads(tj_path.read_text(encoding="utf-8"))
+    tj = json.loads(tj_text)
     tr = tj.get("truncation")
     if tr and tr.get("max_length"):
         return int(tr["max_length"]), "tokenizer.json:truncation.max_length"
@@ -1202,17 +1196,17 @@ def golden_for(folder, texts, sha):
     import tokenizers
     folder = Path(folder)
     name = folder.name
-    tj_path, tj_source = tokenizer_json_for(folder)
-    max_len, src = model_max_length(folder, tj_path)
-    tok = Tokenizer.from_file(str(tj_path))
+    tj_text, tj_source = tokenizer_json_for(folder)
+    max_len, src = model_max_length(folder, tj_text)
+    tok = Tokenizer.from_str(tj_text)
     tok.no_padding()
     tok.enable_truncation(max_len, stride=0, strategy="longest_first", direction="right")
-    full = Tokenizer.from_file(str(tj_path))
+    full = Tokenizer.from_str(tj_text)
     full.no_padding()
     full.no_truncation()
     lines = []
     n_unk = n_trunc = n_tok = 0
-    model = json.loads(tj_path.read_text(encoding="utf-8"))["model"]
+    model = json.loads(tj_text)["model"]
     unk_id = model.get("unk_id") if model.get("type") == "Unigram" else tok.token_to_id(model.get("unk_token") or "")
     B = 512
     for i in range(0, len(texts), B):
@@ -1235,7 +1229,7 @@ def golden_for(folder, texts, sha):
                 n_unk += ids.count(unk_id)
             lines.append(json.dumps({"ids": ids, "offsets": offs, "n_full": len(fe.ids)}, separators=(",", ":")))
     size = write_file(GOLDEN_DIR / f"{name}.jsonl.gz", gz_bytes(lines))
-    tj_sha = hashlib.sha256(tj_path.read_bytes()).hexdigest()
+    tj_sha = hashlib.sha256(tj_text.encode("utf-8")).hexdigest()
     meta = {"model": name, "max_length": max_len, "max_length_source": src,
             "tokenizers_version": tokenizers.__version__, "n_texts": len(texts), "corpus_sha256": sha,
             "tokenizer_json": tj_source, "tokenizer_json_sha256": tj_sha, "add_special_tokens": True,

@@ -436,6 +436,21 @@ static void test_st_files(void) {
                  "prompt 'q' must be a string, not an integer");
     EXPECT_PARSE(sembed__config_parse_st, "{\"prompts\":[\"q\"]}", SEMBED_ERR_FORMAT,
                  "field 'prompts' must be an object");
+    sembed__config_init(&cfg);
+    CHECK(PARSE(sembed__config_parse_st, "{\"similarity_fn_name\":\"euclidean\"}") == SEMBED_OK &&
+          cfg.similarity == SEMBED__SIM_EUCLIDEAN);
+    CHECK(PARSE(sembed__config_parse_st, "{\"similarity_fn_name\":\"manhattan\"}") == SEMBED_OK &&
+          cfg.similarity == SEMBED__SIM_MANHATTAN);
+    sembed__config_free(&cfg);
+    {
+        char many[8000];
+        size_t k = (size_t)snprintf(many, sizeof many, "{\"prompts\":{");
+        for (int i = 0; i < 257; i++)
+            k += (size_t)snprintf(many + k, sizeof many - k, "%s\"p%d\":\"\"", i ? "," : "", i);
+        snprintf(many + k, sizeof many - k, "}}");
+        EXPECT_PARSE(sembed__config_parse_st, many, SEMBED_ERR_FORMAT,
+                     "257 prompts, more than the limit of 256");
+    }
     EXPECT_PARSE(sembed__config_parse_st, "{\"similarity_fn_name\":\"maxsim\"}",
                  SEMBED_ERR_UNSUPPORTED, "similarity_fn_name 'maxsim'");
     EXPECT_PARSE(sembed__config_parse_st, "{\"similarity_fn_name\":7}", SEMBED_ERR_FORMAT,

@@ -257,6 +257,7 @@ static void test_entries_and_metadata(void) {
     EXPECT_FAIL(make("{\"__metadata__\":{\"a\":\"b\",\"c\":{}}}", NULL, 0),
                 "__metadata__ value of 'c' is an object");
     EXPECT_FAIL(make("{\"__metadata__\":{\"a\":null}}", NULL, 0), "is null, not a string");
+    EXPECT_FAIL(make("{\"__metadata__\":{\"a\":true}}", NULL, 0), "is a boolean, not a string");
     EXPECT_FAIL(make("{\"__metadata__\":[\"a\"]}", NULL, 0), "__metadata__ is an array");
     EXPECT_FAIL(make("{\"__metadata__\":\"pt\"}", NULL, 0), "__metadata__ is a string");
     /* duplicate keys: tensor names, metadata keys, fields of an entry */

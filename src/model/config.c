@@ -954,14 +954,14 @@ sembed_status sembed__config_check_weights(const sembed__model_config *cfg,
     for (size_t k = 0; k < n_spec; k++) {
         int n_layers = spec[k].per_layer ? cfg->num_hidden_layers : 1;
         /* Expected shape and where each dimension comes from. */
-        int64_t want[2];
+        int64_t want[2] = {0, 0};
         int nd = (int)strlen(spec[k].dims);
         SEMBED_ASSERT(nd <= 2);
         char why[160];
         size_t wl = 0;
         why[0] = 0;
         for (int d = 0; d < nd; d++) {
-            const char *fname;
+            const char *fname = "?";
             bool ok = dim_of(cfg, spec[k].dims[d], &want[d], &fname);
             SEMBED_ASSERT(ok);
             wl += (size_t)snprintf(why + wl, sizeof why - wl, "%s%s", d ? ", " : "", fname);

@@ -227,9 +227,8 @@ static sembed_status parse_entry(json_t *entry, const char *file, sembed__st_ten
                            "(%llu bits)",
                            file, name, shape_str, sembed__st_dtype_name(t->dtype),
                            (unsigned long long)n_bits);
-    if (n_elems > (uint64_t)INT64_MAX)
-        return sembed__err(err, SEMBED_ERR_FORMAT, "%s: tensor '%s': shape %s is too large", file,
-                           name, shape_str);
+    /* n_elems * bits fits in 64 bits and bits >= 4, so n_elems < 2^62 */
+    SEMBED_ASSERT(n_elems <= (uint64_t)INT64_MAX);
     t->n_elems = (int64_t)n_elems;
 
     if (!json_is_array(joffs) || json_array_size(joffs) != 2)

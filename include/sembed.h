@@ -138,6 +138,92 @@ sembed_status sembed_tokenize_batch(const sembed_tokenizer *tok, int32_t n,
                                     const char *const *texts, const size_t *lens,
                                     sembed_tokens *outs, int32_t n_threads, sembed_error *err);
 
+/* ---- models and encoding ---------------------------------------------------------------- */
+
+/* A loaded model: its tokenizer, configuration and fp32 weights. Immutable after load; any number
+ * of contexts (on any threads) may use one model at once. */
+typedef struct sembed_model sembed_model;
+
+/* The scratch memory and threads of one stream of sembed_encode calls. One thread at a time. */
+typedef struct sembed_ctx sembed_ctx;
+
+typedef enum sembed_pooling {
+    SEMBED_POOLING_DEFAULT = 0, /* the folder's 1_Pooling/config.json (required then) */
+    SEMBED_POOLING_CLS = 1,     /* the first token's hidden state */
+    SEMBED_POOLING_MEAN = 2,    /* mean of the tokens' hidden states */
+    SEMBED_POOLING_MAX = 3,     /* elementwise max */
+    SEMBED_POOLING_LAST = 4,    /* the last token's hidden state */
+} sembed_pooling;
+
+typedef struct sembed_model_params {
+    /* Maximum tokens per text, special tokens included; longer texts are truncated (or rejected
+     * in strict mode). 0: the folder's max_seq_length (sentence_bert_config.json), capped by the
+     * position table. A larger value than the position table allows is an error. */
+    int32_t max_length;
+    /* Pooling. SEMBED_POOLING_DEFAULT (0): the folder's; a plain Hugging Face folder (no
+     * modules.json) needs one here. Another value replaces the folder's pooling (and then
+     * drops its Dense modules, which were trained on the folder's pooling). */
+    sembed_pooling pooling;
+    /* 1: L2-normalize the output even when the folder has no Normalize module. 0: as the
+     * folder says. */
+    int32_t normalize;
+} sembed_model_params;
+
+sembed_model_params sembed_model_default_params(void);
+
+/* Loads the sentence-transformers (or plain Hugging Face BERT / MPNet / XLM-RoBERTa) folder
+ * `dir`: tokenizer, config.json and modules, model.safetensors (F32, F16 or BF16, converted to
+ * fp32 once, here). `params` may be NULL. On success *out owns the model; free it with
+ * sembed_model_free after every context using it. Errors name the file and field. */
+sembed_status sembed_model_load(const char *dir, const sembed_model_params *params,
+                                sembed_model **out, sembed_error *err);
+void sembed_model_free(sembed_model *model); /* NULL is a no-op */
+
+int32_t sembed_model_dim(const sembed_model *model);        /* floats per embedding */
+int32_t sembed_model_max_length(const sembed_model *model); /* tokens per text */
+/* The model's tokenizer (owned by the model, valid until it is freed). */
+const sembed_tokenizer *sembed_model_tokenizer(const sembed_model *model);
+
+typedef struct sembed_ctx_params {
+    /* Threads for the encoder's ops and for OpenBLAS. 0: one per online CPU. Note: OpenBLAS
+     * keeps one process-wide thread count; a context sets it to this when created. */
+    int32_t n_threads;
+    /* Tokens packed into one forward pass; memory is planned for it at sembed_ctx_new.
+     * 0: 4096. Raised to the model's max length when smaller. */
+    int32_t max_batch_tokens;
+    /* Texts packed into one forward pass. 0: 256. */
+    int32_t max_batch_texts;
+    /* 1: a text longer than the model's max length fails with SEMBED_ERR_TOO_LONG (naming the
+     * text and its token count) instead of being truncated. 0: truncate. */
+    int32_t strict_length;
+    /* 1: run the plain scalar reference ops (slow; for checking). 0: the fast CPU ops. */
+    int32_t reference_ops;
+} sembed_ctx_params;
+
+sembed_ctx_params sembed_ctx_default_params(void);
+
+/* Creates a context for `model` with all the memory its encode calls need. `params` may be
+ * NULL. The model must outlive the context. */
+sembed_status sembed_ctx_new(const sembed_model *model, const sembed_ctx_params *params,
+                             sembed_ctx **out, sembed_error *err);
+void sembed_ctx_free(sembed_ctx *ctx); /* NULL is a no-op */
+
+/* Per text: what the encoder saw. */
+typedef struct sembed_encode_info {
+    int32_t n_tokens;  /* tokens encoded, special tokens included */
+    int32_t truncated; /* 1 when tokens past the max length were dropped */
+} sembed_encode_info;
+
+/* Embeds n_texts texts (texts[i] has lens[i] bytes of UTF-8; lens may be NULL for
+ * NUL-terminated texts) into out: n_texts * sembed_model_dim() floats, text i at
+ * out[i * dim]. out_capacity_floats smaller than that gives SEMBED_ERR_TOO_SMALL and the size
+ * needed in the message, and writes nothing. info (n_texts entries) may be NULL.
+ * A text's vector is bit-identical whatever texts it is encoded with (batch invariance), for a
+ * given model, backend and machine. On an error naming text i, outputs are unspecified. */
+sembed_status sembed_encode(sembed_ctx *ctx, int32_t n_texts, const char *const *texts,
+                            const size_t *lens, float *out, int64_t out_capacity_floats,
+                            sembed_encode_info *info, sembed_error *err);
+
 #ifdef __cplusplus
 }
 #endif

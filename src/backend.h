@@ -130,6 +130,9 @@ int32_t sembed__pool_threads(const sembed__pool *p); /* 1 for NULL */
  * t + n_threads, ... (a fixed assignment). With p NULL, runs them all on the caller. */
 void sembed__pool_run(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_tasks);
 
+/* Sets OpenBLAS's (process-wide) thread count. */
+void sembed__cpu_set_blas_threads(int32_t n_threads);
+
 /* MPNet's relative position bucket (transformers' MPNetEncoder.relative_position_bucket,
  * bidirectional, float32 log as torch computes it). */
 int32_t sembed__mpnet_bucket(int32_t rel, int32_t num_buckets, int32_t max_distance);

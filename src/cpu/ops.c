@@ -185,6 +185,8 @@ static void cpu_gemm_bias(float *y, const float *x, const float *w, const float 
     if (b) add_bias(y, b, M, N);
 }
 
+void sembed__cpu_set_blas_threads(int32_t n_threads) { openblas_set_num_threads(n_threads); }
+
 /* ---- attention ------------------------------------------------------------------------------ */
 
 typedef struct att_args {

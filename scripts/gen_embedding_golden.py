@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""gen_embedding_golden.py — writes tests/golden/embed/: sentence-transformers' fp32 CPU vectors
+for a fixed selection of the tokenizer parity corpus, per model. Not a test; tests/test_embed_golden.c
+reads what it writes.
+
+    pip install sentence-transformers torch
+    python3 scripts/fetch_models.py all-MiniLM-L6-v2 all-mpnet-base-v2
+    python3 scripts/gen_embedding_golden.py [MODEL ...]
+
+Files per model:
+  <model>.f32.gz     n_texts * dim float32, little-endian, row-major, gzip (mtime 0)
+  <model>.meta.json  model, dim, n_texts, corpus_indices (line numbers in
+                     tests/golden/tokenizer/corpus.jsonl.gz, in row order), versions, settings
+
+The selection (select_texts) mixes the corpus' first lines (the hand-written tricky cases),
+texts spread evenly over the length distribution, and the longest texts (beyond any model's
+max_seq_length), so truncation is exercised.
+"""
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "tests/golden/tokenizer/corpus.jsonl.gz")
+OUT = os.path.join(ROOT, "tests/golden/embed")
+CACHE = os.path.expanduser(os.environ.get("SEMBED_MODELS", "~/.cache/sembed/models"))
+MODELS = ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]
+
+
+def load_corpus():
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def select_texts(corpus, n_spread=480, n_head=100, n_long=40):
+    idx = list(range(min(n_head, len(corpus))))
+    by_len = sorted(range(len(corpus)), key=lambda i: (len(corpus[i].encode("utf-8")), i))
+    for k in range(n_spread):
+        idx.append(by_len[k * (len(by_len) - 1) // (n_spread - 1)])
+    idx.extend(by_len[-n_long:])
+    seen, out = set(), []
+    for i in idx:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", default=MODELS)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import numpy as np
+    import sentence_transformers
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(args.threads)
+    corpus = load_corpus()
+    sel = select_texts(corpus)
+    texts = [corpus[i] for i in sel]
+    os.makedirs(OUT, exist_ok=True)
+    for name in args.models:
+        folder = os.path.join(CACHE, name)
+        if not os.path.isdir(folder):
+            sys.exit(f"{folder}: not found (python3 scripts/fetch_models.py {name})")
+        model = SentenceTransformer(folder, device="cpu")
+        model.float()
+        with torch.inference_mode():
+            emb = model.encode(texts, batch_size=16, convert_to_numpy=True,
+                               normalize_embeddings=False, show_progress_bar=False)
+        emb = np.ascontiguousarray(emb, dtype="<f4")
+        raw = emb.tobytes()
+        path = os.path.join(OUT, name + ".f32.gz")
+        with open(path, "wb") as f:
+            with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9, mtime=0) as g:
+                g.write(raw)
+        tok = model.tokenizer
+        n_tok = [len(tok(t, truncation=True, max_length=model.max_seq_length)["input_ids"]) for t in texts]
+        meta = {
+            "model": name,
+            "dim": int(emb.shape[1]),
+            "n_texts": len(texts),
+            "corpus_indices": sel,
+            "n_tokens": n_tok,
+            "max_seq_length": model.max_seq_length,
+            "modules": [type(m).__name__ for m in model],
+            "sentence_transformers_version": sentence_transformers.__version__,
+            "transformers_version": transformers.__version__,
+            "torch_version": torch.__version__,
+            "dtype": "float32 little-endian, row-major (n_texts, dim)",
+            "device": "cpu",
+            "raw_sha256": hashlib.sha256(raw).hexdigest(),
+        }
+        with open(os.path.join(OUT, name + ".meta.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        print(f"{name}: {len(texts)} texts, dim {emb.shape[1]}, "
+              f"{os.path.getsize(path)} bytes, {sum(n >= model.max_seq_length for n in n_tok)} truncated")
+
+
+if __name__ == "__main__":
+    main()

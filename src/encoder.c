@@ -1,0 +1,647 @@
+/* encoder.c — a model folder loaded into fp32 weights, and the forward pass over packed batches
+ * written once as calls of backend ops (backend.h): embeddings, encoder layers, pooling, Dense,
+ * Normalize. Not the ops (src/ref/, src/cpu/) and not the file formats (src/model/).
+ *
+ * Dimension letters: T tokens of a packed batch, S texts in it, H hidden, I intermediate,
+ * A heads, V vocabulary, P position table rows, Y token types, B relative buckets,
+ * R max tokens per text, F pooled features, E output features. */
+#include "backend.h"
+#include "model/config.h"
+#include "model/safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct layer_w {
+    const float *qkv_w, *qkv_b; /* (3H, H), (3H): query | key | value rows */
+    const float *o_w, *o_b;     /* (H, H), (H) */
+    const float *ln1_g, *ln1_b; /* (H) */
+    const float *i_w, *i_b;     /* (I, H), (I) */
+    const float *f_w, *f_b;     /* (H, I), (H) */
+    const float *ln2_g, *ln2_b; /* (H) */
+} layer_w;
+
+typedef struct dense_w {
+    const float *w, *b; /* (out, in), (out) or NULL */
+    int32_t in, out;
+    sembed__act_kind act;
+} dense_w;
+
+struct sembed_model {
+    sembed__model_config cfg;
+    sembed_tokenizer *tok;
+    int32_t H, A, I, n_layers, R; /* R: max tokens per text */
+    float eps;
+    sembed__act_kind act;
+    float *arena; /* every weight below, fp32 */
+    const float *word, *pos, *type; /* (V, H), (P, H), (Y, H) or NULL (MPNet) */
+    const float *emb_g, *emb_b;     /* (H) */
+    layer_w *layers;                /* (n_layers) */
+    float *rel_bias;                /* (A, 2R-1) MPNet, else NULL */
+    int32_t position_offset;
+    int32_t n_pool;
+    sembed__pool_kind pool[SEMBED__MAX_POOL_KINDS];
+    bool include_prompt;
+    int32_t n_dense;
+    dense_w dense[SEMBED__CFG_MAX_DENSE];
+    bool normalize;
+    int32_t pooled_dim; /* F = n_pool * H */
+    int32_t dim;        /* E */
+    int32_t max_dim;    /* the widest row of any pooled/Dense output */
+};
+
+/* ---- loading ---------------------------------------------------------------------------------- */
+
+sembed_model_params sembed_model_default_params(void) {
+    return (sembed_model_params){.max_length = 0, .pooling = SEMBED_POOLING_DEFAULT, .normalize = 0};
+}
+
+/* Weights are converted into one arena; `take` hands out consecutive slices. */
+typedef struct arena_cursor {
+    float *next;
+    float *end;
+} arena_cursor;
+
+static sembed_status take(arena_cursor *c, const sembed__st_tensor *t, const float **out,
+                          sembed_error *err) {
+    SEMBED_ASSERT(c->next + t->n_elems <= c->end);
+    sembed_status s = sembed__st_read_f32(t, c->next, t->n_elems, err);
+    if (s != SEMBED_OK) return s;
+    *out = c->next;
+    c->next += t->n_elems;
+    return SEMBED_OK;
+}
+
+static sembed_status find(const sembed__st_file *st, const char *prefix, const char *fmt,
+                          int layer, const sembed__st_tensor **out, sembed_error *err) {
+    char name[256];
+    snprintf(name, sizeof name, fmt, layer);
+    *out = sembed__config_find_tensor(st, prefix, name);
+    if (!*out) /* config_check_weights ran first: only optional tensors can be missing */
+        return sembed__err(err, SEMBED_ERR_FORMAT, "%s: missing tensor '%s%s'",
+                           sembed__st_name(st), prefix, name);
+    return SEMBED_OK;
+}
+
+/* Loads the three of query/key/value (or q/k/v) into one (3H, H) matrix and (3H) bias. */
+static sembed_status take_qkv(arena_cursor *c, const sembed__st_file *st, const char *prefix,
+                              const char *const names[6], int layer, layer_w *lw,
+                              sembed_error *err) {
+    const float *p;
+    sembed_status s = SEMBED_OK;
+    const float *w0 = NULL, *b0 = NULL;
+    /* weights first (contiguous 3H x H), then biases (contiguous 3H) */
+    for (int k = 0; k < 3 && s == SEMBED_OK; k++) {
+        const sembed__st_tensor *t;
+        s = find(st, prefix, names[k], layer, &t, err);
+        if (s == SEMBED_OK) s = take(c, t, &p, err);
+        if (k == 0) w0 = p;
+    }
+    for (int k = 0; k < 3 && s == SEMBED_OK; k++) {
+        const sembed__st_tensor *t;
+        s = find(st, prefix, names[3 + k], layer, &t, err);
+        if (s == SEMBED_OK) s = take(c, t, &p, err);
+        if (k == 0) b0 = p;
+    }
+    lw->qkv_w = w0;
+    lw->qkv_b = b0;
+    return s;
+}
+
+static sembed__act_kind act_of(sembed__act a) {
+    switch (a) {
+    case SEMBED__ACT_GELU: return SEMBED__ACTK_GELU;
+    case SEMBED__ACT_GELU_TANH: return SEMBED__ACTK_GELU_TANH;
+    case SEMBED__ACT_RELU: return SEMBED__ACTK_RELU;
+    }
+    return SEMBED__ACTK_GELU;
+}
+
+static sembed__act_kind dense_act_of(sembed__dense_act a) {
+    switch (a) {
+    case SEMBED__DENSE_IDENTITY: return SEMBED__ACTK_IDENTITY;
+    case SEMBED__DENSE_TANH: return SEMBED__ACTK_TANH;
+    case SEMBED__DENSE_RELU: return SEMBED__ACTK_RELU;
+    case SEMBED__DENSE_SIGMOID: return SEMBED__ACTK_SIGMOID;
+    case SEMBED__DENSE_GELU: return SEMBED__ACTK_GELU;
+    }
+    return SEMBED__ACTK_IDENTITY;
+}
+
+static sembed__pool_kind pool_kind_of(sembed__pool_mode m) {
+    switch (m) {
+    case SEMBED__POOL_CLS: return SEMBED__POOLK_CLS;
+    case SEMBED__POOL_MEAN: return SEMBED__POOLK_MEAN;
+    case SEMBED__POOL_MAX: return SEMBED__POOLK_MAX;
+    case SEMBED__POOL_MEAN_SQRT_LEN: return SEMBED__POOLK_MEAN_SQRT_LEN;
+    case SEMBED__POOL_WEIGHTED_MEAN: return SEMBED__POOLK_WEIGHTED_MEAN;
+    case SEMBED__POOL_LAST_TOKEN: return SEMBED__POOLK_LAST;
+    }
+    return SEMBED__POOLK_MEAN;
+}
+
+static const char *const k_bert_names[] = {
+    "encoder.layer.%d.attention.self.query.weight",
+    "encoder.layer.%d.attention.self.key.weight",
+    "encoder.layer.%d.attention.self.value.weight",
+    "encoder.layer.%d.attention.self.query.bias",
+    "encoder.layer.%d.attention.self.key.bias",
+    "encoder.layer.%d.attention.self.value.bias",
+    "encoder.layer.%d.attention.output.dense.weight",
+    "encoder.layer.%d.attention.output.dense.bias",
+    "encoder.layer.%d.attention.output.LayerNorm.weight",
+    "encoder.layer.%d.attention.output.LayerNorm.bias",
+};
+static const char *const k_mpnet_names[] = {
+    "encoder.layer.%d.attention.attn.q.weight",
+    "encoder.layer.%d.attention.attn.k.weight",
+    "encoder.layer.%d.attention.attn.v.weight",
+    "encoder.layer.%d.attention.attn.q.bias",
+    "encoder.layer.%d.attention.attn.k.bias",
+    "encoder.layer.%d.attention.attn.v.bias",
+    "encoder.layer.%d.attention.attn.o.weight",
+    "encoder.layer.%d.attention.attn.o.bias",
+    "encoder.layer.%d.attention.LayerNorm.weight",
+    "encoder.layer.%d.attention.LayerNorm.bias",
+};
+static const char *const k_ffn_names[] = {
+    "encoder.layer.%d.intermediate.dense.weight", "encoder.layer.%d.intermediate.dense.bias",
+    "encoder.layer.%d.output.dense.weight",       "encoder.layer.%d.output.dense.bias",
+    "encoder.layer.%d.output.LayerNorm.weight",   "encoder.layer.%d.output.LayerNorm.bias",
+};
+
+/* Floats the encoder's own tensors take (those this file reads). */
+static int64_t encoder_floats(const sembed__model_config *c) {
+    int64_t H = c->hidden_size, I = c->intermediate_size;
+    int64_t n = (int64_t)c->vocab_size * H + (int64_t)c->max_position_embeddings * H + 2 * H;
+    if (c->arch != SEMBED__ARCH_MPNET) n += (int64_t)c->type_vocab_size * H;
+    int64_t per_layer = 4 * H * H + 4 * H + 2 * H + I * H + I + H * I + H + 2 * H;
+    return n + per_layer * c->num_hidden_layers;
+}
+
+static sembed_status load_encoder(sembed_model *m, const sembed__st_file *st, const char *prefix,
+                                  arena_cursor *c, sembed_error *err) {
+    const sembed__model_config *cfg = &m->cfg;
+    const bool mpnet = cfg->arch == SEMBED__ARCH_MPNET;
+    const sembed__st_tensor *t;
+    sembed_status s;
+#define TAKE(fmt, layer, dst)                                                                    \
+    do {                                                                                       \
+        s = find(st, prefix, fmt, layer, &t, err);                                             \
+        if (s == SEMBED_OK) s = take(c, t, &(dst), err);                                       \
+        if (s != SEMBED_OK) return s;                                                          \
+    } while (0)
+    TAKE("embeddings.word_embeddings.weight", 0, m->word);
+    TAKE("embeddings.position_embeddings.weight", 0, m->pos);
+    if (!mpnet) TAKE("embeddings.token_type_embeddings.weight", 0, m->type);
+    TAKE("embeddings.LayerNorm.weight", 0, m->emb_g);
+    TAKE("embeddings.LayerNorm.bias", 0, m->emb_b);
+    const char *const *an = mpnet ? k_mpnet_names : k_bert_names;
+    for (int32_t l = 0; l < cfg->num_hidden_layers; l++) {
+        layer_w *lw = &m->layers[l];
+        s = take_qkv(c, st, prefix, an, l, lw, err);
+        if (s != SEMBED_OK) return s;
+        TAKE(an[6], l, lw->o_w);
+        TAKE(an[7], l, lw->o_b);
+        TAKE(an[8], l, lw->ln1_g);
+        TAKE(an[9], l, lw->ln1_b);
+        TAKE(k_ffn_names[0], l, lw->i_w);
+        TAKE(k_ffn_names[1], l, lw->i_b);
+        TAKE(k_ffn_names[2], l, lw->f_w);
+        TAKE(k_ffn_names[3], l, lw->f_b);
+        TAKE(k_ffn_names[4], l, lw->ln2_g);
+        TAKE(k_ffn_names[5], l, lw->ln2_b);
+    }
+#undef TAKE
+    if (mpnet) {
+        /* rel_bias[h][(j-i) + R-1] = relative_attention_bias[bucket(j-i)][h]; the same table
+         * serves every layer (transformers computes position_bias once per forward). */
+        s = find(st, prefix, "encoder.relative_attention_bias.weight", 0, &t, err);
+        if (s != SEMBED_OK) return s;
+        const int32_t B = cfg->relative_attention_num_buckets, A = m->A, R = m->R;
+        float *w = sembed__malloc(sizeof(float) * (size_t)B * (size_t)A); /* (B, A) */
+        m->rel_bias = sembed__malloc(sizeof(float) * (size_t)A * (size_t)(2 * R - 1));
+        if (!w || !m->rel_bias) {
+            sembed__free(w);
+            return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", sembed__st_name(st));
+        }
+        s = sembed__st_read_f32(t, w, (int64_t)B * A, err);
+        if (s == SEMBED_OK)
+            for (int32_t rel = -(R - 1); rel <= R - 1; rel++) {
+                int32_t b = sembed__mpnet_bucket(rel, B, 128);
+                SEMBED_ASSERT(b >= 0 && b < B);
+                for (int32_t h = 0; h < A; h++)
+                    m->rel_bias[(int64_t)h * (2 * R - 1) + rel + R - 1] = w[(int64_t)b * A + h];
+            }
+        sembed__free(w);
+        if (s != SEMBED_OK) return s;
+    }
+    return SEMBED_OK;
+}
+
+static sembed_status load_dense(sembed_model *m, arena_cursor *c, sembed_error *err) {
+    for (int32_t i = 0; i < m->n_dense; i++) {
+        const sembed__dense_config *d = &m->cfg.dense[i];
+        if (!d->weights_safetensors)
+            return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                               "%s: sembed reads safetensors only; convert this Dense module's "
+                               "weights (scripts/fetch_models.py does)",
+                               d->weights_path);
+        sembed__st_file *st = NULL;
+        sembed_status s = sembed__st_open(d->weights_path, &st, err);
+        if (s == SEMBED_OK) s = sembed__config_check_dense(&m->cfg, i, st, err);
+        if (s == SEMBED_OK) s = take(c, sembed__st_find(st, "linear.weight"), &m->dense[i].w, err);
+        if (s == SEMBED_OK && d->bias)
+            s = take(c, sembed__st_find(st, "linear.bias"), &m->dense[i].b, err);
+        sembed__st_close(st);
+        if (s != SEMBED_OK) return s;
+        m->dense[i].in = d->in_features;
+        m->dense[i].out = d->out_features;
+        m->dense[i].act = dense_act_of(d->act);
+    }
+    return SEMBED_OK;
+}
+
+static sembed_status load_tokenizer(sembed_model *m, const char *dir, sembed_error *err) {
+    sembed_tokenizer_params tp = sembed_tokenizer_default_params();
+    tp.max_length = m->R;
+    /* the tokenizer files sit beside the Transformer module's config (usually the folder) */
+    const char *tdir = m->cfg.transformer_dir;
+    char *probe = sembed__path_join(tdir, "tokenizer.json");
+    char *probe2 = sembed__path_join(tdir, "vocab.txt");
+    if (!probe || !probe2) {
+        sembed__free(probe), sembed__free(probe2);
+        return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    if (!sembed__file_exists(probe) && !sembed__file_exists(probe2)) tdir = dir;
+    sembed__free(probe), sembed__free(probe2);
+    return sembed_tokenizer_load(tdir, &tp, &m->tok, err);
+}
+
+sembed_status sembed_model_load(const char *dir, const sembed_model_params *params,
+                                sembed_model **out, sembed_error *err) {
+    if (!dir || !out)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "sembed_model_load: NULL argument");
+    *out = NULL;
+    sembed_model_params p = params ? *params : sembed_model_default_params();
+    if (p.max_length < 0 || p.pooling < SEMBED_POOLING_DEFAULT || p.pooling > SEMBED_POOLING_LAST)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "sembed_model_load: invalid params (max_length %d, pooling %d)",
+                           p.max_length, (int)p.pooling);
+    sembed_model *m = sembed__calloc(1, sizeof *m);
+    if (!m) return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", dir);
+    sembed__config_init(&m->cfg);
+    sembed__st_file *st = NULL;
+    sembed_status s = sembed__config_load(dir, &m->cfg, err);
+    if (s != SEMBED_OK) goto fail;
+    const sembed__model_config *cfg = &m->cfg;
+
+    m->H = cfg->hidden_size;
+    m->A = cfg->num_attention_heads;
+    m->I = cfg->intermediate_size;
+    m->n_layers = cfg->num_hidden_layers;
+    m->eps = (float)cfg->layer_norm_eps;
+    m->act = act_of(cfg->hidden_act);
+    m->position_offset = cfg->position_offset;
+    m->R = cfg->max_tokens;
+    if (p.max_length > 0) {
+        if (p.max_length > cfg->max_positions) {
+            s = sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                            "%s: max_length %d exceeds the %d positions config.json allows", dir,
+                            p.max_length, cfg->max_positions);
+            goto fail;
+        }
+        m->R = p.max_length;
+    }
+    if (m->R < 2) {
+        s = sembed__err(err, SEMBED_ERR_FORMAT, "%s: max length %d is too small", dir, m->R);
+        goto fail;
+    }
+
+    /* pooling, Dense, Normalize */
+    if (p.pooling != SEMBED_POOLING_DEFAULT) {
+        static const sembed__pool_kind map[] = {0, SEMBED__POOLK_CLS, SEMBED__POOLK_MEAN,
+                                                SEMBED__POOLK_MAX, SEMBED__POOLK_LAST};
+        m->n_pool = 1;
+        m->pool[0] = map[p.pooling];
+        m->include_prompt = true;
+        m->n_dense = 0;
+    } else if (cfg->n_pool_modes > 0) {
+        m->n_pool = cfg->n_pool_modes;
+        for (int32_t i = 0; i < m->n_pool; i++) m->pool[i] = pool_kind_of(cfg->pool_modes[i]);
+        m->include_prompt = cfg->include_prompt;
+        m->n_dense = cfg->n_dense;
+    } else {
+        s = sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                        "%s: no Pooling module (modules.json); pass a pooling in the params", dir);
+        goto fail;
+    }
+    m->normalize = cfg->normalize || p.normalize;
+    m->pooled_dim = m->n_pool * m->H;
+    m->dim = m->n_dense > 0 ? cfg->dense[m->n_dense - 1].out_features : m->pooled_dim;
+    m->max_dim = m->pooled_dim;
+    for (int32_t i = 0; i < m->n_dense; i++)
+        if (cfg->dense[i].out_features > m->max_dim) m->max_dim = cfg->dense[i].out_features;
+
+    /* weights */
+    char *wpath = sembed__path_join(cfg->transformer_dir, "model.safetensors");
+    if (!wpath) {
+        s = sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", dir);
+        goto fail;
+    }
+    s = sembed__st_open(wpath, &st, err);
+    sembed__free(wpath);
+    if (s != SEMBED_OK) goto fail;
+    char prefix[256];
+    s = sembed__config_check_weights(cfg, st, prefix, sizeof prefix, err);
+    if (s != SEMBED_OK) goto fail;
+
+    int64_t n_floats = encoder_floats(cfg);
+    for (int32_t i = 0; i < m->n_dense; i++)
+        n_floats += (int64_t)cfg->dense[i].out_features * (cfg->dense[i].in_features + 1);
+    size_t bytes;
+    m->layers = sembed__calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!sembed__mul_size((size_t)n_floats, sizeof(float), &bytes) || !m->layers ||
+        !(m->arena = sembed__malloc(bytes))) {
+        s = sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory for %lld weights", dir,
+                        (long long)n_floats);
+        goto fail;
+    }
+    arena_cursor c = {m->arena, m->arena + n_floats};
+    s = load_encoder(m, st, prefix, &c, err);
+    if (s == SEMBED_OK) s = load_dense(m, &c, err);
+    if (s != SEMBED_OK) goto fail;
+    sembed__st_close(st);
+    st = NULL;
+
+    s = load_tokenizer(m, dir, err);
+    if (s != SEMBED_OK) goto fail;
+    if (sembed_tokenizer_vocab_size(m->tok) > cfg->vocab_size) {
+        s = sembed__err(err, SEMBED_ERR_FORMAT,
+                        "%s: the tokenizer has %d ids but config.json's vocab_size is %d", dir,
+                        sembed_tokenizer_vocab_size(m->tok), cfg->vocab_size);
+        goto fail;
+    }
+    *out = m;
+    return SEMBED_OK;
+fail:
+    sembed__st_close(st);
+    sembed_model_free(m);
+    return s;
+}
+
+void sembed_model_free(sembed_model *m) {
+    if (!m) return;
+    sembed_tokenizer_free(m->tok);
+    sembed__config_free(&m->cfg);
+    sembed__free(m->arena);
+    sembed__free(m->layers);
+    sembed__free(m->rel_bias);
+    sembed__free(m);
+}
+
+int32_t sembed_model_dim(const sembed_model *m) { return m ? m->dim : 0; }
+int32_t sembed_model_max_length(const sembed_model *m) { return m ? m->R : 0; }
+const sembed_tokenizer *sembed_model_tokenizer(const sembed_model *m) {
+    return m ? m->tok : NULL;
+}
+
+/* ---- contexts --------------------------------------------------------------------------------- */
+
+struct sembed_ctx {
+    const sembed_model *m;
+    sembed_ctx_params p;
+    const sembed__backend *be;
+    sembed__pool *pool;
+    sembed__exec ex;
+    int32_t T_max, S_max;
+    /* tokenization slots, one per text of a chunk */
+    int32_t *slot_ids;   /* (S_max, R) */
+    sembed_tokens *slots; /* (S_max) */
+    sembed_status *slot_status; /* (S_max) */
+    /* the packed batch */
+    int32_t *ids, *pos_ids; /* (T_max) */
+    int32_t *seq_off;       /* (S_max + 1) */
+    float *x;               /* (T_max, H) hidden states */
+    float *big;             /* (T_max, max(3H, I)) qkv, then the FFN's intermediate */
+    float *att;             /* (T_max, H) attention output */
+    float *tmp;             /* (T_max, H) projections before add+LayerNorm */
+    float *pa, *pb;         /* (S_max, max_dim) pooled features and Dense outputs */
+    /* for the tokenize tasks */
+    const char *const *texts;
+    const size_t *lens;
+    int32_t chunk0;
+};
+
+sembed_ctx_params sembed_ctx_default_params(void) {
+    return (sembed_ctx_params){0};
+}
+
+void sembed_ctx_free(sembed_ctx *c) {
+    if (!c) return;
+    sembed__pool_free(c->pool);
+    sembed__free(c->ex.scratch);
+    sembed__free(c->slot_ids);
+    sembed__free(c->slots);
+    sembed__free(c->slot_status);
+    sembed__free(c->ids);
+    sembed__free(c->pos_ids);
+    sembed__free(c->seq_off);
+    sembed__free(c->x);
+    sembed__free(c->big);
+    sembed__free(c->att);
+    sembed__free(c->tmp);
+    sembed__free(c->pa);
+    sembed__free(c->pb);
+    sembed__free(c);
+}
+
+static void *alloc_n(size_t n, size_t size, bool *ok) {
+    size_t bytes;
+    void *p = NULL;
+    if (!sembed__mul_size(n, size, &bytes) || !(p = sembed__malloc(bytes ? bytes : 1))) *ok = false;
+    return p;
+}
+
+sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *params,
+                             sembed_ctx **out, sembed_error *err) {
+    if (!m || !out)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "sembed_ctx_new: NULL argument");
+    *out = NULL;
+    sembed_ctx_params p = params ? *params : sembed_ctx_default_params();
+    if (p.n_threads < 0 || p.max_batch_tokens < 0 || p.max_batch_texts < 0 || p.n_threads > 1024 ||
+        p.max_batch_texts > (1 << 20) || p.max_batch_tokens > (1 << 24))
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "sembed_ctx_new: invalid params (n_threads %d, max_batch_tokens %d, "
+                           "max_batch_texts %d)",
+                           p.n_threads, p.max_batch_tokens, p.max_batch_texts);
+    if (p.n_threads == 0) p.n_threads = sembed__n_cpus();
+    if (p.max_batch_tokens == 0) p.max_batch_tokens = 4096;
+    if (p.max_batch_tokens < m->R) p.max_batch_tokens = m->R;
+    if (p.max_batch_texts == 0) p.max_batch_texts = 256;
+
+    sembed_ctx *c = sembed__calloc(1, sizeof *c);
+    if (!c) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory creating a context");
+    c->m = m;
+    c->p = p;
+    c->be = p.reference_ops ? &sembed__backend_ref : &sembed__backend_cpu;
+    c->T_max = p.max_batch_tokens;
+    c->S_max = p.max_batch_texts;
+    sembed_status s = sembed__pool_new(p.reference_ops ? 1 : p.n_threads, &c->pool, err);
+    if (s != SEMBED_OK) {
+        sembed_ctx_free(c);
+        return s;
+    }
+    if (!p.reference_ops) sembed__cpu_set_blas_threads(p.n_threads);
+
+    const size_t T = (size_t)c->T_max, S = (size_t)c->S_max, H = (size_t)m->H;
+    const size_t wide = (size_t)(3 * m->H > m->I ? 3 * m->H : m->I);
+    int32_t min_dim = m->H < m->I ? m->H : m->I, max_dim = 3 * m->H > m->I ? 3 * m->H : m->I;
+    for (int32_t i = 0; i < m->n_dense; i++) {
+        int32_t lo = m->dense[i].in < m->dense[i].out ? m->dense[i].in : m->dense[i].out;
+        int32_t hi = m->dense[i].in > m->dense[i].out ? m->dense[i].in : m->dense[i].out;
+        min_dim = lo < min_dim ? lo : min_dim;
+        max_dim = hi > max_dim ? hi : max_dim;
+    }
+    bool ok = true;
+    c->ex.pool = c->pool;
+    c->ex.scratch_floats = c->be->scratch_floats(m->R, m->H / m->A, min_dim, max_dim,
+                                                 sembed__pool_threads(c->pool));
+    c->ex.scratch = alloc_n((size_t)c->ex.scratch_floats, sizeof(float), &ok);
+    c->slot_ids = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
+    c->slots = alloc_n(S, sizeof(sembed_tokens), &ok);
+    c->slot_status = alloc_n(S, sizeof(sembed_status), &ok);
+    c->ids = alloc_n(T, sizeof(int32_t), &ok);
+    c->pos_ids = alloc_n(T, sizeof(int32_t), &ok);
+    c->seq_off = alloc_n(S + 1, sizeof(int32_t), &ok);
+    c->x = alloc_n(T * H, sizeof(float), &ok);
+    c->big = alloc_n(T * wide, sizeof(float), &ok);
+    c->att = alloc_n(T * H, sizeof(float), &ok);
+    c->tmp = alloc_n(T * H, sizeof(float), &ok);
+    c->pa = alloc_n(S * (size_t)m->max_dim, sizeof(float), &ok);
+    c->pb = alloc_n(S * (size_t)m->max_dim, sizeof(float), &ok);
+    if (!ok) {
+        sembed_ctx_free(c);
+        return sembed__err(err, SEMBED_ERR_NOMEM,
+                           "out of memory planning a context for %d tokens, %d texts", c->T_max,
+                           c->S_max);
+    }
+    *out = c;
+    return SEMBED_OK;
+}
+
+/* ---- encoding --------------------------------------------------------------------------------- */
+
+static void tokenize_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)n_tasks, (void)thread;
+    sembed_ctx *c = v;
+    int32_t i = c->chunk0 + task;
+    const char *t = c->texts[i];
+    size_t len = c->lens ? c->lens[i] : strlen(t);
+    c->slot_status[task] = sembed_tokenize(c->m->tok, t, len, &c->slots[task], NULL);
+}
+
+/* The forward pass over the packed batch of S texts, T tokens (c->ids, c->seq_off); writes the
+ * S embeddings (E floats each) to out. */
+static void forward(sembed_ctx *c, int32_t S, int32_t T, float *out) {
+    const sembed_model *m = c->m;
+    const sembed__backend *be = c->be;
+    const sembed__exec *ex = &c->ex;
+    const int32_t H = m->H, I = m->I;
+
+    for (int32_t s = 0; s < S; s++)
+        for (int32_t j = c->seq_off[s]; j < c->seq_off[s + 1]; j++)
+            c->pos_ids[j] = m->position_offset + (j - c->seq_off[s]);
+    /* token type 0 for every token (sentence-transformers encodes single texts) */
+    be->embed_ln(c->x, c->ids, c->pos_ids, NULL, m->word, m->pos, m->type, m->emb_g, m->emb_b, T,
+                 H, m->eps, ex);
+    for (int32_t l = 0; l < m->n_layers; l++) {
+        const layer_w *w = &m->layers[l];
+        be->gemm_bias(c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H, ex); /* (T, 3H) */
+        be->attention(c->att, c->big, c->seq_off, m->rel_bias, S, H, m->A, m->R, ex);
+        be->gemm_bias(c->tmp, c->att, w->o_w, w->o_b, T, H, H, ex);
+        be->add_ln(c->x, c->tmp, c->x, w->ln1_g, w->ln1_b, T, H, m->eps, ex);
+        be->gemm_bias(c->big, c->x, w->i_w, w->i_b, T, I, H, ex); /* (T, I) */
+        be->act(c->big, (int64_t)T * I, m->act, ex);
+        be->gemm_bias(c->tmp, c->big, w->f_w, w->f_b, T, H, I, ex);
+        be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, T, H, m->eps, ex);
+    }
+    be->pool(c->pa, c->x, c->seq_off, NULL, m->pool, m->n_pool, S, H, ex); /* (S, F) */
+    float *cur = c->pa, *nxt = c->pb;
+    for (int32_t i = 0; i < m->n_dense; i++) {
+        const dense_w *d = &m->dense[i];
+        be->gemm_bias(nxt, cur, d->w, d->b, S, d->out, d->in, ex);
+        be->act(nxt, (int64_t)S * d->out, d->act, ex);
+        float *t = cur;
+        cur = nxt, nxt = t;
+    }
+    if (m->normalize) be->normalize(cur, S, m->dim, ex);
+    memcpy(out, cur, sizeof(float) * (size_t)S * (size_t)m->dim);
+}
+
+sembed_status sembed_encode(sembed_ctx *c, int32_t n_texts, const char *const *texts,
+                            const size_t *lens, float *out, int64_t out_capacity_floats,
+                            sembed_encode_info *info, sembed_error *err) {
+    if (!c || n_texts < 0 || (n_texts > 0 && (!texts || !out)))
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "sembed_encode: invalid argument");
+    const sembed_model *m = c->m;
+    const int64_t need = (int64_t)n_texts * m->dim;
+    if (out_capacity_floats < need)
+        return sembed__err(err, SEMBED_ERR_TOO_SMALL,
+                           "sembed_encode: the output needs %lld floats (%d texts x %d), the "
+                           "buffer has %lld",
+                           (long long)need, n_texts, m->dim, (long long)out_capacity_floats);
+    for (int32_t i = 0; i < n_texts; i++)
+        if (!texts[i])
+            return sembed__err(err, SEMBED_ERR_INVALID_ARG, "sembed_encode: text %d is NULL", i);
+    c->texts = texts;
+    c->lens = lens;
+    for (int32_t c0 = 0; c0 < n_texts; c0 += c->S_max) {
+        const int32_t n = n_texts - c0 < c->S_max ? n_texts - c0 : c->S_max;
+        for (int32_t k = 0; k < n; k++)
+            c->slots[k] = (sembed_tokens){.ids = c->slot_ids + (int64_t)k * m->R,
+                                          .capacity = m->R};
+        c->chunk0 = c0;
+        sembed__pool_run(c->pool, tokenize_task, c, n);
+        for (int32_t k = 0; k < n; k++) {
+            const int32_t i = c0 + k;
+            if (c->slot_status[k] != SEMBED_OK) { /* again, on this thread, for the message */
+                sembed_error e;
+                size_t len = lens ? lens[i] : strlen(texts[i]);
+                sembed_status s = sembed_tokenize(m->tok, texts[i], len, &c->slots[k], &e);
+                if (s == SEMBED_OK) s = c->slot_status[k];
+                return sembed__err(err, s, "text %d: %s", i, e.msg);
+            }
+            if (c->slots[k].n < 1)
+                return sembed__err(err, SEMBED_ERR_INPUT,
+                                   "text %d gives no tokens (the tokenizer adds no special "
+                                   "tokens), so it has no embedding",
+                                   i);
+            if (c->p.strict_length && c->slots[k].truncated)
+                return sembed__err(err, SEMBED_ERR_TOO_LONG,
+                                   "text %d has %d tokens; the model's max length is %d", i,
+                                   c->slots[k].n_full, m->R);
+            if (info) {
+                info[i].n_tokens = c->slots[k].n;
+                info[i].truncated = c->slots[k].truncated;
+            }
+        }
+        /* pack the chunk's texts, in order, into batches of <= T_max tokens */
+        for (int32_t k0 = 0; k0 < n;) {
+            int32_t S = 0, T = 0;
+            c->seq_off[0] = 0;
+            while (k0 + S < n && T + c->slots[k0 + S].n <= c->T_max) {
+                const sembed_tokens *tk = &c->slots[k0 + S];
+                SEMBED_ASSERT(tk->n >= 1);
+                memcpy(c->ids + T, tk->ids, sizeof(int32_t) * (size_t)tk->n);
+                T += tk->n;
+                c->seq_off[++S] = T;
+            }
+            SEMBED_ASSERT(S > 0);
+            forward(c, S, T, out + (int64_t)(c0 + k0) * m->dim);
+            k0 += S;
+        }
+    }
+    return SEMBED_OK;
+}

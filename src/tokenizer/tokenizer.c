@@ -42,6 +42,8 @@ struct sembed_tokenizer {
     int32_t n_special; /* special tokens the template adds to a single sequence */
     int32_t max_length;
     bool add_special;
+    bool trim_offsets; /* RobertaProcessing's trim_offsets: added tokens' offsets leave out the
+                          whitespace that lstrip/rstrip took in */
 };
 
 sembed_tokenizer_params sembed_tokenizer_default_params(void) {
@@ -255,9 +257,13 @@ static sembed_status load_post(sembed_tokenizer *tok, json_t *post, const char *
     sembed_status st = sembed__json_type(post, where, &type, err);
     if (st) return st;
     if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
-        /* RobertaProcessing's trim_offsets trims whitespace inside byte-level tokens; the
-         * WordPiece and Unigram tokens sembed produces hold none, so it changes nothing here */
+        /* RobertaProcessing's trim_offsets trims whitespace off offsets: of the tokens sembed
+         * produces only lstrip/rstrip added tokens span any (tokenize_text) */
         st = cls_sep_template(tok, post, where, err);
+        bool trim = true;
+        if (!st && !strcmp(type, "RobertaProcessing"))
+            st = sembed__json_bool(post, "trim_offsets", where, true, &trim, err);
+        tok->trim_offsets = !strcmp(type, "RobertaProcessing") && trim;
     } else if (!strcmp(type, "TemplateProcessing")) {
         json_t *single = json_object_get(post, "single");
         json_t *specials = json_object_get(post, "special_tokens");
@@ -424,6 +430,10 @@ static sembed_status read_json_file(const char *dir, const char *name, json_t **
     if (!st) {
         json_error_t jerr;
         *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!*root && json_error_code(&jerr) == json_error_numeric_overflow)
+            /* transformers writes "no limit" as model_max_length 1000000000000000019884624838656,
+             * past jansson's integers: read the file's numbers as reals instead */
+            *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
         if (!*root)
             st = sembed__err(err, SEMBED_ERR_FORMAT, "%s: invalid JSON at line %d, column %d: %s",
                              path, jerr.line, jerr.column, jerr.text);
@@ -438,6 +448,15 @@ static sembed_status read_json_file(const char *dir, const char *name, json_t **
     return st;
 }
 
+/* A length field of a config: an integer in [1, SEMBED_MAX_LENGTH_LIMIT], or a real with such a
+ * value (read_json_file reads every number as a real when one is too big for an integer). */
+static bool length_value(const json_t *m, int32_t *out) {
+    double v = json_is_integer(m) ? (double)json_integer_value(m) : json_is_real(m) ? json_real_value(m) : 0;
+    if (!(v >= 1 && v <= SEMBED_MAX_LENGTH_LIMIT) || v != (double)(int32_t)v) return false;
+    *out = (int32_t)v;
+    return true;
+}
+
 /* The folder's length limit: sentence-transformers' max_seq_length, else
  * tokenizer_config.json's model_max_length (when it is a real limit). 0 when neither says. */
 static sembed_status folder_max_length(const char *dir, int32_t *out, sembed_error *err) {
@@ -448,13 +467,10 @@ static sembed_status folder_max_length(const char *dir, int32_t *out, sembed_err
     if (st_cfg) {
         json_t *m = json_object_get(st_cfg, "max_seq_length");
         if (m && !json_is_null(m)) {
-            if (!json_is_integer(m) || json_integer_value(m) <= 0 ||
-                json_integer_value(m) > SEMBED_MAX_LENGTH_LIMIT)
+            if (!length_value(m, out))
                 st = sembed__err(err, SEMBED_ERR_FORMAT,
                                  "%s/sentence_bert_config.json: max_seq_length: expected an integer in [1, %d]",
                                  dir, SEMBED_MAX_LENGTH_LIMIT);
-            else
-                *out = (int32_t)json_integer_value(m);
         }
         json_decref(st_cfg);
         if (st || *out) return st;
@@ -463,9 +479,7 @@ static sembed_status folder_max_length(const char *dir, int32_t *out, sembed_err
     if (st) return st;
     if (tk_cfg) {
         json_t *m = json_object_get(tk_cfg, "model_max_length");
-        if (json_is_integer(m) && json_integer_value(m) > 0 &&
-            json_integer_value(m) <= SEMBED_MAX_LENGTH_LIMIT)
-            *out = (int32_t)json_integer_value(m);
+        length_value(m, out); /* anything else (1e30: no limit) leaves the default */
         json_decref(tk_cfg);
     }
     return SEMBED_OK;
@@ -506,8 +520,9 @@ static sembed_status load_vocab_txt(const char *dir, const sembed_tokenizer_para
             }
             memcpy(tokstr, data + i, l);
             tokstr[l] = 0;
-            if (json_object_get(vocab, tokstr) == NULL) /* later duplicates: the first id wins */
-                json_object_set_new(vocab, tokstr, json_integer(id));
+            /* a duplicate line takes the token to its later id, as transformers' load_vocab
+             * does; the earlier id is left without a token */
+            json_object_set_new(vocab, tokstr, json_integer(id));
             sembed__free(tokstr);
             id++;
             i = e + 1;
@@ -594,7 +609,11 @@ sembed_status sembed_tokenizer_load(const char *dir, const sembed_tokenizer_para
         sembed__free(data);
     } else {
         char *vocab = sembed__path_join(dir, "vocab.txt");
-        bool has_vocab = vocab && sembed__file_exists(vocab);
+        if (!vocab) {
+            sembed__free(path);
+            return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory");
+        }
+        bool has_vocab = sembed__file_exists(vocab);
         sembed__free(vocab);
         if (has_vocab)
             st = load_vocab_txt(dir, &p, out, err);
@@ -655,8 +674,8 @@ static bool model_piece(const sembed_tokenizer *tok, sembed__tok_scratch *s) {
 typedef struct match {
     int32_t token; /* added token index, -1 for none */
     int32_t b, e;  /* code points of the text, including stripped whitespace */
-    int32_t at;    /* the token's own code points [at, next): its offsets; the search goes
-                      on from next */
+    int32_t at;    /* the token's own code points [at, next): its offsets under trim_offsets
+                      ([b, e) otherwise); the search goes on from next */
     int32_t next;
 } match;
 
@@ -730,7 +749,9 @@ static bool raw_piece(const sembed_tokenizer *tok, sembed__tok_scratch *s, int32
             if (!model_piece(tok, s)) return false;
         }
         if (m.token < 0) break;
-        if (!emit_added(s, &tok->added[m.token], src, m.at, m.next)) return false;
+        if (!emit_added(s, &tok->added[m.token], src, tok->trim_offsets ? m.at : m.b,
+                        tok->trim_offsets ? m.next : m.e))
+            return false;
         pos = m.next;
         floor = m.e;
     }
@@ -752,7 +773,9 @@ static int64_t tokenize_text(const sembed_tokenizer *tok, sembed__tok_scratch *s
         int32_t stop = m.token >= 0 ? m.b : r->n;
         if (stop > floor && !raw_piece(tok, s, floor, stop)) return INT64_MIN;
         if (m.token < 0) break;
-        if (!emit_added(s, &tok->added[m.token], r, m.at, m.next)) return INT64_MIN;
+        if (!emit_added(s, &tok->added[m.token], r, tok->trim_offsets ? m.at : m.b,
+                        tok->trim_offsets ? m.next : m.e))
+            return INT64_MIN;
         pos = m.next;
         floor = m.e;
     }

@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
-# The main job on the default model, as far as sembed does it today: tokenize a handful of
-# sentences (tricky ones included) and show the tokens and their byte offsets.
-# Usage: scripts/demo.sh SEMBED_BINARY MODEL_DIR
+# The main job on the default model: embed a handful of sentences, print their cosine
+# similarity matrix and each one's nearest neighbour, then show how one tricky sentence is
+# tokenized. Usage: scripts/demo.sh SEMBED_BINARY MODEL_DIR
 set -euo pipefail
 sembed=$1
 model=$2
-echo "sembed $("$sembed" version | cut -d' ' -f2) — tokenizer of $(basename "$model")"
+echo "sembed $("$sembed" version | cut -d' ' -f2), model $(basename "$model"), on the CPU"
 echo
-"$sembed" tokenize -m "$model" \
-    "The quick brown fox jumps over the lazy dog." \
-    "Café déjà vu — naïve coöperation in Zürich." \
-    "東京は日本の首都です。한국어도 됩니다." \
-    "Emoji glued to words: great😀 and a literal [SEP] token." \
-    "supercalifragilisticexpialidocious-but-much-longer-than-one-hundred-characters-in-a-single-word-without-any-spaces-at-all" |
-python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    print(" ".join(r["tokens"]))
-    print("   ids:", r["ids"][:24], "..." if len(r["ids"]) > 24 else "")
-    print()
-'
+"$sembed" similarity -m "$model" \
+    "A man is eating food." \
+    "A man is eating a piece of bread." \
+    "The girl is carrying a baby." \
+    "A man is riding a horse." \
+    "A woman is playing violin." \
+    "Two men pushed carts through the woods." \
+    "A man is riding a white horse on an enclosed ground." \
+    "A monkey is playing drums."
+echo
+echo "tokens of a tricky sentence (accents, CJK, an emoji glued to a word, a literal [SEP]):"
+"$sembed" tokenize -m "$model" "Café déjà vu — 東京 great😀 [SEP] done" |
+    python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("  " + " ".join(r["tokens"]))'

@@ -8,6 +8,9 @@
 #include <stdio.h>
 
 int cli_tokenize(int argc, char **argv);
+int cli_embed(int argc, char **argv);
+int cli_similarity(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 /* Reads lines of a stream one at a time (without the '\n'; a trailing '\r' is kept). Returns
  * false at the end. *line stays valid until the next call. */
@@ -18,6 +21,10 @@ typedef struct cli_lines {
 } cli_lines;
 bool cli_next_line(cli_lines *r, char **line, size_t *len);
 void cli_lines_free(cli_lines *r);
+
+/* Reads a JSON line holding a string, or an object with a "text" string, into a malloc'ed
+ * *text of *len bytes. False when the line is not such JSON. */
+bool cli_json_text(const char *line, size_t n, char **text, size_t *len);
 
 /* Writes s (n bytes of valid UTF-8) as a JSON string. */
 void cli_json_string(FILE *f, const char *s, size_t n);

@@ -10,6 +10,10 @@ static void usage(FILE *f) {
             "usage: sembed <command> [options]\n"
             "\n"
             "commands:\n"
+            "  embed -m DIR [TEXT...]      embed texts (arguments, a file or stdin); JSON lines,\n"
+            "                              .npy or raw float32\n"
+            "  similarity -m DIR TEXT...   cosine similarity matrix and nearest neighbours\n"
+            "  bench -m DIR [--peer]       CPU throughput for batches of real texts\n"
             "  tokenize -m DIR [TEXT...]   print token ids, tokens and offsets as JSON lines\n"
             "                              (texts from the arguments, else one per line on stdin)\n"
             "  version                     print the version\n"
@@ -24,6 +28,9 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "embed")) return cli_embed(argc - 1, argv + 1);
+    if (!strcmp(cmd, "similarity")) return cli_similarity(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("sembed %s\n", sembed_version());
         return 0;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 bool cli_next_line(cli_lines *r, char **line, size_t *len) {
     ssize_t n = getline(&r->buf, &r->cap, r->f);
     if (n < 0) return false;
@@ -36,4 +38,19 @@ void cli_json_string(FILE *f, const char *s, size_t n) {
         }
     }
     fputc('"', f);
+}
+
+bool cli_json_text(const char *line, size_t n, char **text, size_t *len) {
+    json_error_t e;
+    json_t *j = json_loadb(line, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    json_t *s = json_is_object(j) ? json_object_get(j, "text") : j;
+    bool ok = json_is_string(s);
+    if (ok) {
+        *len = json_string_length(s);
+        *text = malloc(*len + 1);
+        ok = *text != NULL;
+        if (ok) memcpy(*text, json_string_value(s), *len + 1);
+    }
+    json_decref(j);
+    return ok;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 int cli_tokenize(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_similarity(int argc, char **argv);
 int cli_bench(int argc, char **argv);

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "  bench -m DIR [--peer]       CPU throughput for batches of real texts\n"
             "  tokenize -m DIR [TEXT...]   print token ids, tokens and offsets as JSON lines\n"
             "                              (texts from the arguments, else one per line on stdin)\n"
+            "  serve -m DIR [--port N]     serve embeddings over HTTP (OpenAI and TEI routes)\n"
             "  version                     print the version\n"
             "\n"
             "Run `sembed <command> --help` for the options of a command.\n");
@@ -28,6 +29,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "tokenize")) return cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "embed")) return cli_embed(argc - 1, argv + 1);
     if (!strcmp(cmd, "similarity")) return cli_similarity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);

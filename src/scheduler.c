@@ -6,6 +6,7 @@
 
 #include "common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -296,6 +297,50 @@ void sembed__sched_wait(sembed__sched_job *j) {
     pthread_mutex_unlock(&j->mu);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
+}
+
+bool sembed__sched_wait_for(sembed__sched_job *j, double timeout_s) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const long ns = ts.tv_nsec + (long)((timeout_s - (double)(long)timeout_s) * 1e9);
+    ts.tv_sec += (time_t)timeout_s + ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&j->mu);
+    while (!j->done)
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) != 0) break;
+    const bool done = j->done;
+    pthread_mutex_unlock(&j->mu);
+    return done;
+}
+
+void sembed__sched_cancel(sembed__sched *s, sembed__sched_job *j) {
+    pthread_mutex_lock(&s->mu);
+    const int32_t left = j->n - j->next;
+    if (left > 0) { /* still queued: unlink it */
+        queue *q = j->small ? &s->small : &s->bulk;
+        sembed__sched_job *prev = NULL;
+        for (sembed__sched_job *it = q->head; it && it != j; it = it->qnext) prev = it;
+        if (prev) prev->qnext = j->qnext;
+        else q->head = j->qnext;
+        if (q->tail == j) q->tail = prev;
+        j->qnext = NULL;
+        j->next = j->n;
+        s->st.queued_texts -= left;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (left <= 0) return;
+    pthread_mutex_lock(&j->mu);
+    if (j->status == SEMBED_OK) {
+        j->status = SEMBED_ERR_INPUT;
+        j->err.status = SEMBED_ERR_INPUT;
+        snprintf(j->err.msg, sizeof j->err.msg, "cancelled: the client went away");
+    }
+    j->n_done += left;
+    if (j->n_done == j->n) {
+        j->done = true;
+        pthread_cond_signal(&j->cv);
+    }
+    pthread_mutex_unlock(&j->mu);
 }
 
 void sembed__sched_get_stats(sembed__sched *s, sembed__sched_stats *out) {

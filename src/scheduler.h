@@ -81,6 +81,11 @@ typedef enum sembed__sched_admit {
 sembed__sched_admit sembed__sched_submit(sembed__sched *s, sembed__sched_job *job);
 /* Blocks until every text of an admitted job is encoded, then releases the job's sync state. */
 void sembed__sched_wait(sembed__sched_job *job);
+/* Waits up to timeout_s for the job; true when it is done (call sembed__sched_wait after). */
+bool sembed__sched_wait_for(sembed__sched_job *job, double timeout_s);
+/* Drops the job's texts that no batch has taken yet (its client went away); the job is done
+ * once the batches already carrying its other texts finish, with status SEMBED_ERR_INPUT. */
+void sembed__sched_cancel(sembed__sched *s, sembed__sched_job *job);
 
 void sembed__sched_get_stats(sembed__sched *s, sembed__sched_stats *out);
 int32_t sembed__sched_max_queue(const sembed__sched *s);

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -325,6 +326,14 @@ static enum MHD_Result handle_embed(server *S, struct MHD_Connection *c, conn_re
                    "the request has more inputs than the server's queue can ever hold");
         goto done;
     }
+    /* While it waits, watch the socket: texts of a client that went away are dropped. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    while (!sembed__sched_wait_for(&job, 0.05)) {
+        struct pollfd pf = {.fd = ci ? ci->connect_fd : -1, .events = POLLRDHUP};
+        if (ci && poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            sembed__sched_cancel(S->sched, &job);
+    }
     sembed__sched_wait(&job);
     observe(S, ST_QUEUE, job.queue_s);
     observe(S, ST_INFERENCE, job.encode_s);
@@ -505,6 +514,13 @@ static bool key_matches(const server *S, const char *h) {
     return acc == 0;
 }
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind,
+                                           const char *key, const char *value) {
+    (void)kind, (void)value;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) ++*(int *)cls;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **ptr) {
@@ -528,6 +544,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             !key_matches(S, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                         MHD_HTTP_HEADER_AUTHORIZATION)))
             return fail(S, c, q, 401, "Unauthorized", "missing or invalid API key");
+        int n_cl = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, count_content_length, &n_cl);
+        if (n_cl > 1)
+            return fail(S, c, q, 400, "Validation", "more than one Content-Length header");
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {

@@ -82,11 +82,6 @@ static bool parse_inputs(srv_route route, const json_t *in, const char *key,
     for (size_t i = 0; i < n; i++) {
         const json_t *s = r->single ? in : json_array_get(in, i);
         if (!json_is_string(s)) {
-            if (is_token_ids(s) && route != SRV_TOKENIZE)
-                return srv_fail(e, 422, "Validation",
-                                "token id inputs are not supported yet: send the text of "
-                                "`%s[%zu]`",
-                                key, i);
             return srv_fail(e, 400, "Validation", "`%s[%zu]` must be a string, got %s", key, i,
                             type_name(s));
         }

@@ -40,6 +40,7 @@ struct sembed_model {
     layer_w *layers;                /* (n_layers) */
     float *rel_bias;                /* (A, 2R-1) MPNet, else NULL */
     int32_t position_offset;
+    bool pad_positions; /* position ids skip tokens equal to position_offset - 1 (padding_idx) */
     int32_t n_pool;
     sembed__pool_kind pool[SEMBED__MAX_POOL_KINDS];
     bool include_prompt;
@@ -304,6 +305,7 @@ sembed_status sembed_model_load(const char *dir, const sembed_model_params *para
     m->eps = (float)cfg->layer_norm_eps;
     m->act = act_of(cfg->hidden_act);
     m->position_offset = cfg->position_offset;
+    m->pad_positions = cfg->arch != SEMBED__ARCH_BERT;
     m->R = cfg->max_tokens;
     if (p.max_length > 0) {
         if (p.max_length > cfg->max_positions) {
@@ -550,9 +552,20 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, float *out) {
     const sembed__exec *ex = &c->ex;
     const int32_t H = m->H, I = m->I;
 
-    for (int32_t s = 0; s < S; s++)
-        for (int32_t j = c->seq_off[s]; j < c->seq_off[s + 1]; j++)
-            c->pos_ids[j] = m->position_offset + (j - c->seq_off[s]);
+    for (int32_t s = 0; s < S; s++) {
+        if (m->pad_positions) {
+            /* transformers' create_position_ids_from_input_ids (RoBERTa, XLM-R, MPNet): the
+             * padding id's tokens sit at position padding_idx and are not counted, so a text
+             * that contains "<pad>" shifts the positions after it */
+            const int32_t pad = m->position_offset - 1;
+            int32_t count = 0;
+            for (int32_t j = c->seq_off[s]; j < c->seq_off[s + 1]; j++)
+                c->pos_ids[j] = c->ids[j] == pad ? pad : pad + ++count;
+        } else {
+            for (int32_t j = c->seq_off[s]; j < c->seq_off[s + 1]; j++)
+                c->pos_ids[j] = m->position_offset + (j - c->seq_off[s]);
+        }
+    }
     /* token type 0 for every token (sentence-transformers encodes single texts) */
     be->embed_ln(c->x, c->ids, c->pos_ids, NULL, m->word, m->pos, m->type, m->emb_g, m->emb_b, T,
                  H, m->eps, ex);

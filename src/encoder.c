@@ -89,7 +89,7 @@ static sembed_status find(const sembed__st_file *st, const char *prefix, const c
 static sembed_status take_qkv(arena_cursor *c, const sembed__st_file *st, const char *prefix,
                               const char *const names[6], int layer, layer_w *lw,
                               sembed_error *err) {
-    const float *p;
+    const float *p = NULL;
     sembed_status s = SEMBED_OK;
     const float *w0 = NULL, *b0 = NULL;
     /* weights first (contiguous 3H x H), then biases (contiguous 3H) */

@@ -1,0 +1,52 @@
+/* act.cu — elementwise activations (kernel v1): 8 fp16 values per thread through one 16-byte
+ * access, a scalar tail; fp32 data one value per thread. Formulas as src/ref/ops.c's act1. */
+#include "act.cuh"
+
+static __device__ __forceinline__ float act1(float x, sembed__act_kind kind) {
+    switch (kind) {
+    case SEMBED__ACTK_IDENTITY: return x;
+    case SEMBED__ACTK_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case SEMBED__ACTK_GELU_TANH:
+        return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    case SEMBED__ACTK_RELU: return x > 0.f ? x : 0.0f;
+    case SEMBED__ACTK_TANH: return tanhf(x);
+    case SEMBED__ACTK_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    }
+    return x;
+}
+
+static __global__ void act_f16_kernel(__half *x, int64_t n, sembed__act_kind kind) {
+    const int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (i + 8 <= n && ((uintptr_t)(x + i) & 15) == 0) {
+        float f[8];
+        sembed__h8_to_f(*(const sembed__h8 *)(x + i), f);
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] = act1(f[e], kind);
+        *(sembed__h8 *)(x + i) = sembed__f_to_h8(f);
+    } else {
+        for (int64_t j = i; j < i + 8 && j < n; j++)
+            x[j] = __float2half_rn(act1(__half2float(x[j]), kind));
+    }
+}
+
+static __global__ void act_f32_kernel(float *x, int64_t n, sembed__act_kind kind) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = act1(x[i], kind);
+}
+
+sembed_status sembed__cu_act_f16(__half *x, int64_t n, sembed__act_kind kind, cudaStream_t stream,
+                                 sembed_error *err) {
+    if (n <= 0 || kind == SEMBED__ACTK_IDENTITY) return SEMBED_OK;
+    const int64_t threads = (n + 7) / 8;
+    act_f16_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, stream>>>(x, n, kind);
+    SEMBED_CU_LAUNCHED();
+    return SEMBED_OK;
+}
+
+sembed_status sembed__cu_act_f32(float *x, int64_t n, sembed__act_kind kind, cudaStream_t stream,
+                                 sembed_error *err) {
+    if (n <= 0 || kind == SEMBED__ACTK_IDENTITY) return SEMBED_OK;
+    act_f32_kernel<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(x, n, kind);
+    SEMBED_CU_LAUNCHED();
+    return SEMBED_OK;
+}

@@ -1,0 +1,36 @@
+/* add_ln.cu — residual add + LayerNorm, one warp per row, the row in registers (kernel v1).
+ * Dimension letters: T rows, H hidden. */
+#include "add_ln.cuh"
+
+/* a, b and out are not __restrict__: out may alias either (each warp reads its whole row into
+ * registers before writing it). */
+static __global__ void __launch_bounds__(128)
+    add_ln_kernel(__half *out, const __half *a, const __half *b, const float *gamma,
+                  const float *beta, int64_t T, int H, float eps) {
+    const int lane = threadIdx.x & 31;
+    const int64_t t = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (t >= T) return;
+    float v[SEMBED__LN_NV][8];
+#pragma unroll
+    for (int k = 0; k < SEMBED__LN_NV; k++) {
+        const int c = (k * 32 + lane) * 8;
+        if (c < H) {
+            float x[8], y[8];
+            sembed__h8_to_f(*(const sembed__h8 *)(a + t * H + c), x);
+            sembed__h8_to_f(*(const sembed__h8 *)(b + t * H + c), y);
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[k][e] = x[e] + y[e];
+        }
+    }
+    sembed__ln_row_store(out + t * H, v, gamma, beta, H, eps, lane);
+}
+
+sembed_status sembed__cu_add_ln(__half *out, const __half *a, const __half *b, const float *gamma,
+                                const float *beta, int64_t T, int32_t H, float eps,
+                                cudaStream_t stream, sembed_error *err) {
+    SEMBED_ASSERT(H % 8 == 0 && H <= SEMBED__LN_NV * 8 * 32);
+    if (T <= 0) return SEMBED_OK;
+    add_ln_kernel<<<(unsigned)((T + 3) / 4), 128, 0, stream>>>(out, a, b, gamma, beta, T, H, eps);
+    SEMBED_CU_LAUNCHED();
+    return SEMBED_OK;
+}

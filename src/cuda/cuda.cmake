@@ -1,0 +1,68 @@
+# cuda.cmake — the CUDA backend (src/cuda/*.cu) built into libsembed, its tests and its
+# benchmark program. Included by CMakeLists.txt when nvcc is found; compiles without a GPU.
+if(NOT CMAKE_CUDA_ARCHITECTURES)
+  # Hopper is the target (scripts/gpu-check.sh); override with -DCMAKE_CUDA_ARCHITECTURES=...
+  set(CMAKE_CUDA_ARCHITECTURES 90)
+endif()
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+
+# The targets above were made before CUDA was a language here: give them the architectures,
+# and keep the C compile options (warnings, sanitizers) away from nvcc.
+# The targets made below get the same treatment through the directory's options.
+get_property(_sembed_targets DIRECTORY ${CMAKE_SOURCE_DIR} PROPERTY BUILDSYSTEM_TARGETS)
+foreach(_t ${_sembed_targets} _SEMBED_DIRECTORY_)
+  if(_t STREQUAL "_SEMBED_DIRECTORY_")
+    set(_scope DIRECTORY ${CMAKE_SOURCE_DIR})
+  else()
+    set(_scope TARGET ${_t})
+    set_property(TARGET ${_t} PROPERTY CUDA_ARCHITECTURES ${CMAKE_CUDA_ARCHITECTURES})
+  endif()
+  # (link options stay: CMake links CUDA executables through the host compiler)
+  get_property(_opts ${_scope} PROPERTY COMPILE_OPTIONS)
+  if(_opts)
+    set(_wrapped "")
+    foreach(_o ${_opts})
+      list(APPEND _wrapped "$<$<COMPILE_LANGUAGE:C>:${_o}>")
+    endforeach()
+    set_property(${_scope} PROPERTY COMPILE_OPTIONS "${_wrapped}")
+  endif()
+endforeach()
+set(CMAKE_CUDA_STANDARD 17)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+
+file(GLOB SEMBED_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cu)
+target_sources(sembed PRIVATE ${SEMBED_CUDA_SOURCES})
+# The C warning set is for C; nvcc gets its own (host warnings through -Xcompiler).
+set(SEMBED_CUDA_FLAGS -Xcompiler=-Wall,-Wextra,-Wno-pedantic --expt-relaxed-constexpr
+    -Xptxas=-warn-spills)
+if(SEMBED_WERROR)
+  list(APPEND SEMBED_CUDA_FLAGS -Werror=all-warnings -Xcompiler=-Werror)
+endif()
+set_source_files_properties(${SEMBED_CUDA_SOURCES} PROPERTIES COMPILE_OPTIONS
+                            "${SEMBED_CUDA_FLAGS}")
+target_compile_definitions(sembed PUBLIC SEMBED_HAVE_CUDA=1)
+target_link_libraries(sembed PUBLIC CUDA::cudart CUDA::cublasLt)
+# Whole-program CUDA (no relocatable device code): no device-link step, whose nvcc call would
+# also receive the C link options (sanitizers).
+set_target_properties(sembed PROPERTIES CUDA_SEPARABLE_COMPILATION OFF
+                      CUDA_RESOLVE_DEVICE_SYMBOLS OFF)
+
+# per-op tests written in CUDA C++ (the C tests, tests/test_cuda_*.c, come from the main glob)
+file(GLOB SEMBED_CUDA_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_cuda_*.cu)
+foreach(t ${SEMBED_CUDA_TESTS})
+  get_filename_component(name ${t} NAME_WE)
+  add_executable(${name} ${t})
+  set_source_files_properties(${t} PROPERTIES COMPILE_OPTIONS "${SEMBED_CUDA_FLAGS}")
+  target_link_libraries(${name} PRIVATE sembed_testlib)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/cuda)
+  add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 1800)
+endforeach()
+
+# the GPU benchmark program (bench/gpu_bench.c), run by scripts/gpu-check.sh
+if(EXISTS ${CMAKE_SOURCE_DIR}/bench/gpu_bench.c)
+  add_executable(gpu_bench ${CMAKE_SOURCE_DIR}/bench/gpu_bench.c)
+  target_link_libraries(gpu_bench PRIVATE sembed)
+  target_include_directories(gpu_bench PRIVATE ${CMAKE_SOURCE_DIR}/src)
+endif()

@@ -1,0 +1,117 @@
+/* cuda_common.cuh — what every CUDA op file shares: the one check macro that turns a CUDA or
+ * cuBLASLt failure into a sembed_status naming the expression and its file:line, and a few
+ * device helpers (warp sums, 16-byte fp16 vectors). Not an op; no kernels live here. */
+#ifndef SEMBED_CUDA_COMMON_CUH
+#define SEMBED_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend.h"
+#include "common.h"
+}
+
+/* Fills err with "CUDA error at file:line: expr: reason" and returns SEMBED_ERR_BACKEND. */
+sembed_status sembed__cu_fail(sembed_error *err, const char *expr, const char *where, int line,
+                              const char *reason);
+
+static inline sembed_status sembed__cu_check(cudaError_t e, sembed_error *err, const char *expr,
+                                             const char *file, int line) {
+    return e == cudaSuccess ? SEMBED_OK
+                            : sembed__cu_fail(err, expr, file, line, cudaGetErrorString(e));
+}
+static inline sembed_status sembed__cu_check(cublasStatus_t e, sembed_error *err,
+                                             const char *expr, const char *file, int line) {
+    return e == CUBLAS_STATUS_SUCCESS
+               ? SEMBED_OK
+               : sembed__cu_fail(err, expr, file, line, cublasLtGetStatusString(e));
+}
+
+/* The one check macro: evaluates a CUDA runtime or cuBLASLt call and returns a sembed_status
+ * from the enclosing function on failure (err must be in scope). */
+#define SEMBED_CU(expr)                                                                         \
+    do {                                                                                        \
+        sembed_status st_ = sembed__cu_check((expr), err, #expr, __FILE__, __LINE__);           \
+        if (st_ != SEMBED_OK) return st_;                                                       \
+    } while (0)
+
+/* What every launcher ends with. */
+#define SEMBED_CU_LAUNCHED() SEMBED_CU(cudaGetLastError())
+
+/* ---- device helpers ------------------------------------------------------------------------ */
+
+static __device__ __forceinline__ float sembed__warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+static __device__ __forceinline__ float sembed__warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* 8 halves in one 16-byte load or store. */
+typedef struct __align__(16) sembed__h8 {
+    __half2 h[4];
+} sembed__h8;
+
+static __device__ __forceinline__ void sembed__h8_to_f(const sembed__h8 &v, float f[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 t = __half22float2(v.h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+static __device__ __forceinline__ sembed__h8 sembed__f_to_h8(const float f[8]) {
+    sembed__h8 v;
+#pragma unroll
+    for (int i = 0; i < 4; i++) v.h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+    return v;
+}
+
+/* LayerNorm of one row held by a warp: lane l holds the 8-wide vectors l, l+32, ... (NV at most)
+ * of the row's H/8 in v; statistics in fp32, two passes over the registers (mean, then the
+ * centered sum of squares), written as fp16: out = (v - mean) * rstd * gamma + beta. */
+#define SEMBED__LN_NV 8 /* H <= 8 * 8 * 32 = 2048 */
+static __device__ __forceinline__ void sembed__ln_row_store(__half *out, /* (H) */
+                                                            float (&v)[SEMBED__LN_NV][8],
+                                                            const float *gamma, /* (H) */
+                                                            const float *beta,  /* (H) */
+                                                            int H, float eps, int lane) {
+    const int nvec = H / 8;
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < SEMBED__LN_NV; k++)
+        if (k * 32 + lane < nvec)
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += v[k][e];
+    const float mean = sembed__warp_sum(s) / (float)H;
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < SEMBED__LN_NV; k++)
+        if (k * 32 + lane < nvec)
+#pragma unroll
+            for (int e = 0; e < 8; e++) q += (v[k][e] - mean) * (v[k][e] - mean);
+    const float rstd = rsqrtf(sembed__warp_sum(q) / (float)H + eps);
+#pragma unroll
+    for (int k = 0; k < SEMBED__LN_NV; k++) {
+        const int c = (k * 32 + lane) * 8;
+        if (c < H) {
+            float o[8];
+            const float4 g0 = *(const float4 *)(gamma + c), g1 = *(const float4 *)(gamma + c + 4);
+            const float4 b0 = *(const float4 *)(beta + c), b1 = *(const float4 *)(beta + c + 4);
+            const float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w};
+            const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = (v[k][e] - mean) * rstd * g[e] + b[e];
+            *(sembed__h8 *)(out + c) = sembed__f_to_h8(o);
+        }
+    }
+}
+
+#endif

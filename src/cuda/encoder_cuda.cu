@@ -1,0 +1,358 @@
+/* encoder_cuda.cu — the CUDA forward pass: weights uploaded once as fp16 (LayerNorm parameters,
+ * MPNet's relative bias and Dense modules in fp32), every buffer and GEMM planned at creation,
+ * and per batch one copy in (ids, positions, offsets, attention tiles), the op launches on one
+ * stream, one copy out. The same sequence of ops as src/encoder.c's forward(). Not the ops.
+ *
+ * Dimension letters: T tokens of a packed batch, S texts, H hidden, I intermediate, A heads,
+ * V vocabulary, P position rows, R max tokens per text, F pooled features, E output floats. */
+#include "act.cuh"
+#include "add_ln.cuh"
+#include "attention.cuh"
+#include "embed_ln.cuh"
+#include "gemm.cuh"
+#include "pool.cuh"
+
+extern "C" {
+#include "sembed_cuda.h"
+}
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define WS_BYTES ((size_t)32 << 20) /* cuBLASLt workspace */
+
+typedef struct layer_d {
+    __half *qkv_w, *qkv_b, *o_w, *o_b, *i_w, *i_b, *f_w, *f_b; /* as sembed__cuda_layer */
+    float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+} layer_d;
+
+struct sembed__cuda {
+    int32_t device;
+    char name[256];
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    /* shapes */
+    int32_t H, A, I, n_layers, R, position_offset, F, E, max_dim;
+    float eps;
+    sembed__act_kind act;
+    sembed__cu_pool_kinds pool;
+    int32_t n_dense;
+    sembed__act_kind dense_act[SEMBED__CUDA_MAX_DENSE];
+    int32_t dense_out[SEMBED__CUDA_MAX_DENSE];
+    bool normalize;
+    int32_t T_max, S_max;
+    int64_t n_ints_max;
+    /* weights, in one device allocation */
+    char *wmem;
+    __half *word, *pos, *type;
+    float *emb_g, *emb_b, *rel_bias;
+    layer_d *layers;
+    float *dense_w[SEMBED__CUDA_MAX_DENSE], *dense_b[SEMBED__CUDA_MAX_DENSE];
+    /* GEMM plans */
+    sembed__cu_gemm_shape g_qkv, g_o, g_i, g_f, g_dense[SEMBED__CUDA_MAX_DENSE];
+    /* activations */
+    __half *x, *big, *att, *tmp; /* (T_max, H), (T_max, max(3H, I)), (T_max, H), (T_max, H) */
+    float *pa, *pb;              /* (S_max, max_dim) */
+    void *ws;
+    int32_t *d_ints, *h_ints; /* ids | pos_ids | seq_off | tiles, device and pinned host */
+    float *h_out;             /* (S_max, E) pinned */
+};
+
+/* ---- upload ------------------------------------------------------------------------------ */
+
+typedef struct uploader {
+    char *base; /* NULL: a sizing pass */
+    size_t used;
+    __half *stage; /* STAGE halves of host memory for conversion */
+    sembed_status st;
+    sembed_error *err;
+} uploader;
+
+#define STAGE ((int64_t)1 << 20)
+
+static void *put(uploader *u, const float *src, int64_t n, bool f16) {
+    const size_t off = (u->used + 255) & ~(size_t)255;
+    u->used = off + (size_t)n * (f16 ? 2 : 4);
+    if (!u->base || u->st != SEMBED_OK || !src) return u->base ? u->base + off : NULL;
+    sembed_error *err = u->err;
+    if (!f16) {
+        u->st = sembed__cu_check(cudaMemcpy(u->base + off, src, (size_t)n * 4,
+                                            cudaMemcpyHostToDevice),
+                                 err, "cudaMemcpy(weights)", __FILE__, __LINE__);
+        return u->base + off;
+    }
+    for (int64_t i = 0; i < n && u->st == SEMBED_OK; i += STAGE) {
+        const int64_t k = n - i < STAGE ? n - i : STAGE;
+        for (int64_t j = 0; j < k; j++) u->stage[j] = __float2half_rn(src[i + j]);
+        u->st = sembed__cu_check(cudaMemcpy(u->base + off + (size_t)i * 2, u->stage,
+                                            (size_t)k * 2, cudaMemcpyHostToDevice),
+                                 err, "cudaMemcpy(weights)", __FILE__, __LINE__);
+    }
+    return u->base + off;
+}
+
+static void upload_all(sembed__cuda *g, const sembed__cuda_model *m, uploader *u) {
+    const int64_t H = m->H, I = m->I;
+    g->word = (__half *)put(u, m->word, (int64_t)m->V * H, true);
+    g->pos = (__half *)put(u, m->pos, (int64_t)m->P * H, true);
+    g->type = m->type ? (__half *)put(u, m->type, H, true) : NULL;
+    g->emb_g = (float *)put(u, m->emb_g, H, false);
+    g->emb_b = (float *)put(u, m->emb_b, H, false);
+    for (int32_t l = 0; l < m->n_layers; l++) {
+        const sembed__cuda_layer *s = &m->layers[l];
+        layer_d *d = &g->layers[l];
+        d->qkv_w = (__half *)put(u, s->qkv_w, 3 * H * H, true);
+        d->qkv_b = (__half *)put(u, s->qkv_b, 3 * H, true);
+        d->o_w = (__half *)put(u, s->o_w, H * H, true);
+        d->o_b = (__half *)put(u, s->o_b, H, true);
+        d->ln1_g = (float *)put(u, s->ln1_g, H, false);
+        d->ln1_b = (float *)put(u, s->ln1_b, H, false);
+        d->i_w = (__half *)put(u, s->i_w, I * H, true);
+        d->i_b = (__half *)put(u, s->i_b, I, true);
+        d->f_w = (__half *)put(u, s->f_w, H * I, true);
+        d->f_b = (__half *)put(u, s->f_b, H, true);
+        d->ln2_g = (float *)put(u, s->ln2_g, H, false);
+        d->ln2_b = (float *)put(u, s->ln2_b, H, false);
+    }
+    g->rel_bias = m->rel_bias ? (float *)put(u, m->rel_bias, (int64_t)m->A * (2 * m->R - 1), false)
+                              : NULL;
+    for (int32_t i = 0; i < m->n_dense; i++) {
+        const sembed__cuda_dense *d = &m->dense[i];
+        g->dense_w[i] = (float *)put(u, d->w, (int64_t)d->out * d->in, false);
+        g->dense_b[i] = d->b ? (float *)put(u, d->b, d->out, false) : NULL;
+    }
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+int32_t sembed__cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError(); /* clear the sticky "no device" error */
+        return 0;
+    }
+    return n;
+}
+
+int32_t sembed__cuda_parse_device(const char *s) {
+    if (!s || strncmp(s, "cuda", 4) != 0) return -1;
+    if (s[4] == '\0') return 0;
+    if (s[4] != ':' || s[5] < '0' || s[5] > '9') return -1;
+    char *end = NULL;
+    long v = strtol(s + 5, &end, 10);
+    return (*end == '\0' && v >= 0 && v < 1024) ? (int32_t)v : -1;
+}
+
+const char *sembed__cuda_device_name(const sembed__cuda *g) { return g ? g->name : ""; }
+
+void sembed__cuda_free(sembed__cuda *g) {
+    if (!g) return;
+    cudaSetDevice(g->device);
+    if (g->stream) cudaStreamSynchronize(g->stream);
+    cudaFree(g->wmem);
+    cudaFree(g->x);
+    cudaFree(g->big);
+    cudaFree(g->att);
+    cudaFree(g->tmp);
+    cudaFree(g->pa);
+    cudaFree(g->pb);
+    cudaFree(g->ws);
+    cudaFree(g->d_ints);
+    cudaFreeHost(g->h_ints);
+    cudaFreeHost(g->h_out);
+    if (g->lt) cublasLtDestroy(g->lt);
+    if (g->stream) cudaStreamDestroy(g->stream);
+    sembed__free(g->layers);
+    sembed__free(g);
+}
+
+static sembed_status check_model(const sembed__cuda_model *m, sembed_error *err) {
+    if (!sembed__att_supports(m->H, m->A))
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                           "CUDA backend: head size %d (hidden %d, %d heads) is not supported "
+                           "(32 or 64)",
+                           m->A > 0 ? m->H / m->A : 0, m->H, m->A);
+    if (m->H > 2048 || m->I % 8 != 0)
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                           "CUDA backend: hidden %d / intermediate %d unsupported (hidden <= "
+                           "2048, intermediate a multiple of 8)",
+                           m->H, m->I);
+    if (m->n_dense > SEMBED__CUDA_MAX_DENSE || m->n_pool < 1 || m->n_pool > SEMBED__MAX_POOL_KINDS)
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED, "CUDA backend: %d Dense modules, %d pooling kinds",
+                           m->n_dense, m->n_pool);
+    return SEMBED_OK;
+}
+
+static sembed_status alloc_dev(void **p, size_t bytes, sembed_error *err) {
+    SEMBED_CU(cudaMalloc(p, bytes ? bytes : 1));
+    return SEMBED_OK;
+}
+
+static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_error *err) {
+    SEMBED_CU(cudaSetDevice(g->device));
+    cudaDeviceProp prop;
+    SEMBED_CU(cudaGetDeviceProperties(&prop, g->device));
+    snprintf(g->name, sizeof g->name, "%s", prop.name);
+    SEMBED_CU(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+    SEMBED_CU(cublasLtCreate(&g->lt));
+
+    /* weights: a sizing pass, one allocation, then the copies */
+    uploader u = {NULL, 0, NULL, SEMBED_OK, err};
+    upload_all(g, m, &u);
+    SEMBED_CU(cudaMalloc((void **)&g->wmem, u.used));
+    u.base = g->wmem;
+    u.used = 0;
+    u.stage = (__half *)sembed__malloc(sizeof(__half) * (size_t)STAGE);
+    if (!u.stage) return sembed__err(err, SEMBED_ERR_NOMEM, "CUDA backend: out of host memory");
+    upload_all(g, m, &u);
+    sembed__free(u.stage);
+    if (u.st != SEMBED_OK) return u.st;
+
+    const size_t T = (size_t)g->T_max, S = (size_t)g->S_max, H = (size_t)g->H;
+    const size_t wide = (size_t)(3 * g->H > g->I ? 3 * g->H : g->I);
+    sembed_status s = SEMBED_OK;
+    if (s == SEMBED_OK) s = alloc_dev((void **)&g->x, T * H * 2, err);
+    if (s == SEMBED_OK) s = alloc_dev((void **)&g->big, T * wide * 2, err);
+    if (s == SEMBED_OK) s = alloc_dev((void **)&g->att, T * H * 2, err);
+    if (s == SEMBED_OK) s = alloc_dev((void **)&g->tmp, T * H * 2, err);
+    if (s == SEMBED_OK) s = alloc_dev((void **)&g->pa, S * (size_t)g->max_dim * 4, err);
+    if (s == SEMBED_OK) s = alloc_dev((void **)&g->pb, S * (size_t)g->max_dim * 4, err);
+    if (s == SEMBED_OK) s = alloc_dev(&g->ws, WS_BYTES, err);
+    if (s == SEMBED_OK)
+        s = alloc_dev((void **)&g->d_ints, (size_t)g->n_ints_max * sizeof(int32_t), err);
+    if (s != SEMBED_OK) return s;
+    SEMBED_CU(cudaMallocHost((void **)&g->h_ints, (size_t)g->n_ints_max * sizeof(int32_t)));
+    SEMBED_CU(cudaMallocHost((void **)&g->h_out, S * (size_t)g->E * sizeof(float)));
+
+    const int32_t Hi = g->H, Ii = g->I;
+    s = sembed__cu_gemm_plan(&g->g_qkv, g->lt, 3 * Hi, Hi, g->T_max, false, true, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_o, g->lt, Hi, Hi, g->T_max, false, true, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_i, g->lt, Ii, Hi, g->T_max, false, true, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_f, g->lt, Hi, Ii, g->T_max, false, true, WS_BYTES, err);
+    for (int32_t i = 0; i < m->n_dense && s == SEMBED_OK; i++)
+        s = sembed__cu_gemm_plan(&g->g_dense[i], g->lt, m->dense[i].out, m->dense[i].in, g->S_max,
+                                 true, m->dense[i].b != NULL, WS_BYTES, err);
+    return s;
+}
+
+sembed_status sembed__cuda_new(const sembed__cuda_model *m, int32_t device, int32_t T_max,
+                               int32_t S_max, sembed__cuda **out, sembed_error *err) {
+    *out = NULL;
+    sembed_status s = check_model(m, err);
+    if (s != SEMBED_OK) return s;
+    const int32_t n_dev = sembed__cuda_device_count();
+    if (device < 0 || device >= n_dev)
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                           "CUDA device %d requested; %d device(s) visible", device, n_dev);
+    if (T_max < 1 || S_max < 1)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "CUDA backend: T_max %d, S_max %d",
+                           T_max, S_max);
+    sembed__cuda *g = (sembed__cuda *)sembed__calloc(1, sizeof *g);
+    layer_d *layers = (layer_d *)sembed__calloc((size_t)(m->n_layers > 0 ? m->n_layers : 1),
+                                                sizeof(layer_d));
+    if (!g || !layers) {
+        sembed__free(g), sembed__free(layers);
+        return sembed__err(err, SEMBED_ERR_NOMEM, "CUDA backend: out of host memory");
+    }
+    g->layers = layers;
+    g->device = device;
+    g->H = m->H, g->A = m->A, g->I = m->I, g->n_layers = m->n_layers, g->R = m->R;
+    g->position_offset = m->position_offset;
+    g->eps = m->eps, g->act = m->act;
+    g->pool.n = m->n_pool;
+    for (int32_t i = 0; i < m->n_pool; i++) g->pool.k[i] = m->pool[i];
+    g->F = m->n_pool * m->H;
+    g->n_dense = m->n_dense;
+    g->max_dim = g->F;
+    for (int32_t i = 0; i < m->n_dense; i++) {
+        g->dense_act[i] = m->dense[i].act;
+        g->dense_out[i] = m->dense[i].out;
+        if (m->dense[i].out > g->max_dim) g->max_dim = m->dense[i].out;
+    }
+    g->E = m->dim;
+    g->normalize = m->normalize;
+    g->T_max = T_max, g->S_max = S_max;
+    g->n_ints_max = 2 * (int64_t)T_max + S_max + 1 + 2 * sembed__att_max_tiles(T_max, S_max);
+    s = setup(g, m, err);
+    if (s != SEMBED_OK) {
+        sembed__cuda_free(g);
+        return s;
+    }
+    *out = g;
+    return SEMBED_OK;
+}
+
+/* ---- the forward pass -------------------------------------------------------------------- */
+
+static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
+                             const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
+                             int32_t S, int32_t T, sembed_error *err) {
+    cudaStream_t st = g->stream;
+    const int32_t H = g->H, I = g->I;
+    sembed_status s = sembed__cu_embed_ln(g->x, ids, pos_ids, g->word, g->pos, g->type, g->emb_g,
+                                          g->emb_b, T, H, g->eps, st, err);
+    for (int32_t l = 0; l < g->n_layers && s == SEMBED_OK; l++) {
+        const layer_d *w = &g->layers[l];
+        s = sembed__cu_gemm(&g->g_qkv, g->lt, g->big, g->x, w->qkv_w, w->qkv_b, T, g->ws, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_attention(g->att, g->big, seq_off, tiles, g->rel_bias, n_tiles, H, g->A,
+                                     g->R, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_gemm(&g->g_o, g->lt, g->tmp, g->att, w->o_w, w->o_b, T, g->ws, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln1_g, w->ln1_b, T, H, g->eps, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_gemm(&g->g_i, g->lt, g->big, g->x, w->i_w, w->i_b, T, g->ws, st, err);
+        if (s == SEMBED_OK) s = sembed__cu_act_f16(g->big, (int64_t)T * I, g->act, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_gemm(&g->g_f, g->lt, g->tmp, g->big, w->f_w, w->f_b, T, g->ws, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln2_g, w->ln2_b, T, H, g->eps, st, err);
+    }
+    if (s == SEMBED_OK) s = sembed__cu_pool(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err);
+    float *cur = g->pa, *nxt = g->pb;
+    for (int32_t i = 0; i < g->n_dense && s == SEMBED_OK; i++) {
+        s = sembed__cu_gemm(&g->g_dense[i], g->lt, nxt, cur, g->dense_w[i], g->dense_b[i], S,
+                            g->ws, st, err);
+        if (s == SEMBED_OK)
+            s = sembed__cu_act_f32(nxt, (int64_t)S * g->dense_out[i], g->dense_act[i], st, err);
+        float *t = cur;
+        cur = nxt, nxt = t;
+    }
+    if (s == SEMBED_OK && g->normalize) s = sembed__cu_normalize(cur, S, g->E, st, err);
+    if (s != SEMBED_OK) return s;
+    SEMBED_CU(cudaMemcpyAsync(g->h_out, cur, sizeof(float) * (size_t)S * (size_t)g->E,
+                              cudaMemcpyDeviceToHost, st));
+    return SEMBED_OK;
+}
+
+sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
+                                  int32_t S, int32_t T, float *out, sembed_error *err) {
+    SEMBED_ASSERT(g && S >= 1 && T >= 1 && S <= g->S_max && T <= g->T_max);
+    SEMBED_ASSERT(seq_off[0] == 0 && seq_off[S] == T);
+    SEMBED_CU(cudaSetDevice(g->device));
+    /* one pinned buffer: ids (T) | pos_ids (T) | seq_off (S+1) | tiles (2 n_tiles) */
+    int32_t *h = g->h_ints;
+    memcpy(h, ids, sizeof(int32_t) * (size_t)T);
+    int32_t *hp = h + T;
+    for (int32_t s = 0; s < S; s++) {
+        SEMBED_ASSERT(seq_off[s + 1] > seq_off[s] && seq_off[s + 1] - seq_off[s] <= g->R);
+        for (int32_t j = seq_off[s]; j < seq_off[s + 1]; j++)
+            hp[j] = g->position_offset + (j - seq_off[s]);
+    }
+    memcpy(h + 2 * T, seq_off, sizeof(int32_t) * (size_t)(S + 1));
+    int32_t *ht = h + 2 * T + S + 1;
+    const int32_t n_tiles = sembed__att_make_tiles(ht, seq_off, S);
+    const size_t n = (size_t)(2 * T + S + 1) + 2 * (size_t)n_tiles;
+    SEMBED_ASSERT((int64_t)n <= g->n_ints_max);
+    SEMBED_CU(cudaMemcpyAsync(g->d_ints, h, n * sizeof(int32_t), cudaMemcpyHostToDevice,
+                              g->stream));
+    const int32_t *d = g->d_ints;
+    sembed_status s = forward(g, d, d + T, d + 2 * T, d + 2 * T + S + 1, n_tiles, S, T, err);
+    /* wait even after a failed launch: the pinned buffers may still be in flight */
+    const cudaError_t e = cudaStreamSynchronize(g->stream);
+    if (s != SEMBED_OK) return s;
+    SEMBED_CU(e);
+    memcpy(out, g->h_out, sizeof(float) * (size_t)S * (size_t)g->E);
+    return SEMBED_OK;
+}

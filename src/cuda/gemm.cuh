@@ -1,0 +1,34 @@
+/* gemm.cuh — y = x · wᵀ + b through cuBLASLt with one algorithm fixed per shape at plan time
+ * (backend.h's gemm_bias on the GPU). fp16 data with fp32 accumulation for the encoder, plain
+ * fp32 for Dense modules. Not a GEMM kernel of our own, and never cuBLASLt's GELU epilogue. */
+#ifndef SEMBED_CUDA_GEMM_CUH
+#define SEMBED_CUDA_GEMM_CUH
+
+#include "cuda_common.cuh"
+
+/* A planned GEMM shape: N outputs, K inputs, any M up to M_max rows. The algorithm is chosen
+ * once, without split-K or any reduction across CTAs, and checked valid for M = 1 .. M_max, so
+ * that a row's result never depends on M (the batch-invariance contract). */
+typedef struct sembed__cu_gemm_shape {
+    cublasLtMatmulAlgo_t algo;
+    int32_t N, K;
+    int64_t M_max;
+    bool f32;        /* fp32 x, w, b, y; else fp16 with fp32 accumulation */
+    bool bias;       /* b given on every call (cuBLASLt's BIAS epilogue) */
+    size_t ws_bytes; /* workspace the algorithm may use */
+    int32_t algo_id, tile_id, stages_id; /* for reports */
+} sembed__cu_gemm_shape;
+
+sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
+                                   int32_t K, int64_t M_max, bool f32, bool bias,
+                                   size_t ws_bytes, sembed_error *err);
+
+/* y = x · wᵀ + b. y must not overlap x. ws: g->ws_bytes of device memory. */
+sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t lt,
+                              void *y,       /* (M, N) */
+                              const void *x, /* (M, K) */
+                              const void *w, /* (N, K) */
+                              const void *b, /* (N), or NULL when !g->bias */
+                              int64_t M, void *ws, cudaStream_t stream, sembed_error *err);
+
+#endif

@@ -1,0 +1,75 @@
+/* pool.cu — pooling (one block per sequence, a thread per feature column, tokens summed in
+ * order) and L2 normalization (one block per row, a fixed reduction tree) (kernels v1).
+ * Dimension letters: T tokens, S sequences, H hidden, F features per row. */
+#include "pool.cuh"
+
+static __global__ void __launch_bounds__(256)
+    pool_kernel(float *out, const __half *x, const int32_t *seq_off, const int32_t *skip,
+                sembed__cu_pool_kinds kinds, int H) {
+    const int s = blockIdx.x;
+    const int t0 = seq_off[s], L = seq_off[s + 1] - t0;
+    int k0 = skip ? skip[s] : 0;
+    k0 = k0 < L ? k0 : L;
+    const int64_t F = (int64_t)kinds.n * H;
+    for (int c = 0; c < kinds.n; c++) {
+        float *o = out + s * F + (int64_t)c * H;
+        const sembed__pool_kind kind = kinds.k[c];
+        for (int i = threadIdx.x; i < H; i += blockDim.x) {
+            float acc = 0.f, wsum = 0.f, mx = -1e9f;
+            switch (kind) {
+            case SEMBED__POOLK_CLS: o[i] = __half2float(x[(int64_t)t0 * H + i]); break;
+            case SEMBED__POOLK_LAST: o[i] = __half2float(x[(int64_t)(t0 + L - 1) * H + i]); break;
+            case SEMBED__POOLK_MAX:
+                for (int j = k0; j < L; j++) mx = fmaxf(mx, __half2float(x[(int64_t)(t0 + j) * H + i]));
+                o[i] = mx;
+                break;
+            case SEMBED__POOLK_MEAN:
+            case SEMBED__POOLK_MEAN_SQRT_LEN:
+                for (int j = k0; j < L; j++) acc += __half2float(x[(int64_t)(t0 + j) * H + i]);
+                wsum = L - k0 > 0 ? (float)(L - k0) : 1e-9f;
+                o[i] = kind == SEMBED__POOLK_MEAN ? acc / wsum : acc / sqrtf(wsum);
+                break;
+            case SEMBED__POOLK_WEIGHTED_MEAN:
+                for (int j = k0; j < L; j++) {
+                    acc += (float)(j + 1) * __half2float(x[(int64_t)(t0 + j) * H + i]);
+                    wsum += (float)(j + 1);
+                }
+                o[i] = acc / (wsum > 0.f ? wsum : 1e-9f);
+                break;
+            }
+        }
+    }
+}
+
+static __global__ void __launch_bounds__(256) normalize_kernel(float *x, int F) {
+    __shared__ float part[8];
+    float *v = x + (int64_t)blockIdx.x * F;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < F; i += blockDim.x) ss += v[i] * v[i];
+    ss = sembed__warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; w++) tot += part[w];
+    const float n = fmaxf(sqrtf(tot), 1e-12f);
+    for (int i = threadIdx.x; i < F; i += blockDim.x) v[i] = v[i] / n;
+}
+
+sembed_status sembed__cu_pool(float *out, const __half *x, const int32_t *seq_off,
+                              const int32_t *skip, sembed__cu_pool_kinds kinds, int32_t S,
+                              int32_t H, cudaStream_t stream, sembed_error *err) {
+    SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
+    if (S <= 0) return SEMBED_OK;
+    pool_kernel<<<(unsigned)S, 256, 0, stream>>>(out, x, seq_off, skip, kinds, H);
+    SEMBED_CU_LAUNCHED();
+    return SEMBED_OK;
+}
+
+sembed_status sembed__cu_normalize(float *x, int32_t S, int32_t F, cudaStream_t stream,
+                                   sembed_error *err) {
+    if (S <= 0) return SEMBED_OK;
+    normalize_kernel<<<(unsigned)S, 256, 0, stream>>>(x, F);
+    SEMBED_CU_LAUNCHED();
+    return SEMBED_OK;
+}

@@ -1,0 +1,27 @@
+/* pool.cuh — pooling and L2 normalization on the GPU (backend.h's pool and normalize): fp16
+ * hidden states in, fp32 features out, sums in fp32 in a fixed order per sequence. */
+#ifndef SEMBED_CUDA_POOL_CUH
+#define SEMBED_CUDA_POOL_CUH
+
+#include "cuda_common.cuh"
+
+/* The pooling kinds, by value (a kernel argument). */
+typedef struct sembed__cu_pool_kinds {
+    int32_t n;
+    sembed__pool_kind k[SEMBED__MAX_POOL_KINDS];
+} sembed__cu_pool_kinds;
+
+/* Pools each sequence's rows into n*H features (the kinds concatenated in order), as
+ * backend.h's pool; skip may be NULL. */
+sembed_status sembed__cu_pool(float *out,             /* (S, kinds.n * H) */
+                              const __half *x,        /* (T, H) */
+                              const int32_t *seq_off, /* (S+1) */
+                              const int32_t *skip,    /* (S) or NULL */
+                              sembed__cu_pool_kinds kinds, int32_t S, int32_t H,
+                              cudaStream_t stream, sembed_error *err);
+
+/* x[s] /= max(||x[s]||_2, 1e-12), in place. */
+sembed_status sembed__cu_normalize(float *x, /* (S, F) */
+                                   int32_t S, int32_t F, cudaStream_t stream, sembed_error *err);
+
+#endif

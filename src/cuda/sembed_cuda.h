@@ -1,0 +1,81 @@
+/* sembed_cuda.h — the CUDA encoder as the C core sees it: a model description of host fp32
+ * weights (filled by src/encoder.c), and a GPU context that uploads them once as fp16 and runs
+ * the whole forward pass (embeddings to normalized vectors) over packed token ids. Plain C; no
+ * CUDA header is included here (STYLE rule 12). Not the ops (src/cuda/<op>.cu). */
+#ifndef SEMBED_CUDA_H
+#define SEMBED_CUDA_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SEMBED__CUDA_MAX_DENSE 4
+
+typedef struct sembed__cuda_layer {
+    const float *qkv_w, *qkv_b; /* (3H, H), (3H): query | key | value rows */
+    const float *o_w, *o_b;     /* (H, H), (H) */
+    const float *ln1_g, *ln1_b; /* (H) */
+    const float *i_w, *i_b;     /* (I, H), (I) */
+    const float *f_w, *f_b;     /* (H, I), (H) */
+    const float *ln2_g, *ln2_b; /* (H) */
+} sembed__cuda_layer;
+
+typedef struct sembed__cuda_dense {
+    const float *w, *b; /* (out, in), (out) or NULL */
+    int32_t in, out;
+    sembed__act_kind act;
+} sembed__cuda_dense;
+
+/* Host fp32 weights and shapes; only read during sembed__cuda_new. */
+typedef struct sembed__cuda_model {
+    int32_t H, A, I, n_layers;
+    int32_t V, P, R;         /* vocabulary, position rows, max tokens per text */
+    float eps;
+    sembed__act_kind act;    /* the encoder's FFN activation */
+    int32_t position_offset; /* first position id */
+    const float *word, *pos, *type; /* (V, H), (P, H), (>=1, H) or NULL: row 0 is used */
+    const float *emb_g, *emb_b;     /* (H) */
+    const sembed__cuda_layer *layers; /* (n_layers) */
+    const float *rel_bias;          /* (A, 2R-1) MPNet, else NULL */
+    int32_t n_pool;
+    sembed__pool_kind pool[SEMBED__MAX_POOL_KINDS];
+    int32_t n_dense;
+    sembed__cuda_dense dense[SEMBED__CUDA_MAX_DENSE];
+    bool normalize;
+    int32_t dim; /* E: floats per output vector */
+} sembed__cuda_model;
+
+typedef struct sembed__cuda sembed__cuda;
+
+/* CUDA devices visible (0 when none, or no driver). */
+int32_t sembed__cuda_device_count(void);
+
+/* Parses "cuda" / "cuda:N" into a device index; -1 for anything else. */
+int32_t sembed__cuda_parse_device(const char *s);
+
+/* Uploads the model to device `device` as fp16 and plans every buffer and GEMM for batches of
+ * up to T_max tokens and S_max texts. */
+sembed_status sembed__cuda_new(const sembed__cuda_model *m, int32_t device, int32_t T_max,
+                               int32_t S_max, sembed__cuda **out, sembed_error *err);
+void sembed__cuda_free(sembed__cuda *g); /* NULL is a no-op */
+
+/* Encodes the packed batch of S texts, T tokens (T <= T_max, S <= S_max, sequences of 1 .. R
+ * tokens) into out: S * dim floats. Synchronous. */
+sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, /* (T) */
+                                  const int32_t *seq_off,              /* (S+1) */
+                                  int32_t S, int32_t T, float *out,    /* (S, dim) */
+                                  sembed_error *err);
+
+/* The GPU context of a sembed_ctx, or NULL when it runs on the CPU (src/encoder.c). */
+sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);
+
+/* The card's name (static storage of g). */
+const char *sembed__cuda_device_name(const sembed__cuda *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

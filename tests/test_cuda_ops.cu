@@ -1,0 +1,405 @@
+/* test_cuda_ops.cu — every CUDA op against the scalar reference (src/ref/) on host fp32 copies
+ * of the same fp16-rounded inputs: odd, tiny and large shapes, relative tolerances for fp16,
+ * NaN/Inf checks, outputs poisoned with NaN before each run, guard bytes around every device
+ * buffer, and bit-exact batch invariance for the GEMM and attention. Skips (77) without a GPU. */
+#include "act.cuh"
+#include "add_ln.cuh"
+#include "attention.cuh"
+#include "embed_ln.cuh"
+#include "gemm.cuh"
+#include "pool.cuh"
+
+extern "C" {
+#include "sembed_cuda.h"
+#include "testlib.h"
+}
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <vector>
+
+#define GUARD 256
+#define CK(x)                                                                                  \
+    do {                                                                                       \
+        cudaError_t e_ = (x);                                                                  \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+#define OK(x)                                                                                  \
+    do {                                                                                       \
+        sembed_error e_;                                                                       \
+        sembed_status s_ = (x);                                                                \
+        CHECKF(s_ == SEMBED_OK, "%s", e_.msg);                                                 \
+        (void)e_;                                                                              \
+    } while (0)
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(float a) { /* uniform in [-a, a) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return a * (2.0f * (float)((rng >> 11) * (1.0 / 9007199254740992.0)) - 1.0f);
+}
+
+/* ---- device buffers with guards ------------------------------------------------------------ */
+
+static std::vector<void *> g_bufs;
+static std::vector<size_t> g_sizes;
+
+static void *dalloc(size_t bytes) {
+    char *p;
+    CK(cudaMalloc(&p, bytes + 2 * GUARD));
+    CK(cudaMemset(p, 0xA5, bytes + 2 * GUARD));
+    g_bufs.push_back(p);
+    g_sizes.push_back(bytes);
+    return p + GUARD;
+}
+static void check_guards_and_free(const char *what) {
+    for (size_t i = 0; i < g_bufs.size(); i++) {
+        std::vector<unsigned char> h(g_sizes[i] + 2 * GUARD);
+        CK(cudaMemcpy(h.data(), g_bufs[i], h.size(), cudaMemcpyDeviceToHost));
+        bool ok = true;
+        for (size_t j = 0; j < GUARD; j++)
+            ok = ok && h[j] == 0xA5 && h[GUARD + g_sizes[i] + j] == 0xA5;
+        CHECKF(ok, "%s: guard bytes of buffer %zu overwritten", what, i);
+        CK(cudaFree(g_bufs[i]));
+    }
+    g_bufs.clear();
+    g_sizes.clear();
+}
+
+/* fp16-rounded random host data, and its device copy */
+static __half *up_h(std::vector<float> &host, size_t n, float a) {
+    host.resize(n);
+    std::vector<__half> h(n);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = __float2half_rn(frand(a));
+        host[i] = __half2float(h[i]);
+    }
+    __half *d = (__half *)dalloc(n * 2);
+    CK(cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice));
+    return d;
+}
+static float *up_f(std::vector<float> &host, size_t n, float a, float base = 0.f) {
+    host.resize(n);
+    for (size_t i = 0; i < n; i++) host[i] = base + frand(a);
+    float *d = (float *)dalloc(n * 4);
+    CK(cudaMemcpy(d, host.data(), n * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+static int32_t *up_i(const std::vector<int32_t> &host) {
+    int32_t *d = (int32_t *)dalloc(host.size() * 4 + 4);
+    CK(cudaMemcpy(d, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+static std::vector<float> down_h(const __half *d, size_t n) {
+    std::vector<__half> h(n);
+    CK(cudaMemcpy(h.data(), d, n * 2, cudaMemcpyDeviceToHost));
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = __half2float(h[i]);
+    return f;
+}
+static std::vector<float> down_f(const float *d, size_t n) {
+    std::vector<float> f(n);
+    CK(cudaMemcpy(f.data(), d, n * 4, cudaMemcpyDeviceToHost));
+    return f;
+}
+
+/* ‖got − ref‖ / ‖ref‖ <= tol, and no NaN/Inf (outputs were poisoned with NaN). */
+static void compare(const char *what, const std::vector<float> &got, const std::vector<float> &ref,
+                    double tol) {
+    double num = 0, den = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        if (!isfinite(got[i])) {
+            bad++;
+            continue;
+        }
+        num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+        den += (double)ref[i] * ref[i];
+    }
+    const double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    CHECKF(bad == 0, "%s: %zu of %zu outputs are NaN/Inf (unwritten?)", what, bad, ref.size());
+    CHECKF(rel <= tol, "%s: relative error %.3g > %.3g", what, rel, tol);
+    printf("  %-44s rel err %.2e\n", what, rel);
+}
+
+static sembed__exec ref_ex(int64_t scratch) {
+    static std::vector<float> buf;
+    buf.assign((size_t)scratch, 0.f);
+    sembed__exec ex = {NULL, buf.data(), scratch};
+    return ex;
+}
+
+/* ---- ops ------------------------------------------------------------------------------------ */
+
+static void test_embed_ln(int64_t T, int32_t H, bool with_type) {
+    const int32_t V = 101, P = 520;
+    std::vector<float> word, pos, type, g, b;
+    __half *dw = up_h(word, (size_t)V * H, 1.f), *dp = up_h(pos, (size_t)P * H, 0.5f);
+    __half *dt = with_type ? up_h(type, (size_t)H, 0.3f) : NULL;
+    float *dg = up_f(g, H, 0.2f, 1.f), *db = up_f(b, H, 0.2f);
+    std::vector<int32_t> ids(T), pids(T);
+    for (int64_t t = 0; t < T; t++) ids[t] = (int32_t)((t * 37 + 11) % V), pids[t] = (int32_t)(t % P);
+    int32_t *di = up_i(ids), *dpi = up_i(pids);
+    __half *out = (__half *)dalloc((size_t)T * H * 2);
+    CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));
+    sembed_error e;
+    CHECKF(sembed__cu_embed_ln(out, di, dpi, dw, dp, dt, dg, db, T, H, 1e-12f, 0, &e) == SEMBED_OK,
+           "%s", e.msg);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ref((size_t)T * H);
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.embed_ln(ref.data(), ids.data(), pids.data(), NULL, word.data(), pos.data(),
+                                 with_type ? type.data() : NULL, g.data(), b.data(), T, H, 1e-12f,
+                                 &ex);
+    char name[96];
+    snprintf(name, sizeof name, "embed_ln T=%lld H=%d type=%d", (long long)T, H, with_type);
+    compare(name, down_h(out, (size_t)T * H), ref, 2e-3);
+    check_guards_and_free(name);
+}
+
+static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool f32, bool bias,
+                      void *ws) {
+    char name[96];
+    snprintf(name, sizeof name, "gemm %s M=%lld N=%d K=%d bias=%d", f32 ? "f32" : "f16",
+             (long long)M, N, K, bias);
+    std::vector<float> x, w, b;
+    void *dx, *dw, *db = NULL, *dy;
+    if (f32) {
+        dx = up_f(x, (size_t)M * K, 1.f), dw = up_f(w, (size_t)N * K, 0.1f);
+        if (bias) db = up_f(b, N, 1.f);
+    } else {
+        dx = up_h(x, (size_t)M * K, 1.f), dw = up_h(w, (size_t)N * K, 0.1f);
+        if (bias) db = up_h(b, N, 1.f);
+    }
+    const size_t es = f32 ? 4 : 2;
+    dy = dalloc((size_t)M * N * es);
+    CK(cudaMemset(dy, 0xFF, (size_t)M * N * es));
+    sembed__cu_gemm_shape g;
+    sembed_error e;
+    const int64_t M_max = M > 4096 ? M : 4096;
+    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, M_max, f32, bias, (size_t)32 << 20, &e);
+    CHECKF(s == SEMBED_OK, "%s: %s", name, e.msg);
+    if (s != SEMBED_OK) {
+        check_guards_and_free(name);
+        return;
+    }
+    OK(sembed__cu_gemm(&g, lt, dy, dx, dw, db, M, ws, 0, &e_));
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ref((size_t)M * N);
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.gemm_bias(ref.data(), x.data(), w.data(), bias ? b.data() : NULL, M, N, K,
+                                  &ex);
+    compare(name, f32 ? down_f((float *)dy, ref.size()) : down_h((__half *)dy, ref.size()), ref,
+            f32 ? 1e-5 : 2e-3);
+    /* batch invariance: rows computed alone (M=1) and in smaller batches match bit for bit */
+    if (M >= 64) {
+        const int64_t starts[] = {0, M / 2, M - 1}, counts[] = {1, 7, 1};
+        for (int q = 0; q < 3; q++) {
+            const int64_t r0 = starts[q], m = r0 + counts[q] <= M ? counts[q] : 1;
+            void *dy2 = dalloc((size_t)m * N * es);
+            OK(sembed__cu_gemm(&g, lt, dy2, (char *)dx + (size_t)r0 * K * es, dw, db, m, ws, 0,
+                               &e_));
+            CK(cudaDeviceSynchronize());
+            std::vector<unsigned char> a((size_t)m * N * es), c((size_t)m * N * es);
+            CK(cudaMemcpy(a.data(), (char *)dy + (size_t)r0 * N * es, a.size(), cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(c.data(), dy2, c.size(), cudaMemcpyDeviceToHost));
+            CHECKF(memcmp(a.data(), c.data(), a.size()) == 0,
+                   "%s: rows %lld..+%lld differ alone vs in a batch of %lld (algo %d tile %d)",
+                   name, (long long)r0, (long long)m, (long long)M, g.algo_id, g.tile_id);
+        }
+        printf("  %-44s batch-invariant checks done (algo %d, tile %d, stages %d)\n", name,
+               g.algo_id, g.tile_id, g.stages_id);
+    }
+    check_guards_and_free(name);
+}
+
+/* Sequences of the given lengths packed; returns the device output (T, H) as floats. */
+static std::vector<float> run_attention(const std::vector<int32_t> &lens, int32_t H, int32_t A,
+                                        const std::vector<float> &qkv_src /* (T, 3H) fp16-exact */,
+                                        const float *d_rel, int32_t R) {
+    std::vector<int32_t> off(1, 0);
+    for (int32_t L : lens) off.push_back(off.back() + L);
+    const int32_t S = (int32_t)lens.size(), T = off.back();
+    std::vector<__half> h((size_t)T * 3 * H);
+    for (size_t i = 0; i < h.size(); i++) h[i] = __float2half_rn(qkv_src[i]);
+    __half *dq = (__half *)dalloc(h.size() * 2);
+    CK(cudaMemcpy(dq, h.data(), h.size() * 2, cudaMemcpyHostToDevice));
+    std::vector<int32_t> tiles(2 * (size_t)sembed__att_max_tiles(T, S));
+    const int32_t nt = sembed__att_make_tiles(tiles.data(), off.data(), S);
+    int32_t *doff = up_i(off), *dt = up_i(tiles);
+    __half *out = (__half *)dalloc((size_t)T * H * 2);
+    CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));
+    sembed_error e;
+    CHECKF(sembed__cu_attention(out, dq, doff, dt, d_rel, nt, H, A, R, 0, &e) == SEMBED_OK, "%s",
+           e.msg);
+    CK(cudaDeviceSynchronize());
+    return down_h(out, (size_t)T * H);
+}
+
+static void test_attention(int32_t H, int32_t A, bool rel, const std::vector<int32_t> &lens) {
+    const int32_t R = 514;
+    int32_t T = 0;
+    for (int32_t L : lens) T += L;
+    char name[96];
+    snprintf(name, sizeof name, "attention H=%d A=%d rel=%d S=%zu T=%d", H, A, rel, lens.size(), T);
+    std::vector<float> qkv((size_t)T * 3 * H), relb;
+    for (size_t i = 0; i < qkv.size(); i++) qkv[i] = __half2float(__float2half_rn(frand(2.f)));
+    float *d_rel = rel ? up_f(relb, (size_t)A * (2 * R - 1), 2.f) : NULL;
+    std::vector<float> got = run_attention(lens, H, A, qkv, d_rel, R);
+    std::vector<int32_t> off(1, 0);
+    for (int32_t L : lens) off.push_back(off.back() + L);
+    std::vector<float> ref((size_t)T * H);
+    sembed__exec ex = ref_ex(R);
+    sembed__backend_ref.attention(ref.data(), qkv.data(), off.data(), rel ? relb.data() : NULL,
+                                  (int32_t)lens.size(), H, A, R, &ex);
+    compare(name, got, ref, 5e-3);
+    /* batch invariance: the last sequence alone gives the same bits as packed after the rest */
+    if (lens.size() > 1) {
+        const int32_t L = lens.back(), t0 = T - L;
+        std::vector<float> alone_in(qkv.begin() + (size_t)t0 * 3 * H, qkv.end());
+        std::vector<float> alone = run_attention(std::vector<int32_t>(1, L), H, A, alone_in, d_rel, R);
+        CHECKF(memcmp(alone.data(), got.data() + (size_t)t0 * H, alone.size() * 4) == 0,
+               "%s: the last sequence differs alone vs packed", name);
+    }
+    check_guards_and_free(name);
+}
+
+static void test_add_ln(int64_t T, int32_t H, bool alias) {
+    std::vector<float> a, b, g, be;
+    __half *da = up_h(a, (size_t)T * H, 3.f), *db = up_h(b, (size_t)T * H, 1.f);
+    float *dg = up_f(g, H, 0.2f, 1.f), *dbe = up_f(be, H, 0.2f);
+    __half *out = alias ? db : (__half *)dalloc((size_t)T * H * 2);
+    if (!alias) CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));
+    sembed_error e;
+    CHECKF(sembed__cu_add_ln(out, da, db, dg, dbe, T, H, 1e-5f, 0, &e) == SEMBED_OK, "%s", e.msg);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ref((size_t)T * H);
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.add_ln(ref.data(), a.data(), b.data(), g.data(), be.data(), T, H, 1e-5f,
+                               &ex);
+    char name[96];
+    snprintf(name, sizeof name, "add_ln T=%lld H=%d alias=%d", (long long)T, H, alias);
+    compare(name, down_h(out, (size_t)T * H), ref, 2e-3);
+    check_guards_and_free(name);
+}
+
+static void test_act(int64_t n, int64_t misalign, sembed__act_kind kind) {
+    std::vector<float> x;
+    __half *dx = up_h(x, (size_t)(n + misalign), 4.f) + misalign;
+    std::vector<float> ref(x.begin() + misalign, x.end());
+    sembed_error e;
+    CHECKF(sembed__cu_act_f16(dx, n, kind, 0, &e) == SEMBED_OK, "%s", e.msg);
+    CK(cudaDeviceSynchronize());
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.act(ref.data(), n, kind, &ex);
+    char name[96];
+    snprintf(name, sizeof name, "act f16 kind=%d n=%lld misalign=%lld", (int)kind, (long long)n,
+             (long long)misalign);
+    compare(name, down_h(dx, (size_t)n), ref, 2e-3);
+    std::vector<float> xf;
+    float *dxf = up_f(xf, (size_t)n, 4.f);
+    CHECKF(sembed__cu_act_f32(dxf, n, kind, 0, &e) == SEMBED_OK, "%s", e.msg);
+    CK(cudaDeviceSynchronize());
+    sembed__backend_ref.act(xf.data(), n, kind, &ex);
+    snprintf(name, sizeof name, "act f32 kind=%d n=%lld", (int)kind, (long long)n);
+    compare(name, down_f(dxf, (size_t)n), xf, 1e-5);
+    check_guards_and_free(name);
+}
+
+static void test_pool(int32_t H, bool with_skip) {
+    const std::vector<int32_t> lens = {1, 3, 64, 2, 100, 513};
+    std::vector<int32_t> off(1, 0), skip = {0, 1, 5, 2, 0, 7};
+    for (int32_t L : lens) off.push_back(off.back() + L);
+    const int32_t S = (int32_t)lens.size(), T = off.back();
+    std::vector<float> x;
+    __half *dx = up_h(x, (size_t)T * H, 2.f);
+    sembed__cu_pool_kinds kinds = {6, {SEMBED__POOLK_CLS, SEMBED__POOLK_MEAN, SEMBED__POOLK_MAX,
+                                       SEMBED__POOLK_MEAN_SQRT_LEN, SEMBED__POOLK_WEIGHTED_MEAN,
+                                       SEMBED__POOLK_LAST}};
+    const size_t F = (size_t)6 * H;
+    float *out = (float *)dalloc(S * F * 4);
+    CK(cudaMemset(out, 0xFF, S * F * 4));
+    int32_t *doff = up_i(off), *dskip = with_skip ? up_i(skip) : NULL;
+    sembed_error e;
+    CHECKF(sembed__cu_pool(out, dx, doff, dskip, kinds, S, H, 0, &e) == SEMBED_OK, "%s", e.msg);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ref(S * F);
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.pool(ref.data(), x.data(), off.data(), with_skip ? skip.data() : NULL,
+                             kinds.k, 6, S, H, &ex);
+    char name[96];
+    snprintf(name, sizeof name, "pool 6 kinds H=%d skip=%d", H, with_skip);
+    compare(name, down_f(out, S * F), ref, 1e-5);
+    /* normalize, a zero row included */
+    const int32_t R = 4, Fn = 385;
+    std::vector<float> v;
+    float *dv = up_f(v, (size_t)R * Fn, 1.f);
+    CK(cudaMemset(dv + Fn, 0, Fn * 4));
+    std::fill(v.begin() + Fn, v.begin() + 2 * Fn, 0.f);
+    CHECKF(sembed__cu_normalize(dv, R, Fn, 0, &e) == SEMBED_OK, "%s", e.msg);
+    CK(cudaDeviceSynchronize());
+    sembed__backend_ref.normalize(v.data(), R, Fn, &ex);
+    compare("normalize S=4 F=385 (a zero row)", down_f(dv, (size_t)R * Fn), v, 1e-6);
+    check_guards_and_free(name);
+}
+
+int main(void) {
+    /* SEMBED_TEST_QUICK=1 (under compute-sanitizer): the large shapes are left out */
+    const bool quick = getenv("SEMBED_TEST_QUICK") && atoi(getenv("SEMBED_TEST_QUICK")) == 1;
+    if (sembed__cuda_device_count() < 1) {
+        printf("test_cuda_ops: no CUDA device, skipped\n");
+        return 77;
+    }
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    printf("test_cuda_ops on %s\n", prop.name);
+
+    test_embed_ln(1, 8, false);
+    test_embed_ln(7, 384, true);
+    test_embed_ln(1000, 768, true);
+    test_embed_ln(33, 1024, false);
+
+    cublasLtHandle_t lt;
+    if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "cublasLtCreate failed\n");
+        return 1;
+    }
+    void *ws;
+    CK(cudaMalloc(&ws, (size_t)32 << 20));
+    test_gemm(lt, 1, 8, 8, false, true, ws);
+    test_gemm(lt, 7, 1152, 384, false, true, ws);
+    test_gemm(lt, 333, 384, 1536, false, true, ws);
+    test_gemm(lt, 4096, 1152, 384, false, true, ws);
+    if (!quick) test_gemm(lt, 4096, 768, 3072, false, true, ws);
+    test_gemm(lt, 65, 1000, 72, false, true, ws);
+    test_gemm(lt, 5, 256, 384, true, true, ws);
+    test_gemm(lt, 300, 96, 200, true, false, ws);
+    CK(cudaFree(ws));
+    cublasLtDestroy(lt);
+
+    const std::vector<int32_t> lens = {1, 5, 64, 65, 130, 17, 512};
+    test_attention(384, 12, false, lens);
+    test_attention(768, 12, false, lens);
+    test_attention(768, 12, true, lens);
+    test_attention(384, 12, true, {3, 200});
+    test_attention(64, 2, false, {1});
+    test_attention(256, 4, false, {33, 128, 1, 2, 3});
+
+    test_add_ln(1, 8, false);
+    test_add_ln(77, 384, true);
+    test_add_ln(quick ? 100 : 2048, 768, false);
+    test_add_ln(5, 2048, false);
+
+    for (int k = SEMBED__ACTK_GELU; k <= SEMBED__ACTK_SIGMOID; k++) {
+        test_act(1, 0, (sembed__act_kind)k);
+        test_act(quick ? 1003 : 1000003, 1, (sembed__act_kind)k);
+    }
+    if (!quick) test_act(4096 * 1536, 0, SEMBED__ACTK_GELU);
+
+    test_pool(384, false);
+    test_pool(72, true);
+    return t_done("test_cuda_ops");
+}

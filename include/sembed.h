@@ -198,6 +198,11 @@ typedef struct sembed_ctx_params {
     int32_t strict_length;
     /* 1: run the plain scalar reference ops (slow; for checking). 0: the fast CPU ops. */
     int32_t reference_ops;
+    /* Where the encoder runs: "cpu", "cuda" (device 0), "cuda:N", or "auto" (CUDA device 0
+     * when the library was built with CUDA and a device is usable, else the CPU). NULL: "cpu".
+     * A CUDA context holds the model's weights on the device as fp16; its vectors agree with
+     * the CPU's to a cosine of at least 0.9999 and are batch-invariant on that device. */
+    const char *device;
 } sembed_ctx_params;
 
 sembed_ctx_params sembed_ctx_default_params(void);

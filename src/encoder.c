@@ -13,6 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef SEMBED_HAVE_CUDA
+#include "cuda/sembed_cuda.h"
+#else
+typedef struct sembed__cuda sembed__cuda;
+#endif
+
 typedef struct layer_w {
     const float *qkv_w, *qkv_b; /* (3H, H), (3H): query | key | value rows */
     const float *o_w, *o_b;     /* (H, H), (H) */
@@ -434,6 +440,7 @@ struct sembed_ctx {
     const char *const *texts;
     const size_t *lens;
     int32_t chunk0;
+    sembed__cuda *gpu; /* non-NULL: the forward pass runs there (src/cuda/) */
 };
 
 sembed_ctx_params sembed_ctx_default_params(void) {
@@ -442,6 +449,9 @@ sembed_ctx_params sembed_ctx_default_params(void) {
 
 void sembed_ctx_free(sembed_ctx *c) {
     if (!c) return;
+#ifdef SEMBED_HAVE_CUDA
+    sembed__cuda_free(c->gpu);
+#endif
     sembed__pool_free(c->pool);
     sembed__free(c->ex.scratch);
     sembed__free(c->slot_ids);
@@ -465,6 +475,52 @@ static void *alloc_n(size_t n, size_t size, bool *ok) {
     if (!sembed__mul_size(n, size, &bytes) || !(p = sembed__malloc(bytes ? bytes : 1))) *ok = false;
     return p;
 }
+
+/* The hook to the CUDA encoder (src/cuda/sembed_cuda.h): picks the device from params->device
+ * and hands the model's fp32 weights over for upload. */
+static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_error *err) {
+    if (!device || strcmp(device, "cpu") == 0) return SEMBED_OK;
+#ifdef SEMBED_HAVE_CUDA
+    const bool auto_ = strcmp(device, "auto") == 0;
+    const int32_t dev = auto_ ? 0 : sembed__cuda_parse_device(device);
+    if (dev < 0)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "device '%s': expected cpu, cuda, cuda:N or auto", device);
+    if (auto_ && sembed__cuda_device_count() < 1) return SEMBED_OK;
+    const sembed_model *m = c->m;
+    sembed__cuda_layer *layers = sembed__calloc((size_t)m->n_layers, sizeof *layers);
+    if (!layers) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory");
+    for (int32_t l = 0; l < m->n_layers; l++) {
+        const layer_w *w = &m->layers[l];
+        layers[l] = (sembed__cuda_layer){w->qkv_w, w->qkv_b, w->o_w,   w->o_b,   w->ln1_g, w->ln1_b,
+                                         w->i_w,   w->i_b,   w->f_w,   w->f_b,   w->ln2_g, w->ln2_b};
+    }
+    sembed__cuda_model d = {
+        .H = m->H, .A = m->A, .I = m->I, .n_layers = m->n_layers, .V = m->cfg.vocab_size,
+        .P = m->cfg.max_position_embeddings, .R = m->R, .eps = m->eps, .act = m->act,
+        .position_offset = m->position_offset, .word = m->word, .pos = m->pos, .type = m->type,
+        .emb_g = m->emb_g, .emb_b = m->emb_b, .layers = layers, .rel_bias = m->rel_bias,
+        .n_pool = m->n_pool, .n_dense = m->n_dense, .normalize = m->normalize, .dim = m->dim};
+    memcpy(d.pool, m->pool, sizeof d.pool);
+    SEMBED_ASSERT(m->n_dense <= SEMBED__CUDA_MAX_DENSE);
+    for (int32_t i = 0; i < m->n_dense; i++)
+        d.dense[i] = (sembed__cuda_dense){m->dense[i].w, m->dense[i].b, m->dense[i].in,
+                                          m->dense[i].out, m->dense[i].act};
+    sembed_status s = sembed__cuda_new(&d, dev, c->T_max, c->S_max, &c->gpu, err);
+    sembed__free(layers);
+    return s;
+#else
+    if (strcmp(device, "auto") == 0) return SEMBED_OK;
+    return sembed__err(err, strncmp(device, "cuda", 4) == 0 ? SEMBED_ERR_UNSUPPORTED
+                                                           : SEMBED_ERR_INVALID_ARG,
+                       "device '%s': this build of sembed has no CUDA backend", device);
+#endif
+}
+
+#ifndef SEMBED_HAVE_CUDA
+sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);
+#endif
+sembed__cuda *sembed__ctx_cuda(sembed_ctx *c) { return c ? c->gpu : NULL; }
 
 sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *params,
                              sembed_ctx **out, sembed_error *err) {
@@ -528,6 +584,11 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
         return sembed__err(err, SEMBED_ERR_NOMEM,
                            "out of memory planning a context for %d tokens, %d texts", c->T_max,
                            c->S_max);
+    }
+    s = attach_device(c, p.device, err);
+    if (s != SEMBED_OK) {
+        sembed_ctx_free(c);
+        return s;
     }
     *out = c;
     return SEMBED_OK;
@@ -652,7 +713,14 @@ sembed_status sembed_encode(sembed_ctx *c, int32_t n_texts, const char *const *t
                 c->seq_off[++S] = T;
             }
             SEMBED_ASSERT(S > 0);
-            forward(c, S, T, out + (int64_t)(c0 + k0) * m->dim);
+#ifdef SEMBED_HAVE_CUDA
+            if (c->gpu) {
+                sembed_status s = sembed__cuda_encode(c->gpu, c->ids, c->seq_off, S, T,
+                                                      out + (int64_t)(c0 + k0) * m->dim, err);
+                if (s != SEMBED_OK) return s;
+            } else
+#endif
+                forward(c, S, T, out + (int64_t)(c0 + k0) * m->dim);
             k0 += S;
         }
     }

@@ -19,6 +19,7 @@ typedef struct worker {
     sembed_ctx *ctx;
     pthread_t thread;
     bool started;
+    bool small_only; /* the query lane */
     /* the batch being built, (max_batch_texts) each */
     const char **texts;
     size_t *lens;
@@ -115,14 +116,15 @@ static void *worker_main(void *arg) {
     sembed__sched *s = w->s;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->small.head && !s->bulk.head && !s->stop) pthread_cond_wait(&s->work_cv, &s->mu);
-        if (!s->small.head && !s->bulk.head) break; /* stopping, and nothing left */
+        while (!s->small.head && (w->small_only || !s->bulk.head) && !s->stop)
+            pthread_cond_wait(&s->work_cv, &s->mu);
+        if (!s->small.head && (w->small_only || !s->bulk.head)) break; /* stopping, none left */
         /* Small requests first, then bulk texts while the (smaller) bulk budget allows. */
         int32_t S = 0, T = 0;
         const double t = now_s();
-        if (take(s, w, &s->small, &S, &T, s->p.max_batch_tokens, t))
+        if (take(s, w, &s->small, &S, &T, s->p.max_batch_tokens, t) && !w->small_only)
             take(s, w, &s->bulk, &S, &T, s->bulk.head ? s->p.bulk_batch_tokens : 0, t);
-        if (S == 0) /* only reachable when small texts filled nothing: take one bulk text */
+        if (S == 0) /* unreachable: a text always fits an empty batch */
             take(s, w, &s->bulk, &S, &T, s->p.max_batch_tokens, t);
         SEMBED_ASSERT(S > 0);
         pthread_mutex_unlock(&s->mu);
@@ -226,6 +228,7 @@ sembed_status sembed__sched_new(const sembed_model *model, const sembed__sched_p
     for (int32_t i = 0; i < p.n_workers; i++) {
         worker *w = &s->workers[i];
         w->s = s;
+        w->small_only = p.query_lane && p.n_workers >= 2 && i == 0;
         sembed_ctx_params cp = sembed_ctx_default_params();
         cp.n_threads = p.n_threads;
         cp.max_batch_tokens = p.max_batch_tokens;
@@ -286,7 +289,7 @@ sembed__sched_admit sembed__sched_submit(sembed__sched *s, sembed__sched_job *j)
     pthread_cond_init(&j->cv, NULL);
     s->st.queued_texts += j->n;
     q_push(j->small ? &s->small : &s->bulk, j);
-    pthread_cond_signal(&s->work_cv);
+    pthread_cond_broadcast(&s->work_cv); /* the query lane must not swallow a bulk wake-up */
     pthread_mutex_unlock(&s->mu);
     return SEMBED__SCHED_ADMITTED;
 }

@@ -24,6 +24,8 @@ typedef struct sembed__sched_params {
                                   refuses a request. 0: 4096 */
     int32_t small_tokens;      /* a request of at most this many tokens in all is small and goes
                                   ahead of bulk ones. 0: 128 */
+    int32_t query_lane;        /* 1 (with n_workers >= 2): worker 0 takes only small requests,
+                                  so a query never waits behind a bulk batch. 0: off */
 } sembed__sched_params;
 
 /* One request: n texts, encoded into out. The caller owns every pointer and keeps them alive

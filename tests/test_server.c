@@ -577,12 +577,12 @@ static void test_queue_full(void) {
 
 static void test_shutdown(hc_server *srv) {
     /* SIGTERM with a request in flight: it completes with a 200, the server exits 0 */
-    char *bb = bulk_body(8);
+    char *bb = bulk_body(3);
     bulk_arg a = {.body = bb};
     pthread_t th;
     pthread_create(&th, NULL, bulk_thread, &a);
     for (int i = 0; i < 400 && metric("sembed_queue_texts") < 1; i++) usleep(5000);
-    int rc = hc_server_stop(srv, 60);
+    int rc = hc_server_stop(srv, 600);
     pthread_join(th, NULL);
     CHECKF(a.status == 200 && a.json_ok, "the request in flight at SIGTERM: status %d", a.status);
     CHECKF(rc == 0, "exit status %d after SIGTERM", rc);
@@ -612,7 +612,8 @@ int main(void) {
 
     const char *args[] = {"-m", dir, "--api-key", KEY, "--max-inputs", "8", "--max-queue", "8",
                           "--max-body-bytes", "65536", "--max-input-bytes", "4000",
-                          "--timeout", "2", "--read-timeout", "3", "-t", "2", NULL};
+                          "--timeout", "2", "--read-timeout", "3", "-t", "2",
+                          "--drain-timeout", "600", NULL};
     hc_server srv;
     if (!hc_server_start(&srv, args, 120)) {
         fprintf(stderr, "test_server: the server did not start (%s)\n", hc_sembed_bin());

@@ -640,6 +640,8 @@ static void help(FILE *f) {
             "                             and /info (also from $SEMBED_API_KEY)\n"
             "  -t, --threads N            threads per encoder context (default: all CPUs)\n"
             "      --workers N            encoder contexts (default 1)\n"
+            "      --[no-]query-lane      with 2+ workers, keep worker 0 for small requests so\n"
+            "                             queries never wait behind bulk (default: on)\n"
             "      --max-batch-tokens N   token budget of a batch (default 2048)\n"
             "      --bulk-batch-tokens N  token budget of a batch carrying bulk texts (512)\n"
             "      --small-tokens N       requests of at most N tokens are queries (default 128)\n"
@@ -705,7 +707,7 @@ static bool probe_model(server *S) {
 int cli_serve(int argc, char **argv) {
     enum { O_HOST = 256, O_DEVICE, O_NAME, O_KEY, O_WORKERS, O_MBT, O_BBT, O_SMALL, O_QUEUE,
            O_INPUTS, O_INBYTES, O_BODY, O_NOTRUNC, O_TIMEOUT, O_RTIMEOUT, O_CONNS, O_CONNS_IP,
-           O_DRAIN };
+           O_DRAIN, O_LANE, O_NOLANE };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"host", required_argument, NULL, O_HOST},
@@ -728,6 +730,8 @@ int cli_serve(int argc, char **argv) {
         {"max-connections", required_argument, NULL, O_CONNS},
         {"max-connections-per-ip", required_argument, NULL, O_CONNS_IP},
         {"drain-timeout", required_argument, NULL, O_DRAIN},
+        {"query-lane", no_argument, NULL, O_LANE},
+        {"no-query-lane", no_argument, NULL, O_NOLANE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *dir = NULL, *host = "127.0.0.1", *name = NULL;
@@ -735,6 +739,7 @@ int cli_serve(int argc, char **argv) {
          inputs = 512, inbytes = 0, body = 2000000, timeout = 30, rtimeout = 30, conns = 512,
          conns_ip = 256, drain = 30;
     bool auto_truncate = true;
+    int32_t query_lane = -1;
     const char *key = getenv("SEMBED_API_KEY");
     int c;
     optind = 1;
@@ -762,6 +767,8 @@ int cli_serve(int argc, char **argv) {
         case O_INBYTES: ok = parse_int("max-input-bytes", optarg, 1, 1L << 30, &inbytes); break;
         case O_BODY: ok = parse_int("max-body-bytes", optarg, 1, 1L << 31, &body); break;
         case O_NOTRUNC: auto_truncate = false; break;
+        case O_LANE: query_lane = 1; break;
+        case O_NOLANE: query_lane = 0; break;
         case O_TIMEOUT: ok = parse_int("timeout", optarg, 1, 86400, &timeout); break;
         case O_RTIMEOUT: ok = parse_int("read-timeout", optarg, 1, 86400, &rtimeout); break;
         case O_CONNS: ok = parse_int("max-connections", optarg, 1, 1 << 16, &conns); break;
@@ -783,6 +790,7 @@ int cli_serve(int argc, char **argv) {
         return 2;
     }
     if (key && !*key) key = NULL;
+    if (query_lane < 0) query_lane = workers >= 2;
 
     /* Signals are taken by sigwait in this thread; every thread started from here on
      * inherits the mask. */
@@ -817,7 +825,8 @@ int cli_serve(int argc, char **argv) {
                                .max_batch_tokens = (int32_t)mbt,
                                .bulk_batch_tokens = (int32_t)bbt,
                                .max_queue_texts = (int32_t)queue,
-                               .small_tokens = (int32_t)small};
+                               .small_tokens = (int32_t)small,
+                               .query_lane = query_lane};
     if (sembed__sched_new(S.model, &sp, &S.sched, &err) != SEMBED_OK) {
         fprintf(stderr, "sembed serve: %s\n", err.msg);
         goto out;
@@ -884,8 +893,10 @@ int cli_serve(int argc, char **argv) {
     const struct timespec tick = {0, 20 * 1000 * 1000};
     const double deadline = now_s() + (double)drain;
     while (atomic_load(&S.inflight) > 0) {
-        if (now_s() > deadline || sigtimedwait(&sigs, NULL, &tick) > 0) {
-            fprintf(stderr, "sembed serve: exiting with %d requests unfinished\n",
+        const bool late = now_s() > deadline;
+        if (late || sigtimedwait(&sigs, NULL, &tick) > 0) {
+            fprintf(stderr, "sembed serve: %s: exiting with %d requests unfinished\n",
+                    late ? "the drain timeout passed" : "a second signal",
                     atomic_load(&S.inflight));
             fflush(stderr);
             _exit(1);

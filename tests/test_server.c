@@ -10,6 +10,17 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
+
+/* Appends formatted text at o; returns the new end. */
+static char *put(char *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *put(char *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsprintf(o, fmt, ap);
+    va_end(ap);
+    return o + (n > 0 ? n : 0);
+}
 
 #define KEY "s3cret-key"
 #define AUTH "Authorization: Bearer " KEY "\r\n"
@@ -193,10 +204,11 @@ static void *bulk_thread(void *v) {
 static char *bulk_body(int n) {
     size_t cap = (size_t)n * 3000 + 64;
     char *b = malloc(cap), *o = b;
-    o += sprintf(o, "{\"inputs\":[");
+    if (!b) abort();
+    o = put(o, "{\"inputs\":[");
     for (int i = 0; i < n; i++) {
-        o += sprintf(o, "%s\"%d", i ? "," : "", i);
-        for (int k = 0; k < 400; k++) o += sprintf(o, " w%d", k % 50);
+        o = put(o, "%s\"%d", i ? "," : "", i);
+        for (int k = 0; k < 400; k++) o = put(o, " w%d", k % 50);
         *o++ = '"';
     }
     sprintf(o, "]}");
@@ -368,7 +380,7 @@ static void test_errors(void) {
     {
         size_t n = 20000;
         char *b = malloc(2 * n + 16), *o = b;
-        o += sprintf(o, "{\"inputs\":");
+        o = put(o, "{\"inputs\":");
         memset(o, '[', n);
         o += n;
         memset(o, ']', n);
@@ -391,8 +403,8 @@ static void test_errors(void) {
     }
     { /* tokens per input with truncate=false: 254 words + [CLS] [SEP] = 256 passes, 257 not */
         char *b = malloc(8192), *o = b;
-        o += sprintf(o, "{\"truncate\":false,\"inputs\":\"");
-        for (int k = 0; k < 254; k++) o += sprintf(o, "%sa", k ? " " : "");
+        o = put(o, "{\"truncate\":false,\"inputs\":\"");
+        for (int k = 0; k < 254; k++) o = put(o, "%sa", k ? " " : "");
         strcpy(o, "\"}");
         hc_resp r;
         CHECK(posts("/embed", b, &r) && r.status == 200);

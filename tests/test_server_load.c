@@ -9,7 +9,18 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+
+/* Appends formatted text at o; returns the new end. */
+static char *put(char *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *put(char *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsprintf(o, fmt, ap);
+    va_end(ap);
+    return o + (n > 0 ? n : 0);
+}
 
 static int g_port;
 static int g_ntexts;
@@ -35,10 +46,11 @@ static void make_texts(int n) {
         s = s * 1103515245u + 12345u;
         int words = 8 + (int)((s >> 16) % 33);
         char *t = malloc(16 * (size_t)words + 16), *o = t;
-        o += sprintf(o, "%d", i);
+        if (!t) abort();
+        o = put(o, "%d", i);
         for (int k = 0; k < words; k++) {
             s = s * 1103515245u + 12345u;
-            o += sprintf(o, " %s", w[(s >> 16) % (sizeof w / sizeof w[0])]);
+            o = put(o, " %s", w[(s >> 16) % (sizeof w / sizeof w[0])]);
         }
         g_texts[i] = t;
     }
@@ -118,10 +130,10 @@ static void *load_main(void *v) {
         int ntexts = 1;
         if (t->bulk > 0) {
             char *o = body;
-            o += sprintf(o, "{\"inputs\":[");
+            o = put(o, "{\"inputs\":[");
             for (int i = 0; i < t->bulk; i++)
-                o += sprintf(o, "%s\"%s\"", i ? "," : "", g_texts[(k * t->bulk + i) % g_ntexts]);
-            o += sprintf(o, "]}");
+                o = put(o, "%s\"%s\"", i ? "," : "", g_texts[(k * t->bulk + i) % g_ntexts]);
+            o = put(o, "]}");
             n = (size_t)(o - body);
             ntexts = t->bulk;
         } else {

@@ -31,7 +31,8 @@ typedef struct cfg {
     double rate;       /* one-text requests per second in the fixed-rate phases */
     int conns;         /* concurrent connections in the throughput phase */
     int rss_requests;  /* the RSS check compares after N and after 10 N requests */
-    int threads;       /* server and in-process threads */
+    int threads;       /* in-process threads (and per server worker when given) */
+    bool threads_given;
 } cfg;
 
 /* Texts of 8 to 40 words from a small vocabulary, deterministic. */
@@ -255,7 +256,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rate") && i + 1 < argc) c.rate = atof(argv[++i]);
         else if (!strcmp(argv[i], "--conns") && i + 1 < argc) c.conns = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rss-requests") && i + 1 < argc) c.rss_requests = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) c.threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            c.threads = atoi(argv[++i]), c.threads_given = true;
         else if (!strcmp(argv[i], "--")) {
             extra = argv + i + 1;
             break;
@@ -268,8 +270,8 @@ int main(int argc, char **argv) {
     const char *dir = t_model_dir("all-MiniLM-L6-v2");
     make_texts(2000);
     if (c.threads == 0) c.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    char th[16];
-    snprintf(th, sizeof th, "%d", c.threads);
+    char th[16]; /* the server splits its CPUs between its workers unless --threads says */
+    snprintf(th, sizeof th, "%d", c.threads_given ? c.threads : 0);
 
     const double base = inprocess_rate(dir, c.threads, full ? 20 : 3);
     printf("in-process: %.1f texts/s (batches of 64, %d threads)\n", base, c.threads);

@@ -638,8 +638,8 @@ static void help(FILE *f) {
             "      --served-model-name S  the model name in replies (default: DIR's base name)\n"
             "      --api-key K            require `Authorization: Bearer K` on the POST routes\n"
             "                             and /info (also from $SEMBED_API_KEY)\n"
-            "  -t, --threads N            threads per encoder context (default: all CPUs)\n"
-            "      --workers N            encoder contexts (default 1)\n"
+            "  -t, --threads N            threads per encoder context (default: CPUs / workers)\n"
+            "      --workers N            encoder contexts (default 2 with 2+ CPUs, else 1)\n"
             "      --[no-]query-lane      with 2+ workers, keep worker 0 for small requests so\n"
             "                             queries never wait behind bulk (default: on)\n"
             "      --max-batch-tokens N   token budget of a batch (default 2048)\n"
@@ -735,7 +735,7 @@ int cli_serve(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *dir = NULL, *host = "127.0.0.1", *name = NULL;
-    long port = 8080, workers = 1, threads = 0, mbt = 2048, bbt = 512, small = 128, queue = 4096,
+    long port = 8080, workers = 0, threads = 0, mbt = 2048, bbt = 512, small = 128, queue = 4096,
          inputs = 512, inbytes = 0, body = 2000000, timeout = 30, rtimeout = 30, conns = 512,
          conns_ip = 256, drain = 30;
     bool auto_truncate = true;
@@ -790,6 +790,7 @@ int cli_serve(int argc, char **argv) {
         return 2;
     }
     if (key && !*key) key = NULL;
+    if (workers == 0) workers = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
     if (query_lane < 0) query_lane = workers >= 2;
 
     /* Signals are taken by sigwait in this thread; every thread started from here on

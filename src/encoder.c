@@ -510,6 +510,7 @@ static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_err
     sembed__free(layers);
     return s;
 #else
+    (void)c;
     if (strcmp(device, "auto") == 0) return SEMBED_OK;
     return sembed__err(err, strncmp(device, "cuda", 4) == 0 ? SEMBED_ERR_UNSUPPORTED
                                                            : SEMBED_ERR_INVALID_ARG,

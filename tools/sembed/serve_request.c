@@ -215,6 +215,28 @@ void srv_buf_printf(srv_buf *b, const char *fmt, ...) {
     b->n += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes available), or 0 when it is invalid. */
+static size_t utf8_seq_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) k = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (n < k || p[1] < lo || p[1] > hi) return 0;
+    for (size_t j = 2; j < k; j++)
+        if (p[j] < 0x80 || p[j] > 0xBF) return 0;
+    return k;
+}
+
 void srv_buf_json_string(srv_buf *b, const char *s, size_t n) {
     if (!buf_reserve(b, 2 + 6 * n)) return;
     char *o = b->p + b->n;
@@ -226,8 +248,19 @@ void srv_buf_json_string(srv_buf *b, const char *s, size_t n) {
             *o++ = (char)c;
         } else if (c < 0x20 || c == 0x7F) {
             o += sprintf(o, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             *o++ = (char)c;
+        } else {
+            /* copy a valid UTF-8 sequence; an invalid byte (an error message may quote the
+             * client's bytes) becomes U+FFFD, so the output is always valid JSON */
+            size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                o += sprintf(o, "\\ufffd");
+            } else {
+                memcpy(o, s + i, k);
+                o += k;
+                i += k - 1;
+            }
         }
     }
     *o++ = '"';

@@ -184,6 +184,34 @@ int32_t sembed_model_max_length(const sembed_model *model); /* tokens per text *
 /* The model's tokenizer (owned by the model, valid until it is freed). */
 const sembed_tokenizer *sembed_model_tokenizer(const sembed_model *model);
 
+/* What a loaded model is (`sembed info` prints it). Strings are owned by the model. */
+typedef struct sembed_model_info {
+    const char *architecture;  /* "bert", "mpnet" or "xlm-roberta" */
+    const char *weights_dtype; /* dtype of model.safetensors on disk: "F32", "F16" or "BF16" */
+    int64_t n_params;          /* floats in the encoder's and Dense modules' weights */
+    int32_t vocab_size, hidden_size, n_layers, n_heads, intermediate_size, max_position;
+    int32_t max_length;        /* tokens per text (after max_seq_length and the caller's cap) */
+    int32_t dim;               /* floats per embedding (after Dense modules) */
+    sembed_pooling pooling;
+    int32_t include_prompt;    /* 0: prompt tokens are left out of the pooling */
+    int32_t n_dense;           /* Dense modules after pooling */
+    int32_t normalize;         /* 1: the output is L2-normalized */
+    int32_t do_lower_case;     /* sentence_bert_config.json's do_lower_case */
+    int32_t n_prompts;         /* prompts in config_sentence_transformers.json */
+    const char *default_prompt_name; /* NULL when none */
+} sembed_model_info;
+
+/* Fills *out; never fails for a loaded model. */
+void sembed_model_describe(const sembed_model *model, sembed_model_info *out);
+/* Prompt i (0 <= i < n_prompts): its text, and its name in *name. NULL when i is out of range. */
+const char *sembed_model_prompt(const sembed_model *model, int32_t i, const char **name);
+
+typedef enum sembed_precision {
+    SEMBED_PRECISION_FP32 = 0,
+    SEMBED_PRECISION_INT8 = 1,
+    SEMBED_PRECISION_BF16 = 2,
+} sembed_precision;
+
 typedef struct sembed_ctx_params {
     /* Threads for the encoder's ops and for OpenBLAS. 0: one per online CPU. Note: OpenBLAS
      * keeps one process-wide thread count; a context sets it to this when created. */
@@ -203,6 +231,11 @@ typedef struct sembed_ctx_params {
      * A CUDA context holds the model's weights on the device as fp16; its vectors agree with
      * the CPU's to a cosine of at least 0.9999 and are batch-invariant on that device. */
     const char *device;
+    /* CPU arithmetic (ignored on CUDA). SEMBED_PRECISION_FP32 (0, the default) is the exact
+     * path; INT8 quantizes weights per output channel at load and activations per token at run
+     * time (cosine >= 0.995 against fp32); BF16 uses AVX512_BF16 where the CPU has it and is
+     * SEMBED_ERR_UNSUPPORTED elsewhere. */
+    sembed_precision precision;
 } sembed_ctx_params;
 
 sembed_ctx_params sembed_ctx_default_params(void);
@@ -228,6 +261,38 @@ typedef struct sembed_encode_info {
 sembed_status sembed_encode(sembed_ctx *ctx, int32_t n_texts, const char *const *texts,
                             const size_t *lens, float *out, int64_t out_capacity_floats,
                             sembed_encode_info *info, sembed_error *err);
+
+/* Per-call options of sembed_encode_ex / sembed_encode_ids. Zero-initialized means: the
+ * folder's default prompt, the model's full dimension. */
+typedef struct sembed_encode_opts {
+    /* A prompt of config_sentence_transformers.json by name ("query", "passage", ...); prepended
+     * to every text as sentence-transformers does. NULL: the folder's default_prompt_name, if
+     * any. An unknown name is SEMBED_ERR_INVALID_ARG naming it. */
+    const char *prompt_name;
+    /* A literal prompt instead (overrides prompt_name); "" means no prompt at all. */
+    const char *prompt;
+    /* Matryoshka: keep the first `dimensions` floats of each vector, then L2-normalize them
+     * again when the model normalizes. 0: sembed_model_dim(). Output rows are `dimensions`
+     * floats apart. Larger than the model's dimension is SEMBED_ERR_INVALID_ARG. */
+    int32_t dimensions;
+} sembed_encode_opts;
+
+/* sembed_encode with options (opts may be NULL: same as sembed_encode). */
+sembed_status sembed_encode_ex(sembed_ctx *ctx, int32_t n_texts, const char *const *texts,
+                               const size_t *lens, const sembed_encode_opts *opts, float *out,
+                               int64_t out_capacity_floats, sembed_encode_info *info,
+                               sembed_error *err);
+
+/* Embeds already-tokenized inputs: ids[i] holds n_ids[i] token ids forming the model's whole
+ * input, special tokens included (as sembed_tokenize writes them). Prompts do not apply (the
+ * prompt fields of opts must be NULL). An id outside [0, vocab_size) or an empty input is
+ * SEMBED_ERR_INPUT naming input and position; an input longer than the max length is truncated
+ * to it (info[i].truncated = 1), or SEMBED_ERR_TOO_LONG in strict mode. Same vectors as
+ * sembed_encode for the ids that sembed_tokenize gives. */
+sembed_status sembed_encode_ids(sembed_ctx *ctx, int32_t n_inputs, const int32_t *const *ids,
+                                const int32_t *n_ids, const sembed_encode_opts *opts, float *out,
+                                int64_t out_capacity_floats, sembed_encode_info *info,
+                                sembed_error *err);
 
 #ifdef __cplusplus
 }

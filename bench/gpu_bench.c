@@ -5,12 +5,14 @@
  *   gpu_bench MODEL_DIR IDS_FILE SETS S L REPS VECTORS_OUT LABEL
  *
  * IDS_FILE holds SETS x S x L int32 ids; the timed runs rotate through the sets. Prints one JSON
- * line; writes set 0's S vectors (fp32) to VECTORS_OUT. */
+ * line; writes set 0's S vectors (fp32) to VECTORS_OUT. GPU_BENCH_PROFILE=1 adds the mean GPU ms
+ * per op kind (events after each op, 10 more batches); GPU_BENCH_GRAPHS=0 turns CUDA graphs off. */
 #include "sembed.h"
 #include "cuda/sembed_cuda.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now_ms(void) {
@@ -55,6 +57,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     sembed__cuda *g = sembed__ctx_cuda(ctx);
+    /* GPU_BENCH_GRAPHS=0: every batch launched op by op */
+    const int graphs = !(getenv("GPU_BENCH_GRAPHS") && strcmp(getenv("GPU_BENCH_GRAPHS"), "0") == 0);
+    sembed__cuda_set_graphs(g, graphs);
     const int dim = sembed_model_dim(m);
     int32_t *off = malloc(sizeof(int32_t) * (S + 1));
     for (int s = 0; s <= S; s++) off[s] = s * L;
@@ -75,12 +80,35 @@ int main(int argc, char **argv) {
         }
     }
     qsort(t, reps, sizeof(double), cmp_d);
+    /* GPU_BENCH_PROFILE=1: then 10 more batches with an event after each op (graphs off) */
+    char prof[1024] = "";
+    if (getenv("GPU_BENCH_PROFILE") && atoi(getenv("GPU_BENCH_PROFILE")) > 0) {
+        if (sembed__cuda_profile(g, true, &err) != SEMBED_OK) {
+            fprintf(stderr, "gpu_bench: %s\n", err.msg);
+            return 1;
+        }
+        for (int r = 0; r < 10; r++)
+            if (sembed__cuda_encode(g, ids + per * (r % sets), off, S, S * L, out, &err) != SEMBED_OK) {
+                fprintf(stderr, "gpu_bench: %s\n", err.msg);
+                return 1;
+            }
+        double ms[SEMBED__CUDA_N_OPS];
+        const char *names[SEMBED__CUDA_N_OPS];
+        const int64_t nb = sembed__cuda_profile_read(g, ms, names);
+        size_t k = (size_t)snprintf(prof, sizeof prof, ", \"op_ms\": {");
+        for (int i = 0; i < SEMBED__CUDA_N_OPS && k < sizeof prof; i++)
+            k += (size_t)snprintf(prof + k, sizeof prof - k, "%s\"%s\": %.4f", i ? ", " : "",
+                                  names[i], ms[i] / (double)(nb > 0 ? nb : 1));
+        if (k < sizeof prof) snprintf(prof + k, sizeof prof - k, "}");
+        sembed__cuda_profile(g, false, &err);
+    }
     double mean = 0;
     for (int r = 0; r < reps; r++) mean += t[r] / reps;
     printf("{\"workload\": \"%s\", \"S\": %d, \"L\": %d, \"reps\": %d, \"ms_p50\": %.4f, "
-           "\"ms_p99\": %.4f, \"ms_min\": %.4f, \"ms_mean\": %.4f, \"device\": \"%s\"}\n",
-           argv[8], S, L, reps, t[reps / 2], t[(int)(reps * 0.99)], t[0], mean,
-           sembed__cuda_device_name(g));
+           "\"ms_p99\": %.4f, \"ms_min\": %.4f, \"ms_mean\": %.4f, \"graphs\": %d, "
+           "\"device\": \"%s\"%s}\n",
+           argv[8], S, L, reps, t[reps / 2], t[(int)(reps * 0.99)], t[0], mean, graphs,
+           sembed__cuda_device_name(g), prof);
     free(ids), free(off), free(out), free(t);
     sembed_ctx_free(ctx);
     sembed_model_free(m);

@@ -7,6 +7,7 @@
     gpu_torch.py peer RESULTS_JSONL OUT_JSON WORKLOAD...    time transformers (fp16, SDPA) on the same
                                                             weights and ids, check sembed's vectors
                                                             against torch fp32, print the table last
+    gpu_torch.py profile WORKLOAD...                        torch.profiler per-kernel CUDA times
 A WORKLOAD is label:model_dir:ids_file:sets:S:L:reps:sembed_vectors_file.
 """
 import json
@@ -144,12 +145,40 @@ def peer(results_path, out_json, workloads):
               f"{100 * r['torch_frac_peak']:>10.1f}% {r['min_cos_sembed_vs_torch_fp32']:>11.6f}")
 
 
+def profile(workloads):
+    """torch.profiler's per-kernel CUDA time for the fp16 SDPA peer (5 batches per workload)."""
+    import torch
+    from torch.profiler import ProfilerActivity
+    from transformers import BertModel
+    dev = torch.device("cuda")
+    for w in workloads:
+        label, mdir, ids_file, sets, S, L = w.split(":")[:6]
+        sets, S, L = int(sets), int(S), int(L)
+        m16 = BertModel.from_pretrained(mdir, torch_dtype=torch.float16, attn_implementation="sdpa",
+                                        add_pooling_layer=False).to(dev).eval()
+        ids = torch.from_numpy(np.fromfile(ids_file, dtype=np.int32).reshape(sets, S, L)
+                               .astype(np.int64)).to(dev)
+        mask = torch.ones((S, L), dtype=torch.int64, device=dev)
+        with torch.inference_mode():
+            for i in range(5):
+                m16(input_ids=ids[i % sets], attention_mask=mask)
+            torch.cuda.synchronize()
+            with torch.profiler.profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for i in range(5):
+                    m16(input_ids=ids[i % sets], attention_mask=mask)
+                torch.cuda.synchronize()
+        print(f"--- torch fp16 SDPA per-kernel, {label} (sums over 5 batches)")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=90))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "export":
         export(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "ids":
         make_ids(sys.argv[2], *(int(x) for x in sys.argv[3:7]))
+    elif cmd == "profile":
+        profile(sys.argv[2:])
     elif cmd == "peer":
         peer(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:

@@ -9,7 +9,8 @@
 # .carry/debs (unpacked into a private prefix); the all-MiniLM-L6-v2 tokenizer files in
 # .carry/all-MiniLM-L6-v2 (the weights are generated here, random, seed 0).
 #   GPU_CHECK_QUICK=1   fewer repetitions (a smoke run)
-#   GPU_CHECK_STEPS     which of build,tests,sanitize,bench to run (default: all of them)
+#   GPU_CHECK_STEPS     which of build,tests,sanitize,profile,bench to run (default: all but
+#                       profile: per-op times of sembed and torch, GEMM choice by heuristic vs timed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -90,6 +91,36 @@ for tool in memcheck racecheck; do
     echo "  reports outside cuBLASLt's kernels: $ours"
     SAN_RC="$SAN_RC $tool=$rc(ours:$ours)"
 done
+fi
+
+if has profile; then
+step "per-op profile: sembed (an event after each op), GEMM algorithms by heuristic vs timed; torch.profiler"
+PRO=$OUT/profile.jsonl
+: >"$PRO"
+PW=()
+prof() { # label model S L reps
+    local ids=$WORK/ids_$3x$4.i32
+    [ -f "$ids" ] || python3 bench/gpu_torch.py ids "$ids" 4 "$3" "$4" 7
+    SEMBED_CUDA_GEMM=heuristic GPU_BENCH_PROFILE=1 build-gpu/gpu_bench "$MODELS/$2" "$ids" 4 "$3" "$4" "$5" /dev/null "$1/heuristic" >>"$PRO"
+    SEMBED_CUDA_GEMM_VERBOSE=1 GPU_BENCH_PROFILE=1 build-gpu/gpu_bench "$MODELS/$2" "$ids" 4 "$3" "$4" "$5" /dev/null "$1/timed" >>"$PRO" 2>>"$OUT/gemm-candidates.log"
+    GPU_BENCH_GRAPHS=0 build-gpu/gpu_bench "$MODELS/$2" "$ids" 4 "$3" "$4" "$5" /dev/null "$1/timed-nographs" >>"$PRO"
+    PW+=("$1:$MODELS/$2:$ids:4:$3:$4")
+}
+prof fixed-minilm-256x128 minilm-random 256 128 30
+prof fixed-base-256x128 base-random 256 128 30
+prof fixed-base-64x512 base-random 64 512 30
+prof query-minilm-1x16 minilm-random 1 16 500
+prof query-base-1x16 base-random 1 16 500
+python3 - "$PRO" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ops = list(next(r for r in rows if "op_ms" in r)["op_ms"])
+print(f"{'workload':<38}{'p50':>8}" + "".join(f"{o[:9]:>10}" for o in ops))
+for r in rows:
+    print(f"{r['workload']:<38}{r['ms_p50']:>8.3f}" + "".join(f"{r.get('op_ms', {}).get(o, float('nan')):>10.3f}" for o in ops))
+PY
+python3 bench/gpu_torch.py profile "${PW[@]:0:3}" >"$OUT/torch-profile.txt" 2>&1 || tail -5 "$OUT/torch-profile.txt"
+grep -E "^---|Self CUDA time total" "$OUT/torch-profile.txt"
 fi
 
 if has bench; then

@@ -21,6 +21,24 @@ extern "C" {
 
 #define WS_BYTES ((size_t)32 << 20) /* cuBLASLt workspace */
 
+/* A captured forward pass for one batch shape: (S, T, attention tiles) fix every launch's
+ * arguments and the copies' sizes; the ids themselves go through the same pinned buffer. */
+#define N_GRAPHS 16
+#define GRAPH_T_MAX 4096 /* bigger batches gain nothing from a graph: kernels dominate */
+typedef struct graph_slot {
+    int32_t S, T, n_tiles;
+    int32_t seen;     /* times this shape came (a graph is made on the second) */
+    uint64_t used;    /* clock of last use, for eviction */
+    bool failed;      /* capture failed: run this shape eagerly */
+    cudaGraphExec_t exec;
+} graph_slot;
+
+static const char *const op_names[SEMBED__CUDA_N_OPS] = {
+    "copy_in", "embed_ln", "qkv_gemm", "attention", "o_gemm", "add_ln1",
+    "ffn_in_gemm", "act", "ffn_out_gemm", "add_ln2", "pool_dense_norm", "copy_out"};
+enum { OP_COPY_IN, OP_EMBED, OP_QKV, OP_ATT, OP_O, OP_LN1, OP_FI, OP_ACT, OP_FO, OP_LN2, OP_POOL,
+       OP_COPY_OUT };
+
 typedef struct layer_d {
     __half *qkv_w, *qkv_b, *o_w, *o_b, *i_w, *i_b, *f_w, *f_b; /* as sembed__cuda_layer */
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
@@ -56,6 +74,17 @@ struct sembed__cuda {
     void *ws;
     int32_t *d_ints, *h_ints; /* ids | pos_ids | seq_off | tiles, device and pinned host */
     float *h_out;             /* (S_max, E) pinned */
+    /* CUDA graphs of whole batches (small ones; see encode) */
+    graph_slot graphs[N_GRAPHS];
+    uint64_t graph_clock;
+    bool graphs_off;
+    /* per-op profile (sembed__cuda_profile): events after each op, summed per op kind */
+    bool prof_on;
+    int32_t n_ev, max_ev;
+    cudaEvent_t *ev;
+    int8_t *ev_op;
+    double prof_ms[SEMBED__CUDA_N_OPS];
+    int64_t prof_batches;
 };
 
 /* ---- upload ------------------------------------------------------------------------------ */
@@ -160,6 +189,12 @@ void sembed__cuda_free(sembed__cuda *g) {
     cudaFree(g->d_ints);
     cudaFreeHost(g->h_ints);
     cudaFreeHost(g->h_out);
+    for (int i = 0; i < N_GRAPHS; i++)
+        if (g->graphs[i].exec) cudaGraphExecDestroy(g->graphs[i].exec);
+    for (int32_t i = 0; i < g->max_ev; i++)
+        if (g->ev && g->ev[i]) cudaEventDestroy(g->ev[i]);
+    sembed__free(g->ev);
+    sembed__free(g->ev_op);
     if (g->lt) cublasLtDestroy(g->lt);
     if (g->stream) cudaStreamDestroy(g->stream);
     sembed__free(g->layers);
@@ -284,6 +319,16 @@ sembed_status sembed__cuda_new(const sembed__cuda_model *m, int32_t device, int3
 
 /* ---- the forward pass -------------------------------------------------------------------- */
 
+/* With profiling on, an event after each op (kind k). */
+static void mark(sembed__cuda *g, int k) {
+    if (!g->prof_on || g->n_ev >= g->max_ev) return;
+    if (cudaEventRecord(g->ev[g->n_ev], g->stream) == cudaSuccess) g->ev_op[g->n_ev++] = (int8_t)k;
+}
+#define MARK(k)                                                                                 \
+    do {                                                                                        \
+        if (s == SEMBED_OK) mark(g, k);                                                         \
+    } while (0)
+
 static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
                              const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
                              int32_t S, int32_t T, sembed_error *err) {
@@ -291,23 +336,32 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
     const int32_t H = g->H, I = g->I;
     sembed_status s = sembed__cu_embed_ln(g->x, ids, pos_ids, g->word, g->pos, g->type, g->emb_g,
                                           g->emb_b, T, H, g->eps, st, err);
+    MARK(OP_EMBED);
     for (int32_t l = 0; l < g->n_layers && s == SEMBED_OK; l++) {
         const layer_d *w = &g->layers[l];
         s = sembed__cu_gemm(&g->g_qkv, g->lt, g->big, g->x, w->qkv_w, w->qkv_b, T, g->ws, st, err);
+        MARK(OP_QKV);
         if (s == SEMBED_OK)
             s = sembed__cu_attention(g->att, g->big, seq_off, tiles, g->rel_bias, n_tiles, H, g->A,
                                      g->R, st, err);
+        MARK(OP_ATT);
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_o, g->lt, g->tmp, g->att, w->o_w, w->o_b, T, g->ws, st, err);
+        MARK(OP_O);
         if (s == SEMBED_OK)
             s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln1_g, w->ln1_b, T, H, g->eps, st, err);
+        MARK(OP_LN1);
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_i, g->lt, g->big, g->x, w->i_w, w->i_b, T, g->ws, st, err);
+        MARK(OP_FI);
         if (s == SEMBED_OK) s = sembed__cu_act_f16(g->big, (int64_t)T * I, g->act, st, err);
+        MARK(OP_ACT);
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_f, g->lt, g->tmp, g->big, w->f_w, w->f_b, T, g->ws, st, err);
+        MARK(OP_FO);
         if (s == SEMBED_OK)
             s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln2_g, w->ln2_b, T, H, g->eps, st, err);
+        MARK(OP_LN2);
     }
     if (s == SEMBED_OK) s = sembed__cu_pool(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err);
     float *cur = g->pa, *nxt = g->pb;
@@ -320,10 +374,64 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
         cur = nxt, nxt = t;
     }
     if (s == SEMBED_OK && g->normalize) s = sembed__cu_normalize(cur, S, g->E, st, err);
+    MARK(OP_POOL);
     if (s != SEMBED_OK) return s;
     SEMBED_CU(cudaMemcpyAsync(g->h_out, cur, sizeof(float) * (size_t)S * (size_t)g->E,
                               cudaMemcpyDeviceToHost, st));
+    MARK(OP_COPY_OUT);
     return SEMBED_OK;
+}
+
+/* The copy in and the forward pass, as enqueued on the stream (eagerly or into a graph). */
+static sembed_status enqueue(sembed__cuda *g, size_t n_ints, int32_t n_tiles, int32_t S, int32_t T,
+                             sembed_error *err) {
+    SEMBED_CU(cudaMemcpyAsync(g->d_ints, g->h_ints, n_ints * sizeof(int32_t),
+                              cudaMemcpyHostToDevice, g->stream));
+    sembed_status s = SEMBED_OK;
+    MARK(OP_COPY_IN);
+    const int32_t *d = g->d_ints;
+    return forward(g, d, d + T, d + 2 * T, d + 2 * T + S + 1, n_tiles, S, T, err);
+}
+
+/* The graph slot for this shape, or NULL to run eagerly. Counts the shape as seen. */
+static graph_slot *graph_for(sembed__cuda *g, int32_t S, int32_t T, int32_t n_tiles) {
+    if (g->graphs_off || g->prof_on || T > GRAPH_T_MAX) return NULL;
+    graph_slot *hit = NULL, *lru = &g->graphs[0];
+    for (int i = 0; i < N_GRAPHS; i++) {
+        graph_slot *q = &g->graphs[i];
+        if (q->seen && q->S == S && q->T == T && q->n_tiles == n_tiles) hit = q;
+        if (q->used < lru->used) lru = q;
+    }
+    if (!hit) { /* first time: remember the shape, run eagerly */
+        if (lru->exec) cudaGraphExecDestroy(lru->exec);
+        *lru = graph_slot{S, T, n_tiles, 1, ++g->graph_clock, false, NULL};
+        return NULL;
+    }
+    hit->seen++;
+    hit->used = ++g->graph_clock;
+    return hit->failed ? NULL : hit;
+}
+
+/* Captures the batch into q->exec. On failure the shape is marked to run eagerly and the stream
+ * is left out of capture mode; the batch itself still runs (eagerly) after this. */
+static void capture(sembed__cuda *g, graph_slot *q, size_t n_ints, int32_t n_tiles, int32_t S,
+                    int32_t T) {
+    sembed_error e;
+    cudaGraph_t graph = NULL;
+    q->failed = true;
+    if (cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return;
+    }
+    const sembed_status s = enqueue(g, n_ints, n_tiles, S, T, &e);
+    const cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
+    if (s == SEMBED_OK && ce == cudaSuccess && graph &&
+        cudaGraphInstantiate(&q->exec, graph, 0) == cudaSuccess)
+        q->failed = false;
+    else
+        q->exec = NULL;
+    if (graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
 }
 
 sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
@@ -345,14 +453,57 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int
     const int32_t n_tiles = sembed__att_make_tiles(ht, seq_off, S);
     const size_t n = (size_t)(2 * T + S + 1) + 2 * (size_t)n_tiles;
     SEMBED_ASSERT((int64_t)n <= g->n_ints_max);
-    SEMBED_CU(cudaMemcpyAsync(g->d_ints, h, n * sizeof(int32_t), cudaMemcpyHostToDevice,
-                              g->stream));
-    const int32_t *d = g->d_ints;
-    sembed_status s = forward(g, d, d + T, d + 2 * T, d + 2 * T + S + 1, n_tiles, S, T, err);
+    g->n_ev = 0;
+    if (g->prof_on) mark(g, -1);
+    sembed_status s = SEMBED_OK;
+    graph_slot *q = graph_for(g, S, T, n_tiles);
+    if (q && !q->exec) capture(g, q, n, n_tiles, S, T);
+    if (q && q->exec)
+        s = sembed__cu_check(cudaGraphLaunch(q->exec, g->stream), err, "cudaGraphLaunch",
+                             __FILE__, __LINE__);
+    else
+        s = enqueue(g, n, n_tiles, S, T, err);
     /* wait even after a failed launch: the pinned buffers may still be in flight */
     const cudaError_t e = cudaStreamSynchronize(g->stream);
     if (s != SEMBED_OK) return s;
     SEMBED_CU(e);
     memcpy(out, g->h_out, sizeof(float) * (size_t)S * (size_t)g->E);
+    if (g->prof_on) {
+        for (int32_t i = 1; i < g->n_ev; i++) {
+            float ms = 0.f;
+            if (cudaEventElapsedTime(&ms, g->ev[i - 1], g->ev[i]) == cudaSuccess)
+                g->prof_ms[g->ev_op[i]] += ms;
+        }
+        g->prof_batches++;
+    }
     return SEMBED_OK;
 }
+
+/* ---- profile ----------------------------------------------------------------------------- */
+
+sembed_status sembed__cuda_profile(sembed__cuda *g, bool on, sembed_error *err) {
+    SEMBED_CU(cudaSetDevice(g->device));
+    if (on && !g->ev) {
+        const int32_t n = 4 + 9 * g->n_layers;
+        g->ev = (cudaEvent_t *)sembed__calloc((size_t)n, sizeof *g->ev);
+        g->ev_op = (int8_t *)sembed__calloc((size_t)n, 1);
+        if (!g->ev || !g->ev_op)
+            return sembed__err(err, SEMBED_ERR_NOMEM, "CUDA backend: out of host memory");
+        for (int32_t i = 0; i < n; i++) {
+            SEMBED_CU(cudaEventCreate(&g->ev[i]));
+            g->max_ev = i + 1;
+        }
+    }
+    g->prof_on = on;
+    for (int i = 0; i < SEMBED__CUDA_N_OPS; i++) g->prof_ms[i] = 0.0;
+    g->prof_batches = 0;
+    return SEMBED_OK;
+}
+
+int64_t sembed__cuda_profile_read(const sembed__cuda *g, double ms[SEMBED__CUDA_N_OPS],
+                                  const char *names[SEMBED__CUDA_N_OPS]) {
+    for (int i = 0; i < SEMBED__CUDA_N_OPS; i++) ms[i] = g->prof_ms[i], names[i] = op_names[i];
+    return g->prof_batches;
+}
+
+void sembed__cuda_set_graphs(sembed__cuda *g, bool on) { g->graphs_off = !on; }

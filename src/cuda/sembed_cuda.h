@@ -71,6 +71,19 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, /* (T) */
 /* The GPU context of a sembed_ctx, or NULL when it runs on the CPU (src/encoder.c). */
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);
 
+/* Per-op GPU time: with profiling on, an event is recorded after each op of every batch
+ * (graphs off meanwhile) and the times are summed per op kind; switching it on or off clears
+ * the sums. profile_read gives the sums (ms) and names, and returns the batches counted. */
+#define SEMBED__CUDA_N_OPS 12
+sembed_status sembed__cuda_profile(sembed__cuda *g, bool on, sembed_error *err);
+int64_t sembed__cuda_profile_read(const sembed__cuda *g, double ms[SEMBED__CUDA_N_OPS],
+                                  const char *names[SEMBED__CUDA_N_OPS]);
+
+/* CUDA graphs for batches of up to 4096 tokens (on by default): a batch shape (texts, tokens,
+ * attention tiles) seen a second time is captured once and replayed after. Off: every batch
+ * is launched op by op. Results are the same bits either way. */
+void sembed__cuda_set_graphs(sembed__cuda *g, bool on);
+
 /* The card's name (static storage of g). */
 const char *sembed__cuda_device_name(const sembed__cuda *g);
 

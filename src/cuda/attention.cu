@@ -1,157 +1,216 @@
-/* attention.cu — flash-style attention over packed sequences (kernel v1, dev/kernels/NOTES.md).
+/* attention.cu — flash-style attention over packed sequences (kernel v2, dev/kernels/NOTES.md;
+ * v1, the wmma version with S, P and O in shared memory, is dev/kernels/attention_v1.cu).
  * One block of 4 warps per (query tile of 64 rows, head); each warp owns 16 query rows. Keys and
- * values stream through shared memory in tiles of 64; S = Q·Kᵀ and P·V run on tensor cores
- * (wmma, fp16 in, fp32 out); the online softmax and the output accumulator stay fp32 in shared
- * memory. A row's result depends only on its own sequence, whatever else is packed beside it.
- * Dimension letters: T tokens, S sequences, H hidden, A heads, D head size, L a sequence's
- * length, R the relative-bias reach. */
+ * values stream through shared memory in tiles of 64, double-buffered with cp.async; S = Q·Kᵀ
+ * and P·V run on mma.sync m16n8k16 (fp16 in, fp32 accumulate) with S, P and the O accumulator
+ * in registers (FlashAttention-2's layout); the online softmax is fp32 (base 2, the scale and
+ * MPNet's bias folded in). A row's result depends only on its own sequence, whatever else is
+ * packed beside it. Dimension letters: T tokens, S sequences, H hidden, A heads, D head size,
+ * L a sequence's length, R the relative-bias reach. */
 #include "attention.cuh"
-
-#include <mma.h>
-
-using namespace nvcuda;
 
 #define BM SEMBED__ATT_BM /* query rows per block */
 #define BN 64             /* keys per tile */
 #define NW 4              /* warps per block, 16 query rows each */
 
 template <int D> struct att_smem {
-    static constexpr int LDH = D + 8;  /* halves per row of Q, K, V tiles */
-    static constexpr int LDS = BN + 4; /* floats per row of a warp's scores (>= D + 4) */
-    static constexpr int LDP = BN + 8; /* halves per row of a warp's probabilities */
-    static constexpr int LDO = D + 4;  /* floats per row of a warp's output accumulator */
+    static constexpr int LDH = D + 8; /* halves per row: 16-byte rows land in distinct banks */
     static constexpr size_t q = 0;
-    static constexpr size_t k = q + (size_t)BM * LDH * 2;
-    static constexpr size_t v = k + (size_t)BN * LDH * 2;
-    static constexpr size_t s = v + (size_t)BN * LDH * 2;
-    static constexpr size_t p = s + (size_t)NW * 16 * LDS * 4;
-    static constexpr size_t o = p + (size_t)NW * 16 * LDP * 2;
-    static constexpr size_t bytes = o + (size_t)NW * 16 * LDO * 4;
+    static constexpr size_t kv = (size_t)BM * LDH * 2;           /* K0 V0 K1 V1 */
+    static constexpr size_t tile = (size_t)BN * LDH * 2;
+    static constexpr size_t bytes = kv + 4 * tile;
 };
 
-/* rows r0.. of a (rows, D) slice of qkv (row stride 3H) into shared memory, zeros past n. */
+static __device__ __forceinline__ uint32_t smem_addr(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+/* 16 bytes global -> shared, zero-filled when !valid (src must still be a valid address) */
+static __device__ __forceinline__ void cp16(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(valid ? 16 : 0));
+}
+static __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> static __device__ __forceinline__ void cp_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+static __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* c (16x8 fp32) += a (16x16 fp16, row) · b (16x8 fp16, col) */
+static __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+static __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+
+/* rows 0..rows-1 of a (rows, D) slice of qkv (row stride ld) into shared memory (row stride
+ * LDH), zeros from row n on; all threads of the block take part */
 template <int D>
-static __device__ __forceinline__ void load_rows(__half *dst, const __half *src, int64_t ld,
-                                                 int n, int rows) {
+static __device__ __forceinline__ void load_rows_async(__half *dst, const __half *src, int64_t ld,
+                                                       int n, int rows) {
     constexpr int LDH = att_smem<D>::LDH, VPR = D / 8;
     for (int i = threadIdx.x; i < rows * VPR; i += NW * 32) {
         const int r = i / VPR, c = (i % VPR) * 8;
-        sembed__h8 v;
-        if (r < n) v = *(const sembed__h8 *)(src + (int64_t)r * ld + c);
-        else v.h[0] = v.h[1] = v.h[2] = v.h[3] = __float2half2_rn(0.f);
-        *(sembed__h8 *)(dst + r * LDH + c) = v;
+        const bool ok = r < n;
+        cp16(dst + r * LDH + c, ok ? src + (int64_t)r * ld + c : src, ok);
     }
 }
 
 template <int D>
 static __global__ void __launch_bounds__(NW * 32)
     attention_kernel(__half *out, const __half *qkv, const int32_t *seq_off, const int32_t *tiles,
-                     const float *rel_bias, int H, int R, float scale) {
+                     const float *rel_bias, int H, int R, float scale_log2) {
     typedef att_smem<D> SM;
+    constexpr int LDH = SM::LDH, ND = D / 8, NB = BN / 8;
     extern __shared__ __align__(128) unsigned char smem[];
-    __half *Qs = (__half *)(smem + SM::q), *Ks = (__half *)(smem + SM::k);
-    __half *Vs = (__half *)(smem + SM::v);
+    __half *Qs = (__half *)(smem + SM::q);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    float *Ss = (float *)(smem + SM::s) + warp * 16 * SM::LDS;
-    __half *Ps = (__half *)(smem + SM::p) + warp * 16 * SM::LDP;
-    float *Os = (float *)(smem + SM::o) + warp * 16 * SM::LDO;
 
     const int seq = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1], h = blockIdx.y;
     const int t0 = seq_off[seq], L = seq_off[seq + 1] - t0;
     const int64_t ld = 3 * (int64_t)H;
     const __half *base = qkv + (int64_t)t0 * ld + h * D;
+    const int n_kt = (L + BN - 1) / BN;
 
-    load_rows<D>(Qs, base + (int64_t)q0 * ld, ld, L - q0, BM);
-    /* each lane owns half of one of its warp's 16 rows: row r, columns c0.. of a tile */
-    const int r = lane >> 1, half_ = lane & 1;
-    const int i = q0 + warp * 16 + r; /* this row's query position in the sequence */
-    const bool row_ok = i < L;
+    load_rows_async<D>(Qs, base + (int64_t)q0 * ld, ld, L - q0, BM);
+    load_rows_async<D>((__half *)(smem + SM::kv), base + H, ld, L, BN);
+    load_rows_async<D>((__half *)(smem + SM::kv + SM::tile), base + 2 * H, ld, L, BN);
+    cp_commit();
+
+    /* this thread's two rows of the warp's 16: g and g + 8 */
+    const int g = lane >> 2, qd = lane & 3;
+    const int i0 = q0 + warp * 16 + g, i1 = i0 + 8; /* query positions in the sequence */
     const bool warp_on = q0 + warp * 16 < L;
-    for (int c = half_ * (D / 2); c < (half_ + 1) * (D / 2); c++) Os[r * SM::LDO + c] = 0.f;
-    float m = -INFINITY, l = 0.f;
-    const float *bias_row = /* bias_row[j] = rel_bias[h][j - i + R-1], for valid rows only */
-        rel_bias && row_ok ? rel_bias + (int64_t)h * (2 * R - 1) + R - 1 - i : NULL;
+    const float LOG2E = 1.4426950408889634f;
+    const float *bias0 = NULL, *bias1 = NULL; /* bias_k[j] = rel_bias[h][j - i_k + R-1] */
+    if (rel_bias) {
+        const float *bh = rel_bias + (int64_t)h * (2 * R - 1) + R - 1;
+        bias0 = bh - (i0 < L ? i0 : 0);
+        bias1 = bh - (i1 < L ? i1 : 0);
+    }
 
-    for (int j0 = 0; j0 < L; j0 += BN) {
-        __syncthreads(); /* the previous tile's K and V are no longer read */
-        load_rows<D>(Ks, base + (int64_t)j0 * ld + H, ld, L - j0, BN);
-        load_rows<D>(Vs, base + (int64_t)j0 * ld + 2 * H, ld, L - j0, BN);
+    uint32_t qf[D / 16][4];
+    float o[ND][4];
+#pragma unroll
+    for (int d = 0; d < ND; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+    for (int kt = 0; kt < n_kt; kt++) {
+        const int j0 = kt * BN;
+        if (kt + 1 < n_kt) { /* prefetch the next K and V tile into the other buffer */
+            unsigned char *nb = smem + SM::kv + (size_t)((kt + 1) & 1) * 2 * SM::tile;
+            load_rows_async<D>((__half *)nb, base + (int64_t)(j0 + BN) * ld + H, ld, L - j0 - BN, BN);
+            load_rows_async<D>((__half *)(nb + SM::tile), base + (int64_t)(j0 + BN) * ld + 2 * H,
+                               ld, L - j0 - BN, BN);
+            cp_commit();
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
         __syncthreads();
-        if (!warp_on) continue;
-
-        /* S (16 x BN) = Q rows · Kᵀ */
+        const __half *Ks = (const __half *)(smem + SM::kv + (size_t)(kt & 1) * 2 * SM::tile);
+        const __half *Vs = Ks + BN * LDH;
+        if (warp_on) {
+            if (kt == 0) {
 #pragma unroll
-        for (int n = 0; n < BN / 16; n++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> b;
-                wmma::load_matrix_sync(a, Qs + warp * 16 * SM::LDH + kk * 16, SM::LDH);
-                wmma::load_matrix_sync(b, Ks + n * 16 * SM::LDH + kk * 16, SM::LDH);
-                wmma::mma_sync(acc, a, b, acc);
+                for (int kk = 0; kk < D / 16; kk++)
+                    ldsm_x4(qf[kk], Qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDH +
+                                        kk * 16 + (lane >> 4) * 8);
             }
-            wmma::store_matrix_sync(Ss + n * 16, acc, SM::LDS, wmma::mem_row_major);
-        }
-        __syncwarp();
-
-        /* online softmax over this tile, fp32; P in fp16 for the tensor cores */
-        float sv[BN / 2];
-        float mx = -INFINITY;
+            /* S (16 x BN) = Q · Kᵀ */
+            float sc[NB][4];
 #pragma unroll
-        for (int c = 0; c < BN / 2; c++) {
-            const int cc = half_ * (BN / 2) + c, j = j0 + cc;
-            float v = Ss[r * SM::LDS + cc] * scale;
-            if (bias_row) v += bias_row[j < L ? j : 0];
-            sv[c] = j < L ? v : -INFINITY;
-            mx = fmaxf(mx, sv[c]);
-        }
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        const float m_new = fmaxf(m, mx); /* finite: key j0 < L is in every tile */
-        const float alpha = expf(m - m_new);
-        float sum = 0.f;
+            for (int n = 0; n < NB; n++) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.f;
 #pragma unroll
-        for (int c = 0; c < BN / 2; c++) {
-            const float p = expf(sv[c] - m_new);
-            sum += p;
-            Ps[r * SM::LDP + half_ * (BN / 2) + c] = __float2half_rn(p);
-        }
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        l = l * alpha + sum;
-        m = m_new;
-        __syncwarp();
-
-        /* PV (16 x D) = P · V, into the score buffer, then O = O * alpha + PV */
+            for (int np = 0; np < NB / 2; np++)
 #pragma unroll
-        for (int dn = 0; dn < D / 16; dn++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-            wmma::fill_fragment(acc, 0.f);
+                for (int kk = 0; kk < D / 16; kk++) {
+                    uint32_t b[4];
+                    const int m = lane >> 3;
+                    ldsm_x4(b, Ks + (np * 16 + (m >> 1) * 8 + (lane & 7)) * LDH + kk * 16 + (m & 1) * 8);
+                    mma16816(sc[2 * np], qf[kk], b[0], b[1]);
+                    mma16816(sc[2 * np + 1], qf[kk], b[2], b[3]);
+                }
+            /* scale, bias, mask (base 2); row maxima over the quad */
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NB; n++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int j = j0 + n * 8 + 2 * qd + e;
+                    float v0 = sc[n][e] * scale_log2, v1 = sc[n][2 + e] * scale_log2;
+                    if (rel_bias) {
+                        const int jj = j < L ? j : 0;
+                        v0 += bias0[jj] * LOG2E, v1 += bias1[jj] * LOG2E;
+                    }
+                    sc[n][e] = j < L ? v0 : -INFINITY;
+                    sc[n][2 + e] = j < L ? v1 : -INFINITY;
+                    mx0 = fmaxf(mx0, sc[n][e]), mx1 = fmaxf(mx1, sc[n][2 + e]);
+                }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1); /* finite: key j0 < L */
+            const float a0 = exp2f(m0 - mn0), a1 = exp2f(m1 - mn1);
+            m0 = mn0, m1 = mn1;
+            float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+            for (int n = 0; n < NB; n++) {
+                sc[n][0] = exp2f(sc[n][0] - mn0), sc[n][1] = exp2f(sc[n][1] - mn0);
+                sc[n][2] = exp2f(sc[n][2] - mn1), sc[n][3] = exp2f(sc[n][3] - mn1);
+                s0 += sc[n][0] + sc[n][1], s1 += sc[n][2] + sc[n][3];
+            }
+            l0 = l0 * a0 + s0, l1 = l1 * a1 + s1; /* this thread's partial sums */
+#pragma unroll
+            for (int d = 0; d < ND; d++) o[d][0] *= a0, o[d][1] *= a0, o[d][2] *= a1, o[d][3] *= a1;
+            /* O (16 x D) += P · V, P from the S registers as fp16 A fragments */
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> b;
-                wmma::load_matrix_sync(a, Ps + kk * 16, SM::LDP);
-                wmma::load_matrix_sync(b, Vs + kk * 16 * SM::LDH + dn * 16, SM::LDH);
-                wmma::mma_sync(acc, a, b, acc);
+                uint32_t pa[4];
+                pa[0] = pack_h2(sc[2 * kk][0], sc[2 * kk][1]);
+                pa[1] = pack_h2(sc[2 * kk][2], sc[2 * kk][3]);
+                pa[2] = pack_h2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+                pa[3] = pack_h2(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+#pragma unroll
+                for (int dp = 0; dp < ND / 2; dp++) {
+                    uint32_t b[4];
+                    const int m = lane >> 3;
+                    ldsm_x4_t(b, Vs + (kk * 16 + (m & 1) * 8 + (lane & 7)) * LDH + dp * 16 + (m >> 1) * 8);
+                    mma16816(o[2 * dp], pa, b[0], b[1]);
+                    mma16816(o[2 * dp + 1], pa, b[2], b[3]);
+                }
             }
-            wmma::store_matrix_sync(Ss + dn * 16, acc, SM::LDS, wmma::mem_row_major);
         }
-        __syncwarp();
-#pragma unroll
-        for (int c = 0; c < D / 2; c++) {
-            const int cc = half_ * (D / 2) + c;
-            Os[r * SM::LDO + cc] = Os[r * SM::LDO + cc] * alpha + Ss[r * SM::LDS + cc];
-        }
-        __syncwarp();
+        __syncthreads(); /* this buffer is refilled two tiles on */
     }
-    if (!row_ok) return;
-    const float inv = 1.0f / l;
-    __half *o = out + (int64_t)(t0 + i) * H + h * D + half_ * (D / 2);
+    if (!warp_on) return;
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
 #pragma unroll
-    for (int c = 0; c < D / 2; c += 2)
-        *(__half2 *)(o + c) = __floats2half2_rn(Os[r * SM::LDO + half_ * (D / 2) + c] * inv,
-                                                Os[r * SM::LDO + half_ * (D / 2) + c + 1] * inv);
+    for (int d = 0; d < ND; d++) {
+        const int c = h * D + d * 8 + 2 * qd;
+        if (i0 < L)
+            *(__half2 *)(out + (int64_t)(t0 + i0) * H + c) = __floats2half2_rn(o[d][0] * inv0, o[d][1] * inv0);
+        if (i1 < L)
+            *(__half2 *)(out + (int64_t)(t0 + i1) * H + c) = __floats2half2_rn(o[d][2] * inv1, o[d][3] * inv1);
+    }
 }
 
 int32_t sembed__att_make_tiles(int32_t *tiles, const int32_t *seq_off, int32_t S) {
@@ -179,7 +238,7 @@ static sembed_status launch(__half *out, const __half *qkv, const int32_t *seq_o
     SEMBED_CU(cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    (int)bytes));
     attention_kernel<D><<<dim3((unsigned)n_tiles, (unsigned)A), NW * 32, bytes, stream>>>(
-        out, qkv, seq_off, tiles, rel_bias, H, R, 1.0f / sqrtf((float)D));
+        out, qkv, seq_off, tiles, rel_bias, H, R, 1.4426950408889634f / sqrtf((float)D));
     SEMBED_CU_LAUNCHED();
     return SEMBED_OK;
 }

@@ -9,9 +9,11 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef SEMBED_HAVE_CUDA
 #include "cuda/sembed_cuda.h"
@@ -56,6 +58,8 @@ struct sembed_model {
     int32_t pooled_dim; /* F = n_pool * H */
     int32_t dim;        /* E */
     int32_t max_dim;    /* the widest row of any pooled/Dense output */
+    sembed__st_dtype wdtype; /* of the word embeddings on disk (sembed_model_describe) */
+    int64_t n_params;        /* floats in the encoder's and Dense modules' weights */
 };
 
 /* ---- loading ---------------------------------------------------------------------------------- */
@@ -270,6 +274,55 @@ static sembed_status load_dense(sembed_model *m, arena_cursor *c, sembed_error *
     return SEMBED_OK;
 }
 
+/* sentence_bert_config.json's do_lower_case, as sentence-transformers 6 applies it: the
+ * tokenizer's normalizer gets a tokenizers Lowercase() in front (unless it is a Lowercase or a
+ * Sequence holding one), so literal special tokens in the raw text still match and each code
+ * point takes Rust's full lowercase mapping (U+0130 becomes "i" + U+0307; no final-sigma rule).
+ * sentence-transformers 2-5 called Python's str.lower() on each text instead; the two differ on
+ * texts with a capital sigma at a word's end and on upper-case special tokens typed in a text.
+ * Writes the patched tokenizer.json to *out (jansson's allocation, freed with free()). */
+static sembed_status lowercase_tokenizer_json(const char *json, size_t len, const char *path,
+                                              char **out, sembed_error *err) {
+    *out = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return sembed__err(err, SEMBED_ERR_FORMAT, "%s: invalid JSON at line %d: %s", path,
+                           je.line, je.text);
+    }
+    json_t *norm = json_object_get(root, "normalizer");
+    const char *type = json_string_value(json_object_get(norm, "type"));
+    bool has_lower = type && strcmp(type, "Lowercase") == 0;
+    json_t *items = type && strcmp(type, "Sequence") == 0 ? json_object_get(norm, "normalizers")
+                                                           : NULL;
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(items, i), "type"));
+        if (t && strcmp(t, "Lowercase") == 0) has_lower = true;
+    }
+    sembed_status s = SEMBED_OK;
+    if (!has_lower) {
+        json_t *seq = json_array(), *lower = json_pack("{s:s}", "type", "Lowercase");
+        if (seq && lower && json_array_append_new(seq, lower) == 0) {
+            lower = NULL;
+            if (items)
+                json_array_extend(seq, items);
+            else if (norm && !json_is_null(norm))
+                json_array_append(seq, norm);
+            json_object_set_new(root, "normalizer",
+                                json_pack("{s:s,s:O}", "type", "Sequence", "normalizers", seq));
+        } else {
+            s = sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", path);
+        }
+        json_decref(lower);
+        json_decref(seq);
+    }
+    if (s == SEMBED_OK && !(*out = json_dumps(root, JSON_COMPACT)))
+        s = sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", path);
+    json_decref(root);
+    return s;
+}
+
 static sembed_status load_tokenizer(sembed_model *m, const char *dir, sembed_error *err) {
     sembed_tokenizer_params tp = sembed_tokenizer_default_params();
     tp.max_length = m->R;
@@ -283,7 +336,28 @@ static sembed_status load_tokenizer(sembed_model *m, const char *dir, sembed_err
     }
     if (!sembed__file_exists(probe) && !sembed__file_exists(probe2)) tdir = dir;
     sembed__free(probe), sembed__free(probe2);
-    return sembed_tokenizer_load(tdir, &tp, &m->tok, err);
+    if (!m->cfg.do_lower_case) return sembed_tokenizer_load(tdir, &tp, &m->tok, err);
+
+    char *path = sembed__path_join(tdir, "tokenizer.json");
+    if (!path) return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", dir);
+    sembed_status s;
+    if (!sembed__file_exists(path)) {
+        s = sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                        "%s: sentence_bert_config.json sets do_lower_case, which sembed applies "
+                        "to a tokenizer.json only (this folder has vocab.txt alone)",
+                        dir);
+    } else {
+        char *data = NULL, *patched = NULL;
+        size_t len = 0;
+        s = sembed__read_file(path, (size_t)512 << 20, &data, &len, err);
+        if (s == SEMBED_OK) s = lowercase_tokenizer_json(data, len, path, &patched, err);
+        if (s == SEMBED_OK)
+            s = sembed_tokenizer_load_json(patched, strlen(patched), path, &tp, &m->tok, err);
+        sembed__free(data);
+        free(patched);
+    }
+    sembed__free(path);
+    return s;
 }
 
 sembed_status sembed_model_load(const char *dir, const sembed_model_params *params,
@@ -364,6 +438,7 @@ sembed_status sembed_model_load(const char *dir, const sembed_model_params *para
     char prefix[256];
     s = sembed__config_check_weights(cfg, st, prefix, sizeof prefix, err);
     if (s != SEMBED_OK) goto fail;
+    m->wdtype = sembed__config_find_tensor(st, prefix, "embeddings.word_embeddings.weight")->dtype;
 
     int64_t n_floats = encoder_floats(cfg);
     for (int32_t i = 0; i < m->n_dense; i++)
@@ -376,6 +451,9 @@ sembed_status sembed_model_load(const char *dir, const sembed_model_params *para
                         (long long)n_floats);
         goto fail;
     }
+    m->n_params = n_floats;
+    if (cfg->arch == SEMBED__ARCH_MPNET)
+        m->n_params += (int64_t)cfg->relative_attention_num_buckets * cfg->num_attention_heads;
     arena_cursor c = {m->arena, m->arena + n_floats};
     s = load_encoder(m, st, prefix, &c, err);
     if (s == SEMBED_OK) s = load_dense(m, &c, err);
@@ -415,6 +493,47 @@ const sembed_tokenizer *sembed_model_tokenizer(const sembed_model *m) {
     return m ? m->tok : NULL;
 }
 
+void sembed_model_describe(const sembed_model *m, sembed_model_info *out) {
+    SEMBED_ASSERT(m && out);
+    const sembed__model_config *cfg = &m->cfg;
+    static const sembed_pooling public_pool[] = {
+        [SEMBED__POOLK_CLS] = SEMBED_POOLING_CLS, [SEMBED__POOLK_MEAN] = SEMBED_POOLING_MEAN,
+        [SEMBED__POOLK_MAX] = SEMBED_POOLING_MAX, [SEMBED__POOLK_LAST] = SEMBED_POOLING_LAST};
+    *out = (sembed_model_info){
+        .architecture = cfg->arch == SEMBED__ARCH_MPNET ? "mpnet"
+                        : cfg->arch == SEMBED__ARCH_BERT ? "bert"
+                                                         : "xlm-roberta",
+        .weights_dtype = sembed__st_dtype_name(m->wdtype),
+        .n_params = m->n_params,
+        .vocab_size = cfg->vocab_size,
+        .hidden_size = m->H,
+        .n_layers = m->n_layers,
+        .n_heads = m->A,
+        .intermediate_size = m->I,
+        .max_position = cfg->max_position_embeddings,
+        .max_length = m->R,
+        .dim = m->dim,
+        /* several modes, mean_sqrt_len or weightedmean: SEMBED_POOLING_DEFAULT */
+        .pooling = m->n_pool == 1 && (size_t)m->pool[0] < sizeof public_pool / sizeof *public_pool
+                       ? public_pool[m->pool[0]]
+                       : SEMBED_POOLING_DEFAULT,
+        .include_prompt = m->include_prompt,
+        .n_dense = m->n_dense,
+        .normalize = m->normalize,
+        .do_lower_case = cfg->do_lower_case,
+        .n_prompts = cfg->n_prompts,
+        .default_prompt_name = cfg->default_prompt >= 0 ? cfg->prompts[cfg->default_prompt].name
+                                                        : NULL,
+    };
+}
+
+const char *sembed_model_prompt(const sembed_model *m, int32_t i, const char **name) {
+    if (name) *name = NULL;
+    if (!m || i < 0 || i >= m->cfg.n_prompts) return NULL;
+    if (name) *name = m->cfg.prompts[i].name;
+    return m->cfg.prompts[i].text;
+}
+
 /* ---- contexts --------------------------------------------------------------------------------- */
 
 struct sembed_ctx {
@@ -436,10 +555,14 @@ struct sembed_ctx {
     float *att;             /* (T_max, H) attention output */
     float *tmp;             /* (T_max, H) projections before add+LayerNorm */
     float *pa, *pb;         /* (S_max, max_dim) pooled features and Dense outputs */
-    /* for the tokenize tasks */
-    const char *const *texts;
-    const size_t *lens;
-    int32_t chunk0;
+    /* per call of sembed_encode_ex / sembed_encode_ids */
+    const char **chunk_texts; /* (S_max) the texts tokenize_task reads (prompt included) */
+    size_t *chunk_lens;       /* (S_max) */
+    int32_t *skip;            /* (S_max) leading tokens left out of pooling (include_prompt) */
+    uint8_t *prompt_special;  /* (R) the special flags of the prompt's own tokens */
+    float *stage;             /* (S_max, E) full rows before Matryoshka truncation */
+    char *cat;                /* prompt + text of each text of a chunk; grows, then is reused */
+    size_t cat_cap;
     sembed__cuda *gpu; /* non-NULL: the forward pass runs there (src/cuda/) */
 };
 
@@ -466,6 +589,12 @@ void sembed_ctx_free(sembed_ctx *c) {
     sembed__free(c->tmp);
     sembed__free(c->pa);
     sembed__free(c->pb);
+    sembed__free(c->chunk_texts);
+    sembed__free(c->chunk_lens);
+    sembed__free(c->skip);
+    sembed__free(c->prompt_special);
+    sembed__free(c->stage);
+    sembed__free(c->cat);
     sembed__free(c);
 }
 
@@ -580,6 +709,11 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     c->tmp = alloc_n(T * H, sizeof(float), &ok);
     c->pa = alloc_n(S * (size_t)m->max_dim, sizeof(float), &ok);
     c->pb = alloc_n(S * (size_t)m->max_dim, sizeof(float), &ok);
+    c->chunk_texts = alloc_n(S, sizeof(const char *), &ok);
+    c->chunk_lens = alloc_n(S, sizeof(size_t), &ok);
+    c->skip = alloc_n(S, sizeof(int32_t), &ok);
+    c->prompt_special = alloc_n((size_t)m->R, 1, &ok);
+    c->stage = alloc_n(S * (size_t)m->dim, sizeof(float), &ok);
     if (!ok) {
         sembed_ctx_free(c);
         return sembed__err(err, SEMBED_ERR_NOMEM,
@@ -600,15 +734,14 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
 static void tokenize_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     (void)n_tasks, (void)thread;
     sembed_ctx *c = v;
-    int32_t i = c->chunk0 + task;
-    const char *t = c->texts[i];
-    size_t len = c->lens ? c->lens[i] : strlen(t);
-    c->slot_status[task] = sembed_tokenize(c->m->tok, t, len, &c->slots[task], NULL);
+    c->slot_status[task] = sembed_tokenize(c->m->tok, c->chunk_texts[task], c->chunk_lens[task],
+                                           &c->slots[task], NULL);
 }
 
 /* The forward pass over the packed batch of S texts, T tokens (c->ids, c->seq_off); writes the
- * S embeddings (E floats each) to out. */
-static void forward(sembed_ctx *c, int32_t S, int32_t T, float *out) {
+ * S embeddings (E floats each) to out. skip (S) or NULL: leading tokens each text's pooling
+ * leaves out. */
+static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, float *out) {
     const sembed_model *m = c->m;
     const sembed__backend *be = c->be;
     const sembed__exec *ex = &c->ex;
@@ -642,7 +775,16 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, float *out) {
         be->gemm_bias(c->tmp, c->big, w->f_w, w->f_b, T, H, I, ex);
         be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, T, H, m->eps, ex);
     }
-    be->pool(c->pa, c->x, c->seq_off, NULL, m->pool, m->n_pool, S, H, ex); /* (S, F) */
+    be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex); /* (S, F) */
+    if (skip) /* sentence-transformers 6 takes CLS at the first position the mask keeps (argmax),
+                 so with include_prompt false at the first token after the prompt */
+        for (int32_t k = 0; k < m->n_pool; k++)
+            for (int32_t s = 0; s < S && m->pool[k] == SEMBED__POOLK_CLS; s++) {
+                const int32_t L = c->seq_off[s + 1] - c->seq_off[s];
+                const int32_t j = skip[s] < L ? skip[s] : 0;
+                memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H,
+                       c->x + (int64_t)(c->seq_off[s] + j) * H, sizeof(float) * (size_t)H);
+            }
     float *cur = c->pa, *nxt = c->pb;
     for (int32_t i = 0; i < m->n_dense; i++) {
         const dense_w *d = &m->dense[i];
@@ -655,39 +797,165 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, float *out) {
     memcpy(out, cur, sizeof(float) * (size_t)S * (size_t)m->dim);
 }
 
-sembed_status sembed_encode(sembed_ctx *c, int32_t n_texts, const char *const *texts,
-                            const size_t *lens, float *out, int64_t out_capacity_floats,
-                            sembed_encode_info *info, sembed_error *err) {
-    if (!c || n_texts < 0 || (n_texts > 0 && (!texts || !out)))
-        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "sembed_encode: invalid argument");
+/* One call's inputs: texts (each after an optional prompt) or token ids. */
+typedef struct enc_call {
+    const char *fn;             /* the API function, for messages */
+    const char *const *texts;   /* (n) texts, or NULL when ids are given */
+    const size_t *lens;         /* (n) bytes, or NULL: NUL-terminated */
+    const int32_t *const *ids;  /* (n) token ids */
+    const int32_t *n_ids;       /* (n) */
+    const char *prompt;         /* prepended to every text; NULL: none */
+    size_t prompt_len;
+    int32_t prompt_tokens;      /* leading tokens left out of pooling (include_prompt false) */
+    int32_t dims;               /* floats per output row */
+} enc_call;
+
+/* The prompt of a call, as sentence-transformers' encode(prompt=, prompt_name=) picks it: a
+ * literal prompt first, then a prompt by name, then the folder's default_prompt_name. */
+static sembed_status pick_prompt(const sembed_model *m, const sembed_encode_opts *o,
+                                 const char *fn, const char **out, sembed_error *err) {
+    const sembed__model_config *cfg = &m->cfg;
+    *out = NULL;
+    if (o && o->prompt) {
+        *out = o->prompt;
+    } else if (o && o->prompt_name) {
+        for (int32_t i = 0; i < cfg->n_prompts && !*out; i++)
+            if (strcmp(cfg->prompts[i].name, o->prompt_name) == 0) *out = cfg->prompts[i].text;
+        if (!*out)
+            return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                               "%s: prompt_name '%.64s' is not one of the model's %d prompts "
+                               "(config_sentence_transformers.json)",
+                               fn, o->prompt_name, cfg->n_prompts);
+    } else if (cfg->default_prompt >= 0) {
+        *out = cfg->prompts[cfg->default_prompt].text;
+    }
+    return SEMBED_OK;
+}
+
+/* Sets call->prompt_tokens as sentence-transformers 6 computes prompt_length: the prompt
+ * tokenized alone (special tokens added), less its last token when that is a special one (the
+ * [SEP] or </s> after it). Pooling then masks the first prompt_length positions, [CLS] included.
+ * The prompt is checked (UTF-8) here even when the model pools over it. */
+static sembed_status measure_prompt(sembed_ctx *c, enc_call *call, sembed_error *err) {
     const sembed_model *m = c->m;
-    const int64_t need = (int64_t)n_texts * m->dim;
+    sembed_tokens pt = {.ids = c->slot_ids, .special = c->prompt_special, .capacity = m->R};
+    sembed_error e;
+    sembed_status s = sembed_tokenize(m->tok, call->prompt, call->prompt_len, &pt, &e);
+    if (s != SEMBED_OK) return sembed__err(err, s, "%s: the prompt: %s", call->fn, e.msg);
+    int32_t n = pt.n;
+    if (n > 0 && pt.special[n - 1]) n--;
+    call->prompt_tokens = m->include_prompt ? 0 : n;
+    return SEMBED_OK;
+}
+
+/* Tokenizes texts chunk0 .. chunk0+n-1 (prompt first) into the slots. */
+static sembed_status tokenize_chunk(sembed_ctx *c, const enc_call *call, int32_t chunk0,
+                                    int32_t n, sembed_error *err) {
+    const sembed_model *m = c->m;
+    size_t total = 0;
+    for (int32_t k = 0; k < n; k++) {
+        const int32_t i = chunk0 + k;
+        c->chunk_texts[k] = call->texts[i];
+        c->chunk_lens[k] = call->lens ? call->lens[i] : strlen(call->texts[i]);
+        if (call->prompt_len &&
+            (!sembed__add_size(total, call->prompt_len, &total) ||
+             !sembed__add_size(total, c->chunk_lens[k], &total)))
+            return sembed__err(err, SEMBED_ERR_INVALID_ARG, "%s: texts too long", call->fn);
+    }
+    if (call->prompt_len) { /* prompt + text, end to end in one buffer kept by the context */
+        if (total > c->cat_cap) {
+            char *p = sembed__realloc(c->cat, total);
+            if (!p)
+                return sembed__err(err, SEMBED_ERR_NOMEM,
+                                   "%s: out of memory for %zu bytes of prompted texts", call->fn,
+                                   total);
+            c->cat = p, c->cat_cap = total;
+        }
+        char *w = c->cat;
+        for (int32_t k = 0; k < n; k++) {
+            memcpy(w, call->prompt, call->prompt_len);
+            if (c->chunk_lens[k]) memcpy(w + call->prompt_len, c->chunk_texts[k], c->chunk_lens[k]);
+            c->chunk_texts[k] = w;
+            c->chunk_lens[k] += call->prompt_len;
+            w += c->chunk_lens[k];
+        }
+    }
+    sembed__pool_run(c->pool, tokenize_task, c, n);
+    for (int32_t k = 0; k < n; k++) {
+        if (c->slot_status[k] == SEMBED_OK) continue;
+        /* again, on this thread, without the prompt: the message's byte offsets are the text's */
+        const int32_t i = chunk0 + k;
+        sembed_error e = {0};
+        size_t len = call->lens ? call->lens[i] : strlen(call->texts[i]);
+        sembed_status s = sembed_tokenize(m->tok, call->texts[i], len, &c->slots[k], &e);
+        if (s == SEMBED_OK) {
+            s = c->slot_status[k];
+            snprintf(e.msg, sizeof e.msg, "%s", sembed_status_str(s));
+        }
+        return sembed__err(err, s, "text %d: %s", i, e.msg);
+    }
+    return SEMBED_OK;
+}
+
+/* Copies inputs chunk0 .. chunk0+n-1 of token ids into the slots, checked and truncated. */
+static sembed_status copy_ids_chunk(sembed_ctx *c, const enc_call *call, int32_t chunk0, int32_t n,
+                                    sembed_error *err) {
+    const sembed_model *m = c->m;
+    const int32_t V = m->cfg.vocab_size;
+    for (int32_t k = 0; k < n; k++) {
+        const int32_t i = chunk0 + k, len = call->n_ids[i];
+        const int32_t *ids = call->ids[i];
+        if (len < 1)
+            return sembed__err(err, SEMBED_ERR_INPUT, "%s: input %d is empty (%d ids)", call->fn,
+                               i, len);
+        if (!ids) return sembed__err(err, SEMBED_ERR_INVALID_ARG, "%s: input %d is NULL", call->fn, i);
+        for (int32_t j = 0; j < len; j++)
+            if (ids[j] < 0 || ids[j] >= V)
+                return sembed__err(err, SEMBED_ERR_INPUT,
+                                   "%s: input %d, position %d: token id %d is outside the "
+                                   "vocabulary [0, %d)",
+                                   call->fn, i, j, ids[j], V);
+        sembed_tokens *t = &c->slots[k];
+        t->n = len < m->R ? len : m->R;
+        t->n_full = len;
+        t->truncated = len > m->R;
+        memcpy(t->ids, ids, sizeof(int32_t) * (size_t)t->n);
+    }
+    return SEMBED_OK;
+}
+
+static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float *out,
+                                int64_t out_capacity_floats, sembed_encode_info *info,
+                                sembed_error *err) {
+    const sembed_model *m = c->m;
+    const int32_t E = m->dim, D = call->dims;
+    const int64_t need = (int64_t)n * D;
     if (out_capacity_floats < need)
         return sembed__err(err, SEMBED_ERR_TOO_SMALL,
-                           "sembed_encode: the output needs %lld floats (%d texts x %d), the "
-                           "buffer has %lld",
-                           (long long)need, n_texts, m->dim, (long long)out_capacity_floats);
-    for (int32_t i = 0; i < n_texts; i++)
-        if (!texts[i])
-            return sembed__err(err, SEMBED_ERR_INVALID_ARG, "sembed_encode: text %d is NULL", i);
-    c->texts = texts;
-    c->lens = lens;
-    for (int32_t c0 = 0; c0 < n_texts; c0 += c->S_max) {
-        const int32_t n = n_texts - c0 < c->S_max ? n_texts - c0 : c->S_max;
-        for (int32_t k = 0; k < n; k++)
+                           "%s: the output needs %lld floats (%d texts x %d), the buffer has %lld",
+                           call->fn, (long long)need, n, D, (long long)out_capacity_floats);
+    if (call->prompt_len) {
+        sembed_status s = measure_prompt(c, call, err);
+        if (s != SEMBED_OK) return s;
+    }
+    if (c->gpu && call->prompt_tokens > 0)
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                           "%s: this model leaves prompt tokens out of pooling "
+                           "(include_prompt false), which the CUDA backend does not do yet; "
+                           "use the CPU",
+                           call->fn);
+    for (int32_t c0 = 0; c0 < n; c0 += c->S_max) {
+        const int32_t cn = n - c0 < c->S_max ? n - c0 : c->S_max;
+        for (int32_t k = 0; k < cn; k++) {
             c->slots[k] = (sembed_tokens){.ids = c->slot_ids + (int64_t)k * m->R,
                                           .capacity = m->R};
-        c->chunk0 = c0;
-        sembed__pool_run(c->pool, tokenize_task, c, n);
-        for (int32_t k = 0; k < n; k++) {
+            c->skip[k] = call->prompt_tokens;
+        }
+        sembed_status s = call->texts ? tokenize_chunk(c, call, c0, cn, err)
+                                      : copy_ids_chunk(c, call, c0, cn, err);
+        if (s != SEMBED_OK) return s;
+        for (int32_t k = 0; k < cn; k++) {
             const int32_t i = c0 + k;
-            if (c->slot_status[k] != SEMBED_OK) { /* again, on this thread, for the message */
-                sembed_error e;
-                size_t len = lens ? lens[i] : strlen(texts[i]);
-                sembed_status s = sembed_tokenize(m->tok, texts[i], len, &c->slots[k], &e);
-                if (s == SEMBED_OK) s = c->slot_status[k];
-                return sembed__err(err, s, "text %d: %s", i, e.msg);
-            }
             if (c->slots[k].n < 1)
                 return sembed__err(err, SEMBED_ERR_INPUT,
                                    "text %d gives no tokens (the tokenizer adds no special "
@@ -695,18 +963,18 @@ sembed_status sembed_encode(sembed_ctx *c, int32_t n_texts, const char *const *t
                                    i);
             if (c->p.strict_length && c->slots[k].truncated)
                 return sembed__err(err, SEMBED_ERR_TOO_LONG,
-                                   "text %d has %d tokens; the model's max length is %d", i,
-                                   c->slots[k].n_full, m->R);
+                                   "%s %d has %d tokens; the model's max length is %d",
+                                   call->texts ? "text" : "input", i, c->slots[k].n_full, m->R);
             if (info) {
                 info[i].n_tokens = c->slots[k].n;
                 info[i].truncated = c->slots[k].truncated;
             }
         }
         /* pack the chunk's texts, in order, into batches of <= T_max tokens */
-        for (int32_t k0 = 0; k0 < n;) {
+        for (int32_t k0 = 0; k0 < cn;) {
             int32_t S = 0, T = 0;
             c->seq_off[0] = 0;
-            while (k0 + S < n && T + c->slots[k0 + S].n <= c->T_max) {
+            while (k0 + S < cn && T + c->slots[k0 + S].n <= c->T_max) {
                 const sembed_tokens *tk = &c->slots[k0 + S];
                 SEMBED_ASSERT(tk->n >= 1);
                 memcpy(c->ids + T, tk->ids, sizeof(int32_t) * (size_t)tk->n);
@@ -714,16 +982,78 @@ sembed_status sembed_encode(sembed_ctx *c, int32_t n_texts, const char *const *t
                 c->seq_off[++S] = T;
             }
             SEMBED_ASSERT(S > 0);
+            /* full rows go straight to out, or to the stage for Matryoshka truncation */
+            float *dst = D == E ? out + (int64_t)(c0 + k0) * E : c->stage;
 #ifdef SEMBED_HAVE_CUDA
             if (c->gpu) {
-                sembed_status s = sembed__cuda_encode(c->gpu, c->ids, c->seq_off, S, T,
-                                                      out + (int64_t)(c0 + k0) * m->dim, err);
+                s = sembed__cuda_encode(c->gpu, c->ids, c->seq_off, S, T, dst, err);
                 if (s != SEMBED_OK) return s;
             } else
 #endif
-                forward(c, S, T, out + (int64_t)(c0 + k0) * m->dim);
+                forward(c, S, T, call->prompt_tokens > 0 ? c->skip + k0 : NULL, dst);
+            if (D != E) {
+                /* sentence-transformers' truncate_dim, then normalize_embeddings=True when the
+                 * model normalizes (the truncated row is no longer unit length) */
+                float *rows = out + (int64_t)(c0 + k0) * D;
+                for (int32_t r = 0; r < S; r++)
+                    memcpy(rows + (int64_t)r * D, c->stage + (int64_t)r * E,
+                           sizeof(float) * (size_t)D);
+                if (m->normalize) c->be->normalize(rows, S, D, &c->ex);
+            }
             k0 += S;
         }
     }
     return SEMBED_OK;
+}
+
+static sembed_status check_dims(const sembed_model *m, const sembed_encode_opts *o,
+                                const char *fn, int32_t *dims, sembed_error *err) {
+    *dims = o && o->dimensions ? o->dimensions : m->dim;
+    if (*dims < 1 || *dims > m->dim)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "%s: dimensions %d is outside [1, %d] (the model's dimension)", fn,
+                           o ? o->dimensions : 0, m->dim);
+    return SEMBED_OK;
+}
+
+sembed_status sembed_encode_ex(sembed_ctx *c, int32_t n_texts, const char *const *texts,
+                               const size_t *lens, const sembed_encode_opts *opts, float *out,
+                               int64_t out_capacity_floats, sembed_encode_info *info,
+                               sembed_error *err) {
+    const char *fn = "sembed_encode";
+    if (!c || n_texts < 0 || (n_texts > 0 && (!texts || !out)))
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "%s: invalid argument", fn);
+    for (int32_t i = 0; i < n_texts; i++)
+        if (!texts[i])
+            return sembed__err(err, SEMBED_ERR_INVALID_ARG, "%s: text %d is NULL", fn, i);
+    enc_call call = {.fn = fn, .texts = texts, .lens = lens};
+    sembed_status s = check_dims(c->m, opts, fn, &call.dims, err);
+    if (s == SEMBED_OK) s = pick_prompt(c->m, opts, fn, &call.prompt, err);
+    if (s != SEMBED_OK) return s;
+    call.prompt_len = call.prompt ? strlen(call.prompt) : 0;
+    return encode_run(c, &call, n_texts, out, out_capacity_floats, info, err);
+}
+
+sembed_status sembed_encode(sembed_ctx *c, int32_t n_texts, const char *const *texts,
+                            const size_t *lens, float *out, int64_t out_capacity_floats,
+                            sembed_encode_info *info, sembed_error *err) {
+    return sembed_encode_ex(c, n_texts, texts, lens, NULL, out, out_capacity_floats, info, err);
+}
+
+sembed_status sembed_encode_ids(sembed_ctx *c, int32_t n_inputs, const int32_t *const *ids,
+                                const int32_t *n_ids, const sembed_encode_opts *opts, float *out,
+                                int64_t out_capacity_floats, sembed_encode_info *info,
+                                sembed_error *err) {
+    const char *fn = "sembed_encode_ids";
+    if (!c || n_inputs < 0 || (n_inputs > 0 && (!ids || !n_ids || !out)))
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "%s: invalid argument", fn);
+    if (opts && (opts->prompt || opts->prompt_name))
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "%s: prompts do not apply to token ids (put the prompt's tokens in "
+                           "the ids)",
+                           fn);
+    enc_call call = {.fn = fn, .ids = ids, .n_ids = n_ids};
+    sembed_status s = check_dims(c->m, opts, fn, &call.dims, err);
+    if (s != SEMBED_OK) return s;
+    return encode_run(c, &call, n_inputs, out, out_capacity_floats, info, err);
 }

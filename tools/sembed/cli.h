@@ -12,6 +12,7 @@ int cli_serve(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_similarity(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_info(int argc, char **argv);
 
 /* Reads lines of a stream one at a time (without the '\n'; a trailing '\r' is kept). Returns
  * false at the end. *line stays valid until the next call. */

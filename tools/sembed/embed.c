@@ -21,6 +21,7 @@ typedef struct embed_opts {
     out_format format;
     sembed_model_params mp;
     sembed_ctx_params cp;
+    sembed_encode_opts eo; /* --prompt-name, --prompt, --dimensions */
     int32_t batch;
     bool progress;
 } embed_opts;
@@ -43,6 +44,12 @@ static void help(FILE *f) {
             "  -n, --max-length N     tokens per text (default: the model's max_seq_length)\n"
             "      --strict           fail on texts longer than the max length instead of\n"
             "                         truncating them\n"
+            "      --prompt-name NAME a prompt of config_sentence_transformers.json (\"query\",\n"
+            "                         ...), prepended to each text (default: the folder's\n"
+            "                         default_prompt_name, if any; `sembed info` lists them)\n"
+            "      --prompt TEXT      a literal prompt instead (\"\": none at all)\n"
+            "      --dimensions N     keep the first N floats of each vector (Matryoshka),\n"
+            "                         normalized again when the model normalizes\n"
             "      --batch N          texts per call (default 256)\n"
             "      --no-progress      no progress bar (shown on a terminal for long inputs)\n");
 }
@@ -120,6 +127,9 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
                                          {"strict", no_argument, NULL, 'S'},
                                          {"batch", required_argument, NULL, 'B'},
                                          {"no-progress", no_argument, NULL, 'P'},
+                                         {"prompt-name", required_argument, NULL, 'R'},
+                                         {"prompt", required_argument, NULL, 'Q'},
+                                         {"dimensions", required_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -160,6 +170,15 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
             }
             o->batch = (int32_t)v;
             break;
+        case 'D':
+            if (!parse_int(optarg, 1, 1000000, &v)) {
+                fprintf(stderr, "sembed: --dimensions expects an integer in [1, 1000000], got '%s'\n", optarg);
+                return 2;
+            }
+            o->eo.dimensions = (int32_t)v;
+            break;
+        case 'R': o->eo.prompt_name = optarg; break;
+        case 'Q': o->eo.prompt = optarg; break;
         case 'J': o->jsonl_in = true; break;
         case 'S': o->cp.strict_length = 1; break;
         case 'P': o->progress = false; break;
@@ -184,7 +203,26 @@ static int load(const embed_opts *o, sembed_model **model, sembed_ctx **ctx) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         return 1;
     }
-    if (sembed_ctx_new(*model, &o->cp, ctx, &err) != SEMBED_OK) {
+    /* the encode options, checked before any output is written */
+    const char *bad = NULL;
+    if (o->eo.dimensions > sembed_model_dim(*model)) {
+        snprintf(err.msg, sizeof err.msg, "--dimensions %d is larger than the model's %d",
+                 o->eo.dimensions, sembed_model_dim(*model));
+        bad = err.msg;
+    }
+    if (!bad && o->eo.prompt_name && !o->eo.prompt) {
+        const char *name = NULL;
+        int32_t i = 0;
+        while (sembed_model_prompt(*model, i, &name) && strcmp(name, o->eo.prompt_name)) i++;
+        if (!name) {
+            snprintf(err.msg, sizeof err.msg,
+                     "--prompt-name '%.100s': the model has no such prompt (sembed info -m %.200s "
+                     "lists them)",
+                     o->eo.prompt_name, o->model);
+            bad = err.msg;
+        }
+    }
+    if (bad || sembed_ctx_new(*model, &o->cp, ctx, &err) != SEMBED_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         sembed_model_free(*model);
         return 1;
@@ -200,7 +238,7 @@ int cli_embed(int argc, char **argv) {
     sembed_model *model = NULL;
     sembed_ctx *ctx = NULL;
     if (load(&o, &model, &ctx)) return 1;
-    int32_t dim = sembed_model_dim(model);
+    int32_t dim = o.eo.dimensions ? o.eo.dimensions : sembed_model_dim(model);
 
     FILE *out = stdout;
     if (o.output && !(out = fopen(o.output, "wb"))) {
@@ -255,8 +293,8 @@ int cli_embed(int argc, char **argv) {
             break;
         }
         sembed_error err = {0};
-        sembed_status st = sembed_encode(ctx, n, (const char *const *)texts, lens, vec,
-                                         (int64_t)n * dim, info, &err);
+        sembed_status st = sembed_encode_ex(ctx, n, (const char *const *)texts, lens, &o.eo, vec,
+                                            (int64_t)n * dim, info, &err);
         for (int32_t i = 0; i < n; i++) free(texts[i]);
         if (st != SEMBED_OK) {
             fprintf(stderr, "sembed embed: texts %lld..%lld: %s\n", (long long)done,
@@ -322,11 +360,11 @@ int cli_similarity(int argc, char **argv) {
     sembed_model *model = NULL;
     sembed_ctx *ctx = NULL;
     if (load(&o, &model, &ctx)) return 1;
-    int32_t dim = sembed_model_dim(model);
+    int32_t dim = o.eo.dimensions ? o.eo.dimensions : sembed_model_dim(model);
     float *vec = malloc(sizeof *vec * (size_t)n * (size_t)dim);
     sembed_error err = {0};
-    if (!vec || sembed_encode(ctx, n, (const char *const *)(argv + optind), NULL, vec,
-                              (int64_t)n * dim, NULL, &err) != SEMBED_OK) {
+    if (!vec || sembed_encode_ex(ctx, n, (const char *const *)(argv + optind), NULL, &o.eo, vec,
+                                 (int64_t)n * dim, NULL, &err) != SEMBED_OK) {
         fprintf(stderr, "sembed similarity: %s\n", vec ? err.msg : "out of memory");
         free(vec);
         sembed_ctx_free(ctx);

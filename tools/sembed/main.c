@@ -11,9 +11,10 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  embed -m DIR [TEXT...]      embed texts (arguments, a file or stdin); JSON lines,\n"
-            "                              .npy or raw float32\n"
+            "                              .npy or raw float32; --prompt-name, --dimensions\n"
             "  similarity -m DIR TEXT...   cosine similarity matrix and nearest neighbours\n"
             "  bench -m DIR [--peer]       CPU throughput for batches of real texts\n"
+            "  info -m DIR [--json]        describe a model: sizes, pooling, prompts, weights\n"
             "  tokenize -m DIR [TEXT...]   print token ids, tokens and offsets as JSON lines\n"
             "                              (texts from the arguments, else one per line on stdin)\n"
             "  serve -m DIR [--port N]     serve embeddings over HTTP (OpenAI and TEI routes)\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "embed")) return cli_embed(argc - 1, argv + 1);
     if (!strcmp(cmd, "similarity")) return cli_similarity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("sembed %s\n", sembed_version());
         return 0;

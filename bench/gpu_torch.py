@@ -7,6 +7,9 @@
     gpu_torch.py peer RESULTS_JSONL OUT_JSON WORKLOAD...    time transformers (fp16, SDPA) on the same
                                                             weights and ids, check sembed's vectors
                                                             against torch fp32, print the table last
+    gpu_torch.py st-mixed MODEL_DIR CORPUS                  sentence-transformers encode fp16 on the
+                                                            corpus at batch sizes 32..1024
+    gpu_torch.py st-query MODEL_DIR TEXT                    the same for one text, p50 of 300
     gpu_torch.py profile WORKLOAD...                        torch.profiler per-kernel CUDA times
 A WORKLOAD is label:model_dir:ids_file:sets:S:L:reps:sembed_vectors_file.
 """
@@ -143,6 +146,26 @@ def peer(results_path, out_json, workloads):
         print(f"{r['card'][:24]:<24} {r['workload']:<22} {r['sembed_ms_p50']:>10.3f} "
               f"{r['torch_ms_p50']:>9.3f} {r['speedup']:>6.2f} {100 * r['sembed_frac_peak']:>11.1f}% "
               f"{100 * r['torch_frac_peak']:>10.1f}% {r['min_cos_sembed_vs_torch_fp32']:>11.6f}")
+    # `sembed bench --device cuda --mixed --query --peer` (GPU_JSON): texts to vectors, the peer
+    # sentence-transformers encode fp16 (its best batch size for mixed)
+    gj = os.environ.get("GPU_JSON")
+    if gj and os.path.exists(gj):
+        g = json.load(open(gj))
+        card = g.get("card", "")
+        mx, q = g.get("mixed", {}), g.get("query", {})
+        if mx.get("texts"):
+            s_ms = mx["ms"]
+            st_ms = 1e3 * mx["texts"] / mx["st_fp16_best_texts_per_s"] if mx.get("st_fp16_best_texts_per_s") else float("nan")
+            mean_len = mx["tokens"] / mx["texts"]
+            fl = flops_per_token(384, 6, 1536, mean_len) * mx["tokens"]
+            print(f"{card[:24]:<24} {'mixed-minilm texts->vec':<22} {s_ms:>10.3f} {st_ms:>9.3f} "
+                  f"{st_ms / s_ms:>6.2f} {100 * fl / (s_ms * 1e-3) / (PEAK_TFLOPS * 1e12):>11.1f}% "
+                  f"{100 * fl / (st_ms * 1e-3) / (PEAK_TFLOPS * 1e12):>10.1f}%  (peer: ST encode fp16, "
+                  f"batch {mx.get('st_best_batch')})")
+        if q.get("ms_p50"):
+            st = q.get("st_fp16_ms_p50") or float("nan")
+            print(f"{card[:24]:<24} {'query-minilm text->vec':<22} {q['ms_p50']:>10.3f} {st:>9.3f} "
+                  f"{st / q['ms_p50']:>6.2f} {'':>12} {'':>11}  (p99 {q['ms_p99']:.3f}; peer: ST encode fp16)")
 
 
 def profile(workloads):
@@ -171,12 +194,62 @@ def profile(workloads):
         print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=90))
 
 
+def _st_fp16(model_dir):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    m = SentenceTransformer(model_dir, device="cuda")
+    m.half()
+    return torch, m
+
+
+def st_mixed(model_dir, corpus):
+    """sentence-transformers encode (fp16, GPU) over the whole corpus, texts to normalized
+    vectors, tokenization included, at batch sizes 32..1024; prints each and the best."""
+    import gzip
+    import time
+    opener = gzip.open if corpus.endswith(".gz") else open
+    texts = [json.loads(l) for l in opener(corpus, "rt")]
+    torch, m = _st_fp16(model_dir)
+    best = (0, 0.0)
+    for bs in (32, 64, 128, 256, 512, 1024):
+        m.encode(texts[:2048], batch_size=bs, normalize_embeddings=True)  # warm-up
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        m.encode(texts, batch_size=bs, normalize_embeddings=True)
+        torch.cuda.synchronize()
+        tps = len(texts) / (time.perf_counter() - t0)
+        print(f"batch {bs} texts_per_s {tps:.1f}", flush=True)
+        if tps > best[1]:
+            best = (bs, tps)
+    print(f"best batch {best[0]} texts_per_s {best[1]:.1f}", flush=True)
+
+
+def st_query(model_dir, text):
+    """sentence-transformers encode (fp16, GPU) of one text, p50 of 300 after 20 warm-ups."""
+    import time
+    torch, m = _st_fp16(model_dir)
+    times = []
+    for i in range(320):
+        t0 = time.perf_counter()
+        m.encode([text], batch_size=1, normalize_embeddings=True)
+        torch.cuda.synchronize()
+        if i >= 20:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    print(f"query ms_p50 {1e3 * times[len(times) // 2]:.4f} ms_p99 {1e3 * times[int(len(times) * 0.99)]:.4f}",
+          flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "export":
         export(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "ids":
         make_ids(sys.argv[2], *(int(x) for x in sys.argv[3:7]))
+    elif cmd == "st-mixed":
+        st_mixed(sys.argv[2], sys.argv[3])
+    elif cmd == "st-query":
+        st_query(sys.argv[2], sys.argv[3])
     elif cmd == "profile":
         profile(sys.argv[2:])
     elif cmd == "peer":

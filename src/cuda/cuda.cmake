@@ -66,3 +66,8 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/bench/gpu_bench.c)
   target_link_libraries(gpu_bench PRIVATE sembed)
   target_include_directories(gpu_bench PRIVATE ${CMAKE_SOURCE_DIR}/src)
 endif()
+
+# `sembed bench --device cuda` names the card (src/cuda/sembed_cuda.h)
+if(TARGET sembed_cli)
+  target_include_directories(sembed_cli PRIVATE ${CMAKE_SOURCE_DIR}/src)
+endif()

@@ -10,7 +10,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 PYTHON ?= python3
 TEST_MODELS = all-MiniLM-L6-v2 all-mpnet-base-v2 bert-base-cased bert-base-multilingual-cased \
-              bert-base-cased-json xlm-roberta-tokenizer
+              bert-base-cased-json xlm-roberta-tokenizer bge-small-en-v1.5-random xlm-roberta-random
 DEMO_MODEL = all-MiniLM-L6-v2
 
 .PHONY: all deps build demo test models fuzz bench-tokenize clean

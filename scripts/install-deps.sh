@@ -11,6 +11,8 @@ missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# numpy generates the random-weight test models (scripts/fetch_models.py); any numpy will do
+python3 -c "import numpy" 2>/dev/null || missing+=(python3-numpy)
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

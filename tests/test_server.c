@@ -11,6 +11,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 /* Appends formatted text at o; returns the new end. */
 static char *put(char *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -28,6 +29,7 @@ static char *put(char *o, const char *fmt, ...) {
 static int g_port;
 static pid_t g_pid;
 static sembed_ctx *g_ctx;
+static const sembed_tokenizer *g_tok;
 static int32_t g_dim;
 static float *g_probe_ref;
 static const char *k_probe = "probe: what is the capital of France?";
@@ -301,8 +303,55 @@ static void test_routes(void) {
     double ss = 0, dot = 0, wss = 0;
     for (int k = 0; k < 16; k++) ss += got[k] * got[k], dot += got[k] * want[k], wss += want[k] * want[k];
     CHECKF(fabs(ss - 1) < 1e-5 && dot / sqrt(ss * wss) > 0.99999, "dimensions 16: norm^2 %g", ss);
+    { /* the library's Matryoshka vector, bit for bit */
+        const char *hw = "Hello, world!";
+        const size_t hl = strlen(hw);
+        sembed_encode_opts o = {.dimensions = 16};
+        float w16[16];
+        CHECK(sembed_encode_ex(g_ctx, 1, &hw, &hl, &o, w16, 16, NULL, NULL) == SEMBED_OK &&
+              same_bits(got, w16, 16));
+    }
     json_decref(j);
     hc_resp_free(&r);
+
+    /* token ids: the ids of a text give the text's vector, alone, in a batch of ids and beside
+     * texts, on both routes */
+    {
+        int32_t ids[512];
+        sembed_tokens t = {.ids = ids, .capacity = 512};
+        CHECK(sembed_tokenize(g_tok, k_probe, strlen(k_probe), &t, NULL) == SEMBED_OK);
+        char *b = malloc(16384), *o = b;
+        o = put(o, "{\"inputs\":[");
+        for (int32_t k = 0; k < t.n; k++) o = put(o, "%s%d", k ? "," : "", ids[k]);
+        strcpy(o, "]}");
+        CHECK(posts("/embed", b, &r) && r.status == 200);
+        j = json_loads(r.body ? r.body : "", 0, NULL);
+        CHECKF(json_array_size(j) == 1 && json_floats(json_array_get(j, 0), got, g_dim) &&
+                   same_bits(got, g_probe_ref, g_dim),
+               "the probe's token ids: %.200s", r.body ? r.body : "");
+        json_decref(j);
+        hc_resp_free(&r);
+        o = b;
+        o = put(o, "{\"input\":[\"Hello, world!\",[");
+        for (int32_t k = 0; k < t.n; k++) o = put(o, "%s%d", k ? "," : "", ids[k]);
+        o = put(o, "],[101,7592,1010,2088,999,102]]}"); /* "Hello, world!" */
+        CHECK(posts("/v1/embeddings", b, &r) && r.status == 200);
+        j = json_loads(r.body ? r.body : "", 0, NULL);
+        const json_t *data = json_object_get(j, "data");
+        CHECK(json_array_size(data) == 3);
+        CHECK(ref_vec("Hello, world!", 13, want));
+        CHECK(json_floats(json_object_get(json_array_get(data, 0), "embedding"), got, g_dim) &&
+              same_bits(got, want, g_dim));
+        CHECK(json_floats(json_object_get(json_array_get(data, 1), "embedding"), got, g_dim) &&
+              same_bits(got, g_probe_ref, g_dim));
+        CHECK(json_floats(json_object_get(json_array_get(data, 2), "embedding"), got, g_dim) &&
+              same_bits(got, want, g_dim));
+        CHECK(json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")) ==
+              6 + t.n + 6);
+        json_decref(j);
+        hc_resp_free(&r);
+        free(b);
+    }
 
     /* TEI options that are accepted */
     CHECK(posts("/embed", "{\"inputs\":\"x\",\"normalize\":true,\"truncate\":true,"
@@ -360,10 +409,26 @@ static void test_errors(void) {
     expect_error("/embed", "{\"inputs\":\"\xF4\x90\x80\x80\"}", 400, NULL);
     expect_error("/embed", "{\"inputs\":\"\\ud800\"}", 400, NULL);
     expect_error("/v1/embeddings", "{\"input\":[\"ok\",\"\\udc00x\"]}", 400, NULL);
-    /* token ids (no encode-from-ids entry point yet) */
-    expect_error("/embed", "{\"inputs\":[101,102]}", 422, "token id");
-    expect_error("/v1/embeddings", "{\"input\":[[101,102]]}", 422, "token id");
-    expect_error("/v1/embeddings", "{\"input\":[101,-5,9999999999]}", 422, "token id");
+    /* token ids: out of range (naming input and position), not integers, empty, too many */
+    expect_error("/v1/embeddings", "{\"input\":[101,-5,9999999999]}", 422, "position 1");
+    expect_error("/embed", "{\"inputs\":[[101,102],[101,30522,102]]}", 422,
+                 "input 1: token id 30522 at position 1");
+    expect_error("/embed", "{\"inputs\":[101,9999999999]}", 422, "position 1");
+    expect_error("/embed", "{\"inputs\":[101,\"a\"]}", 400, "position 1");
+    expect_error("/embed", "{\"inputs\":[101,1.5]}", 400, NULL);
+    expect_error("/embed", "{\"inputs\":[[101,102],[]]}", 400, "empty");
+    expect_error("/embed", "{\"inputs\":[[101,102],[[5]]]}", 400, NULL);
+    expect_error("/tokenize", "{\"inputs\":[[101,102]]}", 422, "token ids");
+    expect_error("/embed", "{\"inputs\":[101,102],\"prompt_name\":\"query\"}", 422,
+                 "token ids");
+    {
+        char *b = malloc(8192), *o = b;
+        o = put(o, "{\"truncate\":false,\"inputs\":[101");
+        for (int k = 0; k < 299; k++) o = put(o, ",1037");
+        strcpy(o, "]}");
+        expect_error("/embed", b, 422, "Given: 300");
+        free(b);
+    }
     /* options */
     expect_error("/embed", "{\"inputs\":\"a\",\"dimensions\":0}", 422, "dimensions");
     expect_error("/embed", "{\"inputs\":\"a\",\"dimensions\":-1}", 422, "dimensions");
@@ -375,7 +440,8 @@ static void test_errors(void) {
     expect_error("/embed", "{\"inputs\":\"a\",\"normalize\":false}", 422, "normalize");
     expect_error("/embed", "{\"inputs\":\"a\",\"truncation_direction\":\"left\"}", 422, NULL);
     expect_error("/embed", "{\"inputs\":\"a\",\"truncation_direction\":7}", 400, NULL);
-    expect_error("/embed", "{\"inputs\":\"a\",\"prompt_name\":\"query\"}", 422, "prompt");
+    expect_error("/embed", "{\"inputs\":\"a\",\"prompt_name\":\"query\"}", 422, "query");
+    expect_error("/embed", "{\"inputs\":\"a\",\"prompt_name\":5}", 400, "prompt_name");
     /* deep nesting */
     {
         size_t n = 20000;
@@ -442,6 +508,173 @@ static void test_errors(void) {
         CHECK(hc_request(g_port, "POST", "/health", AUTH, "{}", 2, &r, 10) && r.status == 405);
         hc_resp_free(&r);
     }
+}
+
+/* POST /embed with a given Content-Type header line ("" for none); returns the status and the
+ * body in *body (caller frees). */
+static int post_ctype(const char *path, const char *ctype_line, const char *body, char **out) {
+    char req[2048];
+    int n = snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\n" AUTH
+                     "%sContent-Length: %zu\r\n\r\n%s", path, ctype_line, strlen(body), body);
+    int fd = hc_connect(g_port);
+    if (fd < 0) return -1;
+    hc_send_all(fd, req, (size_t)n);
+    hc_resp r;
+    int st = hc_read_response(fd, &r, 60, NULL, NULL) ? r.status : 0;
+    *out = r.body ? strdup(r.body) : NULL;
+    hc_resp_free(&r);
+    close(fd);
+    return st;
+}
+
+static void test_content_type(void) {
+    static const struct {
+        const char *line;
+        int status;
+    } cases[] = {
+        {"", 200}, /* none: read as JSON */
+        {"Content-Type: application/json\r\n", 200},
+        {"Content-Type: application/json; charset=utf-8\r\n", 200},
+        {"Content-Type: APPLICATION/JSON\r\n", 200},
+        {"Content-Type: application/vnd.api+json\r\n", 200},
+        {"Content-Type: text/plain\r\n", 415},
+        {"Content-Type: application/x-www-form-urlencoded\r\n", 415},
+        {"Content-Type: application/jsonx\r\n", 415},
+        {"Content-Type: json\r\n", 415},
+        {"Content-Type: \r\n", 415},
+        {"Content-Type: application/json\r\nContent-Type: text/plain\r\n", 415},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int openai = 0; openai < 2; openai++) {
+            char *body = NULL;
+            const int st = post_ctype(openai ? "/v1/embeddings" : "/embed", cases[i].line,
+                                      openai ? "{\"input\":\"a\"}" : "{\"inputs\":\"a\"}", &body);
+            CHECKF(st == cases[i].status, "Content-Type case %zu (%s): status %d, expected %d",
+                   i, cases[i].line, st, cases[i].status);
+            if (cases[i].status == 415) {
+                json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+                const json_t *e = json_object_get(j, "error");
+                CHECKF(openai ? json_is_string(json_object_get(e, "message"))
+                              : json_is_string(e) && strstr(body, "UnsupportedMediaType"),
+                       "415 body: %.200s", body ? body : "");
+                json_decref(j);
+            }
+            free(body);
+        }
+    /* GET routes ignore it; /tokenize checks it */
+    char *body = NULL;
+    CHECK(post_ctype("/tokenize", "Content-Type: text/plain\r\n", "{\"inputs\":\"a\"}", &body) == 415);
+    free(body);
+    probe("Content-Type checks");
+}
+
+/* Links every file of model folder `src` (and of its subfolders, made real) into `dst`,
+ * except `skip`. Folders are never linked: t_rmdir must not follow a link into the cache. */
+static void link_model(const char *src, const char *dst, const char *skip) {
+    DIR *d = opendir(src);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, skip)) continue;
+        char a[4096], b[4096];
+        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+        DIR *sub = opendir(a);
+        if (sub) {
+            closedir(sub);
+            mkdir(b, 0755);
+            link_model(a, b, skip);
+        } else {
+            CHECK(symlink(a, b) == 0);
+        }
+    }
+    if (d) closedir(d);
+}
+
+/* Prompts on a copy of the model whose config_sentence_transformers.json names two prompts and
+ * a default one: vectors equal the library's sembed_encode_ex on the same folder. */
+static void test_prompts(const char *model_dir) {
+    char *dir = t_tmpdir();
+    link_model(model_dir, dir, "config_sentence_transformers.json");
+    const char *cfg = "{\"prompts\": {\"query\": \"query: \", \"passage\": \"passage: \"},"
+                      " \"default_prompt_name\": \"passage\"}";
+    CHECK(t_write_file(dir, "config_sentence_transformers.json", cfg, strlen(cfg)));
+    sembed_model *m = NULL;
+    sembed_ctx *ctx = NULL;
+    sembed_error err = {0};
+    sembed_ctx_params cp = sembed_ctx_default_params();
+    cp.n_threads = 1;
+    if (sembed_model_load(dir, NULL, &m, &err) != SEMBED_OK ||
+        sembed_ctx_new(m, &cp, &ctx, &err) != SEMBED_OK) {
+        CHECKF(false, "the prompt model: %s", err.msg);
+        sembed_model_free(m);
+        t_rmdir(dir);
+        return;
+    }
+    const char *args[] = {"-m", dir, "-t", "1", "--workers", "1", NULL};
+    hc_server srv;
+    CHECK(hc_server_start(&srv, args, 120));
+    const int port = g_port;
+    g_port = srv.port;
+    const char *text = "what is the capital of France?";
+    const size_t tl = strlen(text);
+    float *got = malloc(sizeof(float) * (size_t)g_dim), *want = malloc(sizeof(float) * (size_t)g_dim);
+    hc_resp r;
+    const char *names[] = {"query", "passage", NULL}; /* NULL: no prompt_name, the default */
+    for (int i = 0; i < 3; i++) {
+        char body[256];
+        if (names[i]) snprintf(body, sizeof body, "{\"inputs\":\"%s\",\"prompt_name\":\"%s\"}", text, names[i]);
+        else snprintf(body, sizeof body, "{\"inputs\":\"%s\"}", text);
+        CHECK(posts("/embed", body, &r) && r.status == 200);
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        sembed_encode_opts o = {.prompt_name = names[i]};
+        CHECK(sembed_encode_ex(ctx, 1, &text, &tl, &o, want, g_dim, NULL, NULL) == SEMBED_OK);
+        CHECKF(json_floats(json_array_get(j, 0), got, g_dim) && same_bits(got, want, g_dim),
+               "prompt %s: the server's vector differs from sembed_encode_ex", names[i] ? names[i] : "(default)");
+        json_decref(j);
+        hc_resp_free(&r);
+    }
+    /* the query prompt changes the vector; the default is "passage" */
+    {
+        sembed_encode_opts q = {.prompt_name = "query"}, none = {.prompt = ""};
+        float *v2 = malloc(sizeof(float) * (size_t)g_dim);
+        CHECK(sembed_encode_ex(ctx, 1, &text, &tl, &q, want, g_dim, NULL, NULL) == SEMBED_OK);
+        CHECK(sembed_encode_ex(ctx, 1, &text, &tl, &none, v2, g_dim, NULL, NULL) == SEMBED_OK);
+        CHECK(!same_bits(want, v2, g_dim));
+        free(v2);
+    }
+    /* usage counts the prompt's tokens: "passage: " + text on the OpenAI route */
+    {
+        int32_t ids[512];
+        sembed_tokens t = {.ids = ids, .capacity = 512};
+        char both[256];
+        snprintf(both, sizeof both, "passage: %s", text);
+        CHECK(sembed_tokenize(sembed_model_tokenizer(m), both, strlen(both), &t, NULL) == SEMBED_OK);
+        char body[256];
+        snprintf(body, sizeof body, "{\"input\":\"%s\"}", text);
+        CHECK(posts("/v1/embeddings", body, &r) && r.status == 200);
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        CHECKF(json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")) == t.n,
+               "usage with the default prompt: %.200s", r.body ? r.body : "");
+        json_decref(j);
+        hc_resp_free(&r);
+    }
+    /* unknown names list the model's prompts; /tokenize applies a prompt; /info lists them */
+    CHECK(posts("/embed", "{\"inputs\":\"a\",\"prompt_name\":\"nope\"}", &r) && r.status == 422 &&
+          strstr(r.body, "nope") && strstr(r.body, "query") && strstr(r.body, "passage"));
+    hc_resp_free(&r);
+    CHECK(posts("/tokenize", "{\"inputs\":\"Paris\",\"prompt_name\":\"query\"}", &r) && r.status == 200 &&
+          strstr(r.body, "\"text\":\"query\""));
+    hc_resp_free(&r);
+    CHECK(hc_request(g_port, "GET", "/info", NULL, NULL, 0, &r, 10) && r.status == 200 &&
+          strstr(r.body, "\"prompts\":[\"query\",\"passage\"]"));
+    hc_resp_free(&r);
+    CHECK(hc_server_stop(&srv, 60) == 0);
+    g_port = port;
+    free(got);
+    free(want);
+    sembed_ctx_free(ctx);
+    sembed_model_free(m);
+    t_rmdir(dir);
 }
 
 static void test_auth(void) {
@@ -619,6 +852,7 @@ int main(void) {
         return 1;
     }
     g_dim = sembed_model_dim(model);
+    g_tok = sembed_model_tokenizer(model);
     g_probe_ref = malloc(sizeof(float) * (size_t)g_dim);
     CHECK(ref_vec(k_probe, strlen(k_probe), g_probe_ref));
 
@@ -635,10 +869,12 @@ int main(void) {
     g_pid = srv.pid;
     test_routes();
     test_errors();
+    test_content_type();
     test_auth();
     test_protocol();
     test_queue_full();
     test_shutdown(&srv);
+    test_prompts(dir);
 
     free(g_probe_ref);
     sembed_ctx_free(g_ctx);

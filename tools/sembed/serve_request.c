@@ -1,6 +1,6 @@
 /* serve_request.c — `sembed serve`: request bodies parsed and checked against the limits, error
- * bodies, and the output buffer. Pure functions of bytes (fuzzed by fuzz/fuzz_request.c); no
- * model, no HTTP. */
+ * bodies, the output buffer and the allocator. Pure functions of bytes (fuzzed by
+ * fuzz/fuzz_request.c); no model, no HTTP. */
 #include "serve.h"
 
 #include <math.h>
@@ -8,6 +8,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* ---- allocation with fault injection --------------------------------------------------- */
+
+static atomic_llong g_alloc_count;
+static atomic_llong g_alloc_fail_at;
+static atomic_bool g_alloc_persistent;
+
+static bool alloc_should_fail(void) {
+    const long long at = atomic_load_explicit(&g_alloc_fail_at, memory_order_relaxed);
+    if (at <= 0) return false;
+    const long long k = atomic_fetch_add_explicit(&g_alloc_count, 1, memory_order_relaxed) + 1;
+    return atomic_load_explicit(&g_alloc_persistent, memory_order_relaxed) ? k >= at : k == at;
+}
+
+int64_t srv_alloc_fail_at(int64_t n, bool persistent) {
+    const int64_t made = atomic_exchange(&g_alloc_count, 0);
+    atomic_store(&g_alloc_persistent, persistent);
+    atomic_store(&g_alloc_fail_at, n);
+    return made;
+}
+
+/* Set when an allocation of this thread failed: jansson does not always say that it ran out of
+ * memory (it may drop a key, or report a syntax error), so the parser asks here. */
+static _Thread_local bool t_alloc_failed;
+
+static void *noted(void *p) {
+    if (!p) t_alloc_failed = true;
+    return p;
+}
+void *srv_malloc(size_t n) { return noted(alloc_should_fail() ? NULL : malloc(n ? n : 1)); }
+void *srv_calloc(size_t n, size_t size) {
+    return noted(alloc_should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1));
+}
+void *srv_realloc(void *p, size_t n) {
+    return noted(alloc_should_fail() ? NULL : realloc(p, n ? n : 1));
+}
+void srv_free(void *p) { free(p); }
 
 bool srv_fail(srv_error *e, int http, const char *type, const char *fmt, ...) {
     e->http = http;
@@ -21,9 +59,21 @@ bool srv_fail(srv_error *e, int http, const char *type, const char *fmt, ...) {
 
 void srv_request_free(srv_request *r) {
     json_decref(r->root);
-    free(r->texts);
-    free(r->lens);
+    if (r->ids)
+        for (int32_t i = 0; i < r->n_alloc; i++) srv_free(r->ids[i]);
+    srv_free(r->ids);
+    srv_free(r->n_ids);
+    srv_free(r->texts);
+    srv_free(r->lens);
     memset(r, 0, sizeof *r);
+}
+
+bool srv_content_type_is_json(const char *ct) {
+    while (*ct == ' ' || *ct == '\t') ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return true;
+    /* application/<anything>+json, as axum (TEI) accepts */
+    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
 }
 
 static const char *type_name(const json_t *v) {
@@ -50,16 +100,50 @@ static bool opt_bool(const json_t *root, const char *key, bool *out, srv_error *
     return true;
 }
 
-static bool is_token_ids(const json_t *v) {
-    if (json_is_integer(v)) return true;
-    if (!json_is_array(v) || json_array_size(v) == 0) return false;
-    return json_is_integer(json_array_get(v, 0));
+/* A list of token ids: an array whose first element is an integer. */
+static bool is_id_list(const json_t *v) {
+    return json_is_array(v) && json_array_size(v) > 0 && json_is_integer(json_array_get(v, 0));
+}
+
+/* Input i as token ids: every element an integer in [0, vocab_size). */
+static bool parse_ids(const json_t *a, const char *key, size_t i, bool single,
+                      const srv_limits *lim, srv_request *r, srv_error *e) {
+    const size_t n = json_array_size(a);
+    char where[64];
+    if (single) snprintf(where, sizeof where, "`%s`", key);
+    else snprintf(where, sizeof where, "`%s[%zu]`", key, i);
+    if (n == 0) return srv_fail(e, 400, "Empty", "%s cannot be empty (input %zu has no token ids)", where, i);
+    if (!r->ids) {
+        r->ids = srv_calloc((size_t)r->n_alloc, sizeof *r->ids);
+        r->n_ids = srv_calloc((size_t)r->n_alloc, sizeof *r->n_ids);
+        if (!r->ids || !r->n_ids) return srv_fail(e, 500, "Backend", "out of memory");
+    }
+    int32_t *ids = srv_malloc(sizeof(int32_t) * n);
+    if (!ids) return srv_fail(e, 500, "Backend", "out of memory");
+    r->ids[i] = ids;
+    r->n_ids[i] = (int32_t)n;
+    r->n_id_inputs++;
+    for (size_t k = 0; k < n; k++) {
+        const json_t *v = json_array_get(a, k);
+        if (!json_is_integer(v))
+            return srv_fail(e, 400, "Validation",
+                            "%s must be a list of integer token ids: position %zu is %s", where,
+                            k, type_name(v));
+        const json_int_t id = json_integer_value(v);
+        if (id < 0 || id >= lim->vocab_size)
+            return srv_fail(e, 422, "Validation",
+                            "input %zu: token id %lld at position %zu is out of range: the "
+                            "model's ids are 0 to %d",
+                            i, (long long)id, k, lim->vocab_size - 1);
+        ids[k] = (int32_t)id;
+    }
+    return true;
 }
 
 static bool parse_inputs(srv_route route, const json_t *in, const char *key,
                          const srv_limits *lim, srv_request *r, srv_error *e) {
     size_t n;
-    if (json_is_string(in)) {
+    if (json_is_string(in) || is_id_list(in)) {
         n = 1;
         r->single = true;
     } else if (json_is_array(in)) {
@@ -67,23 +151,30 @@ static bool parse_inputs(srv_route route, const json_t *in, const char *key,
         if (n == 0) return srv_fail(e, 400, "Empty", "`%s` cannot be empty", key);
     } else {
         return srv_fail(e, 400, "Validation",
-                        "`%s` must be a string or an array of strings, got %s", key,
-                        type_name(in));
+                        "`%s` must be a string, an array of strings, an array of token ids or "
+                        "an array of arrays of token ids, got %s",
+                        key, type_name(in));
     }
-    if (route != SRV_TOKENIZE && is_token_ids(r->single ? in : json_array_get(in, 0)))
-        return srv_fail(e, 422, "Validation",
-                        "token id inputs are not supported yet: send the text of `%s`", key);
     if (n > (size_t)lim->max_inputs)
         return srv_fail(e, 422, "Validation", "batch size %zu > maximum allowed batch size %d",
                         n, lim->max_inputs);
-    r->texts = calloc(n, sizeof *r->texts);
-    r->lens = calloc(n, sizeof *r->lens);
+    r->n_alloc = (int32_t)n;
+    r->texts = srv_calloc(n, sizeof *r->texts);
+    r->lens = srv_calloc(n, sizeof *r->lens);
     if (!r->texts || !r->lens) return srv_fail(e, 500, "Backend", "out of memory");
     for (size_t i = 0; i < n; i++) {
         const json_t *s = r->single ? in : json_array_get(in, i);
+        if (json_is_array(s)) {
+            if (route == SRV_TOKENIZE)
+                return srv_fail(e, 422, "Validation",
+                                "`%s` of /tokenize must be text, not token ids", key);
+            if (!parse_ids(s, key, i, r->single, lim, r, e)) return false;
+            continue;
+        }
         if (!json_is_string(s)) {
-            return srv_fail(e, 400, "Validation", "`%s[%zu]` must be a string, got %s", key, i,
-                            type_name(s));
+            return srv_fail(e, 400, "Validation",
+                            "`%s[%zu]` must be a string or an array of token ids, got %s", key,
+                            i, type_name(s));
         }
         r->texts[i] = json_string_value(s);
         r->lens[i] = json_string_length(s);
@@ -105,7 +196,13 @@ bool srv_parse_request(srv_route route, const char *body, size_t len, const srv_
     r->truncate = lim->auto_truncate;
     r->add_special = true;
     json_error_t je;
+    t_alloc_failed = false;
     r->root = json_loadb(body, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
+    if (t_alloc_failed || (!r->root && json_error_code(&je) == json_error_out_of_memory)) {
+        json_decref(r->root);
+        r->root = NULL;
+        return srv_fail(e, 500, "Backend", "out of memory while parsing the body");
+    }
     if (!r->root)
         return srv_fail(e, 400, "Validation", "the body is not valid JSON: %s (at byte %d)",
                         je.text, je.position);
@@ -137,10 +234,12 @@ bool srv_parse_request(srv_route route, const char *body, size_t len, const srv_
     v = json_object_get(r->root, "prompt_name");
     if (v && !json_is_null(v) && route != SRV_OPENAI) {
         if (!json_is_string(v))
-            return srv_fail(e, 400, "Validation", "`prompt_name` must be a string");
-        return srv_fail(e, 422, "Validation",
-                        "`prompt_name`: prompts are not supported yet (prepend the prompt to the "
-                        "text)");
+            return srv_fail(e, 400, "Validation", "`prompt_name` must be a string, got %s",
+                            type_name(v));
+        if (r->n_id_inputs)
+            return srv_fail(e, 422, "Validation",
+                            "`prompt_name` applies to text inputs, not to token ids");
+        r->prompt_name = json_string_value(v);
     }
     v = json_object_get(r->root, "dimensions");
     if (v && !json_is_null(v) && route != SRV_TOKENIZE) {
@@ -184,7 +283,7 @@ static bool buf_reserve(srv_buf *b, size_t extra) {
         }
         cap *= 2;
     }
-    char *p = realloc(b->p, cap);
+    char *p = srv_realloc(b->p, cap);
     if (!p) {
         b->oom = true;
         return false;

@@ -9,8 +9,9 @@
 # .carry/debs (unpacked into a private prefix); the all-MiniLM-L6-v2 tokenizer files in
 # .carry/all-MiniLM-L6-v2 (the weights are generated here, random, seed 0).
 #   GPU_CHECK_QUICK=1   fewer repetitions (a smoke run)
-#   GPU_CHECK_STEPS     which of build,tests,sanitize,profile,bench to run (default: all but
-#                       profile: per-op times of sembed and torch, GEMM choice by heuristic vs timed)
+#   GPU_CHECK_STEPS     which of build,tests,sanitize,profile,ncu,bench to run (default:
+#                       build,tests,sanitize,bench; profile: per-op times of sembed and torch,
+#                       GEMM choice by heuristic vs timed; ncu: Nsight Compute on sembed's kernels)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -88,13 +89,13 @@ SAN_RC=""
 for tool in memcheck racecheck; do
     # GEMM algorithms by the heuristic (timing every candidate under the sanitizer is slow and
     # checks cuBLASLt, not sembed); racecheck leaves cuBLASLt's nvjet kernels out where it can
-    excl=()
-    [ $tool = racecheck ] && excl=(--kernel-name-exclude kns=nvjet)
-    SEMBED_CUDA_GEMM=heuristic SEMBED_TEST_QUICK=1 compute-sanitizer --tool $tool "${excl[@]}" --error-exitcode 9 \
+    excl=() skip=
+    [ $tool = racecheck ] && excl=(--kernel-name-exclude kns=nvjet) skip=1
+    SEMBED_TEST_SKIP_GEMM=$skip SEMBED_CUDA_GEMM=heuristic SEMBED_TEST_QUICK=1 compute-sanitizer --tool $tool "${excl[@]}" --error-exitcode 9 \
         stdbuf -oL build-gpu/test_cuda_ops >"$OUT/sanitizer-$tool.log" 2>&1
     rc=$?
     if [ ${#excl[@]} -gt 0 ] && grep -qi "unrecognized\|unknown option\|invalid option" "$OUT/sanitizer-$tool.log"; then
-        SEMBED_CUDA_GEMM=heuristic SEMBED_TEST_QUICK=1 compute-sanitizer --tool $tool --error-exitcode 9 \
+        SEMBED_TEST_SKIP_GEMM=$skip SEMBED_CUDA_GEMM=heuristic SEMBED_TEST_QUICK=1 compute-sanitizer --tool $tool --error-exitcode 9 \
             stdbuf -oL build-gpu/test_cuda_ops >"$OUT/sanitizer-$tool.log" 2>&1
         rc=$?
     fi
@@ -136,6 +137,20 @@ for r in rows:
 PY
 python3 bench/gpu_torch.py profile "${PW[@]:0:3}" >"$OUT/torch-profile.txt" 2>&1 || tail -5 "$OUT/torch-profile.txt"
 grep -E "^---|Self CUDA time total" "$OUT/torch-profile.txt"
+fi
+
+if has ncu; then
+step "ncu: sembed's own kernels (attention, act, add_ln) on fixed-base-64x512 and fixed-minilm-256x128"
+for w in "base-random 64 512" "minilm-random 256 128"; do
+    set -- $w
+    ids=$WORK/ids_$2x$3.i32
+    [ -f "$ids" ] || python3 bench/gpu_torch.py ids "$ids" 4 "$2" "$3" 7
+    ncu --kernel-name regex:'attention_kernel|act_f16|add_ln' --launch-skip 40 --launch-count 3 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+        build-gpu/gpu_bench "$MODELS/$1" "$ids" 4 "$2" "$3" 3 /dev/null "ncu-$1" >>"$OUT/ncu.txt" 2>&1
+    echo "ncu $1 $2x$3: rc=$?"
+done
+grep -E "attention_kernel|act_f16|add_ln|Duration|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|Theoretical Occupancy" "$OUT/ncu.txt" | head -60
 fi
 
 if has bench; then

@@ -298,7 +298,18 @@ static void test_act(int64_t n, int64_t misalign, sembed__act_kind kind) {
     char name[96];
     snprintf(name, sizeof name, "act f16 kind=%d n=%lld misalign=%lld", (int)kind, (long long)n,
              (long long)misalign);
-    compare(name, down_h(dx, (size_t)n), ref, 2e-3);
+    const std::vector<float> got = down_h(dx, (size_t)n);
+    compare(name, got, ref, 2e-3);
+    if (kind == SEMBED__ACTK_GELU) { /* the fp16 GELU (a rational erfc), element by element */
+        size_t worst = 0;
+        double werr = 0;
+        for (size_t i = 0; i < ref.size(); i++) {
+            const double d = fabs((double)got[i] - ref[i]), lim = 1e-3 * fabs(ref[i]) + 1e-6;
+            if (d - lim > werr) werr = d - lim, worst = i;
+        }
+        CHECKF(werr == 0, "%s: element %zu: %.8g vs exact GELU %.8g", name, worst, got[worst],
+               ref[worst]);
+    }
     std::vector<float> xf;
     float *dxf = up_f(xf, (size_t)n, 4.f);
     CHECKF(sembed__cu_act_f32(dxf, n, kind, 0, &e) == SEMBED_OK, "%s", e.msg);
@@ -369,6 +380,12 @@ int main(void) {
     }
     void *ws;
     CK(cudaMalloc(&ws, (size_t)32 << 20));
+    /* SEMBED_TEST_SKIP_GEMM=1: cuBLASLt's GEMMs left out (racecheck cannot run its Hopper
+     * kernels: "Internal Sanitizer Error"; memcheck still covers them) */
+    const char *skip_env = getenv("SEMBED_TEST_SKIP_GEMM");
+    const bool gemm = !skip_env || !*skip_env || strcmp(skip_env, "0") == 0;
+    if (!gemm) printf("  GEMM tests skipped (SEMBED_TEST_SKIP_GEMM)\n");
+    if (gemm) {
     test_gemm(lt, 1, 8, 8, false, true, ws);
     test_gemm(lt, 7, 1152, 384, false, true, ws);
     test_gemm(lt, 333, 384, 1536, false, true, ws);
@@ -377,6 +394,7 @@ int main(void) {
     test_gemm(lt, 65, 1000, 72, false, true, ws);
     test_gemm(lt, 5, 256, 384, true, true, ws);
     test_gemm(lt, 300, 96, 200, true, false, ws);
+    }
     CK(cudaFree(ws));
     cublasLtDestroy(lt);
 

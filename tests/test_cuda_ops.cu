@@ -409,6 +409,7 @@ int main(void) {
     test_add_ln(1, 8, false);
     test_add_ln(77, 384, true);
     test_add_ln(quick ? 100 : 2048, 768, false);
+    test_add_ln(9, 1000, true); /* 4 vectors per lane */
     test_add_ln(5, 2048, false);
 
     for (int k = SEMBED__ACTK_GELU; k <= SEMBED__ACTK_SIGMOID; k++) {

@@ -144,35 +144,57 @@ static __global__ void __launch_bounds__(NW * 32)
                     mma16816(sc[2 * np], qf[kk], b[0], b[1]);
                     mma16816(sc[2 * np + 1], qf[kk], b[2], b[3]);
                 }
-            /* scale, bias, mask (base 2); row maxima over the quad */
+            /* scale, bias, mask (base 2); row maxima over the quad. A full tile without a
+             * bias (the common case) takes the max of the raw scores (the scale is positive)
+             * and folds the scale into the exponent's FMA: fewer instructions per score. */
+            const bool plain = !rel_bias && j0 + BN <= L; /* the same for the whole block */
             float mx0 = -INFINITY, mx1 = -INFINITY;
+            if (plain) {
 #pragma unroll
-            for (int n = 0; n < NB; n++)
+                for (int n = 0; n < NB; n++)
+                    mx0 = fmaxf(mx0, fmaxf(sc[n][0], sc[n][1])),
+                    mx1 = fmaxf(mx1, fmaxf(sc[n][2], sc[n][3]));
+            } else {
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int j = j0 + n * 8 + 2 * qd + e;
-                    float v0 = sc[n][e] * scale_log2, v1 = sc[n][2 + e] * scale_log2;
-                    if (rel_bias) {
-                        const int jj = j < L ? j : 0;
-                        v0 += bias0[jj] * LOG2E, v1 += bias1[jj] * LOG2E;
+                for (int n = 0; n < NB; n++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int j = j0 + n * 8 + 2 * qd + e;
+                        float v0 = sc[n][e] * scale_log2, v1 = sc[n][2 + e] * scale_log2;
+                        if (rel_bias) {
+                            const int jj = j < L ? j : 0;
+                            v0 += bias0[jj] * LOG2E, v1 += bias1[jj] * LOG2E;
+                        }
+                        sc[n][e] = j < L ? v0 : -INFINITY;
+                        sc[n][2 + e] = j < L ? v1 : -INFINITY;
+                        mx0 = fmaxf(mx0, sc[n][e]), mx1 = fmaxf(mx1, sc[n][2 + e]);
                     }
-                    sc[n][e] = j < L ? v0 : -INFINITY;
-                    sc[n][2 + e] = j < L ? v1 : -INFINITY;
-                    mx0 = fmaxf(mx0, sc[n][e]), mx1 = fmaxf(mx1, sc[n][2 + e]);
-                }
+            }
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
             mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
             mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            if (plain) mx0 *= scale_log2, mx1 *= scale_log2;
             const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1); /* finite: key j0 < L */
             const float a0 = exp2f(m0 - mn0), a1 = exp2f(m1 - mn1);
             m0 = mn0, m1 = mn1;
             float s0 = 0.f, s1 = 0.f;
+            if (plain) {
 #pragma unroll
-            for (int n = 0; n < NB; n++) {
-                sc[n][0] = exp2f(sc[n][0] - mn0), sc[n][1] = exp2f(sc[n][1] - mn0);
-                sc[n][2] = exp2f(sc[n][2] - mn1), sc[n][3] = exp2f(sc[n][3] - mn1);
-                s0 += sc[n][0] + sc[n][1], s1 += sc[n][2] + sc[n][3];
+                for (int n = 0; n < NB; n++) {
+                    sc[n][0] = exp2f(fmaf(sc[n][0], scale_log2, -mn0));
+                    sc[n][1] = exp2f(fmaf(sc[n][1], scale_log2, -mn0));
+                    sc[n][2] = exp2f(fmaf(sc[n][2], scale_log2, -mn1));
+                    sc[n][3] = exp2f(fmaf(sc[n][3], scale_log2, -mn1));
+                    s0 += sc[n][0] + sc[n][1], s1 += sc[n][2] + sc[n][3];
+                }
+            } else {
+#pragma unroll
+                for (int n = 0; n < NB; n++) {
+                    sc[n][0] = exp2f(sc[n][0] - mn0), sc[n][1] = exp2f(sc[n][1] - mn0);
+                    sc[n][2] = exp2f(sc[n][2] - mn1), sc[n][3] = exp2f(sc[n][3] - mn1);
+                    s0 += sc[n][0] + sc[n][1], s1 += sc[n][2] + sc[n][3];
+                }
             }
             l0 = l0 * a0 + s0, l1 = l1 * a1 + s1; /* this thread's partial sums */
 #pragma unroll

@@ -75,31 +75,32 @@ static __device__ __forceinline__ sembed__h8 sembed__f_to_h8(const float f[8]) {
 }
 
 /* LayerNorm of one row held by a warp: lane l holds the 8-wide vectors l, l+32, ... (NV at most)
- * of the row's H/8 in v; statistics in fp32, two passes over the registers (mean, then the
+ * of the row's H/8 in v (NV of them at most); statistics in fp32, two passes over the registers (mean, then the
  * centered sum of squares), written as fp16: out = (v - mean) * rstd * gamma + beta. */
 #define SEMBED__LN_NV 8 /* H <= 8 * 8 * 32 = 2048 */
+template <int NV>
 static __device__ __forceinline__ void sembed__ln_row_store(__half *out, /* (H) */
-                                                            float (&v)[SEMBED__LN_NV][8],
+                                                            float (&v)[NV][8],
                                                             const float *gamma, /* (H) */
                                                             const float *beta,  /* (H) */
                                                             int H, float eps, int lane) {
     const int nvec = H / 8;
     float s = 0.f;
 #pragma unroll
-    for (int k = 0; k < SEMBED__LN_NV; k++)
+    for (int k = 0; k < NV; k++)
         if (k * 32 + lane < nvec)
 #pragma unroll
             for (int e = 0; e < 8; e++) s += v[k][e];
     const float mean = sembed__warp_sum(s) / (float)H;
     float q = 0.f;
 #pragma unroll
-    for (int k = 0; k < SEMBED__LN_NV; k++)
+    for (int k = 0; k < NV; k++)
         if (k * 32 + lane < nvec)
 #pragma unroll
             for (int e = 0; e < 8; e++) q += (v[k][e] - mean) * (v[k][e] - mean);
     const float rstd = rsqrtf(sembed__warp_sum(q) / (float)H + eps);
 #pragma unroll
-    for (int k = 0; k < SEMBED__LN_NV; k++) {
+    for (int k = 0; k < NV; k++) {
         const int c = (k * 32 + lane) * 8;
         if (c < H) {
             float o[8];

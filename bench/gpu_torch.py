@@ -10,6 +10,8 @@
     gpu_torch.py st-mixed MODEL_DIR CORPUS                  sentence-transformers encode fp16 on the
                                                             corpus at batch sizes 32..1024
     gpu_torch.py st-query MODEL_DIR TEXT                    the same for one text, p50 of 300
+    gpu_torch.py st-ref MODEL_DIR CORPUS META OUT_PREFIX    golden texts + sentence-transformers fp32
+                                                            vectors (tests/test_cuda_st.c reads them)
     gpu_torch.py profile WORKLOAD...                        torch.profiler per-kernel CUDA times
 A WORKLOAD is label:model_dir:ids_file:sets:S:L:reps:sembed_vectors_file.
 """
@@ -240,12 +242,42 @@ def st_query(model_dir, text):
           flush=True)
 
 
+def st_ref(model_dir, corpus, meta, out_prefix):
+    """The golden texts (corpus lines at meta's corpus_indices) and sentence-transformers' fp32
+    vectors for them on this machine's GPU (TF32 off): OUT.texts (u32 count, then u32 length +
+    UTF-8 bytes per text) and OUT.f32 (count x dim, little-endian), for tests/test_cuda_st.c."""
+    import gzip
+    import struct
+    import torch
+    from sentence_transformers import SentenceTransformer
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    idx = json.load(open(meta))["corpus_indices"]
+    lines = gzip.open(corpus, "rt").read().split("\n")
+    texts = []
+    for i in idx:
+        t = json.loads(lines[i])
+        texts.append(t if isinstance(t, str) else t["text"])
+    m = SentenceTransformer(model_dir, device="cuda")
+    v = m.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=False)
+    v.astype("<f4").tofile(out_prefix + ".f32")
+    with open(out_prefix + ".texts", "wb") as f:
+        f.write(struct.pack("<I", len(texts)))
+        for t in texts:
+            b = t.encode("utf-8")
+            f.write(struct.pack("<I", len(b)))
+            f.write(b)
+    print(f"st-ref: {len(texts)} texts, dim {v.shape[1]}, {model_dir}")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "export":
         export(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "ids":
         make_ids(sys.argv[2], *(int(x) for x in sys.argv[3:7]))
+    elif cmd == "st-ref":
+        st_ref(*sys.argv[2:6])
     elif cmd == "st-mixed":
         st_mixed(sys.argv[2], sys.argv[3])
     elif cmd == "st-query":

@@ -80,6 +80,15 @@ SEMBED_MODELS=$MODELS SEMBED_REQUIRE_MODELS=1 build-gpu/test_cuda_ops 2>&1 | tee
 OPS_RC=${PIPESTATUS[0]}
 SEMBED_MODELS=$MODELS SEMBED_REQUIRE_MODELS=1 build-gpu/test_cuda_encode 2>&1 | tee "$OUT/test_cuda_encode.log"
 ENC_RC=${PIPESTATUS[0]}
+# parity with sentence-transformers fp32 on the golden texts, computed here on the same folders
+ST_RC=""
+for mdl in minilm-random base-random; do
+    python3 bench/gpu_torch.py st-ref "$MODELS/$mdl" tests/golden/tokenizer/corpus.jsonl.gz \
+        tests/golden/embed/all-MiniLM-L6-v2.meta.json "$WORK/st-$mdl" 2>&1 | grep -v "Loading weights\|Batches"
+    SEMBED_CUDA_ST_MODEL=$MODELS/$mdl SEMBED_CUDA_ST_REF=$WORK/st-$mdl build-gpu/test_cuda_st 2>&1 | tee -a "$OUT/test_cuda_st.log"
+    ST_RC="$ST_RC $mdl=${PIPESTATUS[0]}"
+done
+ENC_RC="$ENC_RC, test_cuda_st$ST_RC"
 echo "test_cuda_ops rc=$OPS_RC test_cuda_encode rc=$ENC_RC"
 fi
 

@@ -25,6 +25,8 @@ static char *put(char *o, const char *fmt, ...) {
 static int g_port;
 static int g_ntexts;
 static char **g_texts;
+static int g_nbulk; /* > 0: bulk requests use these long texts (--bulk-words) */
+static char **g_bulk;
 
 typedef struct cfg {
     double duration;   /* seconds per timed phase */
@@ -33,6 +35,8 @@ typedef struct cfg {
     int rss_requests;  /* the RSS check compares after N and after 10 N requests */
     int threads;       /* in-process threads (and per server worker when given) */
     bool threads_given;
+    int bulk_words;    /* > 0: bulk texts of this many words (long GPU batches), else mixed */
+    int bulk_size;     /* texts per bulk request */
 } cfg;
 
 /* Texts of 8 to 40 words from a small vocabulary, deterministic. */
@@ -115,7 +119,7 @@ static void add_lat(load_thread *t, double s) {
 static void *load_main(void *v) {
     load_thread *t = v;
     int fd = -1;
-    char *body = malloc(1 << 20);
+    char *body = malloc(1 << 24);
     for (int64_t k = 0;; k++) {
         double sched = hc_now();
         if (t->rate > 0) { /* open loop: latency counts from the scheduled time */
@@ -133,12 +137,14 @@ static void *load_main(void *v) {
             char *o = body;
             o = put(o, "{\"inputs\":[");
             for (int i = 0; i < t->bulk; i++)
-                o = put(o, "%s\"%s\"", i ? "," : "", g_texts[(k * t->bulk + i) % g_ntexts]);
+                o = put(o, "%s\"%s\"", i ? "," : "",
+                        g_nbulk ? g_bulk[(k * t->bulk + i) % g_nbulk]
+                                : g_texts[(k * t->bulk + i) % g_ntexts]);
             o = put(o, "]}");
             n = (size_t)(o - body);
             ntexts = t->bulk;
         } else {
-            n = one_body(body, 1 << 20, (int)(k * t->n_threads + t->id));
+            n = one_body(body, 1 << 24, (int)(k * t->n_threads + t->id));
         }
         int st = ka_request(&fd, body, n);
         const double lat = hc_now() - sched;
@@ -241,7 +247,8 @@ static double inprocess_rate(const char *dir, int threads, double seconds) {
 }
 
 int main(int argc, char **argv) {
-    cfg c = {.duration = 4, .rate = 20, .conns = 32, .rss_requests = 500, .threads = 0};
+    cfg c = {.duration = 4, .rate = 20, .conns = 32, .rss_requests = 500, .threads = 0,
+             .bulk_size = 32};
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     c.rss_requests = 100; /* sanitizer builds: a smoke test; RSS is not asserted there */
 #endif
@@ -256,6 +263,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rate") && i + 1 < argc) c.rate = atof(argv[++i]);
         else if (!strcmp(argv[i], "--conns") && i + 1 < argc) c.conns = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rss-requests") && i + 1 < argc) c.rss_requests = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bulk-words") && i + 1 < argc) c.bulk_words = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bulk-size") && i + 1 < argc) c.bulk_size = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             c.threads = atoi(argv[++i]), c.threads_given = true;
         else if (!strcmp(argv[i], "--")) {
@@ -263,12 +272,24 @@ int main(int argc, char **argv) {
             break;
         } else {
             fprintf(stderr, "usage: test_server_load [--full] [--duration S] [--rate R] "
-                            "[--conns C] [--rss-requests N] [--threads T] [-- SERVE-OPTIONS]\n");
+                            "[--conns C] [--rss-requests N] [--threads T] [--bulk-words W] "
+                            "[--bulk-size N] [-- SERVE-OPTIONS]\n");
             return 2;
         }
     }
     const char *dir = t_model_dir("all-MiniLM-L6-v2");
     make_texts(2000);
+    if (c.bulk_words > 0) { /* long bulk texts: whole-budget GPU batches */
+        g_nbulk = 64;
+        g_bulk = malloc(sizeof(char *) * (size_t)g_nbulk);
+        for (int i = 0; i < g_nbulk; i++) {
+            char *t = malloc(12 * (size_t)c.bulk_words + 16), *o = t;
+            o = put(o, "%d", i);
+            static const char *w[] = {"river", "index", "of", "the", "search", "passage", "model"};
+            for (int k = 0; k < c.bulk_words; k++) o = put(o, " %s", w[(i + k * 3) % 7]);
+            g_bulk[i] = t;
+        }
+    }
     if (c.threads == 0) c.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     char th[16]; /* the server splits its CPUs between its workers unless --threads says */
     snprintf(th, sizeof th, "%d", c.threads_given ? c.threads : 0);
@@ -301,16 +322,16 @@ int main(int argc, char **argv) {
     atomic_bool stop = false;
     /* bulk clients in the background: batches of 32 texts, closed loop */
     load_thread bt = {.id = 0, .n_threads = 1, .t0 = hc_now(), .duration = c.duration + 5,
-                      .bulk = 32, .stop = &stop};
+                      .bulk = c.bulk_size, .stop = &stop};
     pthread_create(&bt.th, NULL, load_main, &bt);
     usleep(300000);
     result q = run_phase(4, c.duration, c.rate, 0, 0, NULL);
     atomic_store(&stop, true);
     pthread_join(bt.th, NULL);
     free(bt.lat);
-    printf("fixed rate %.0f/s while bulk batches of 32 run (%lld bulk texts, %lld bulk errors): "
+    printf("fixed rate %.0f/s while bulk batches of %d run (%lld bulk texts, %lld bulk errors): "
            "p50 %.2f ms, p99 %.2f ms = %.2fx the idle p99\n",
-           c.rate, (long long)bt.texts, (long long)bt.errors, 1e3 * q.p50, 1e3 * q.p99,
+           c.rate, c.bulk_size, (long long)bt.texts, (long long)bt.errors, 1e3 * q.p50, 1e3 * q.p99,
            q.p99 / b.p99);
     CHECK(q.errors == 0 && bt.errors == 0);
 
@@ -328,8 +349,21 @@ int main(int argc, char **argv) {
                100 * http_rate / base);
         CHECKF(q.p99 <= 3 * b.p99, "query p99 under bulk is %.2fx idle", q.p99 / b.p99);
     }
+    { /* where the batches went (one line per worker and device) */
+        hc_resp r;
+        if (hc_request(g_port, "GET", "/metrics", NULL, NULL, 0, &r, 10) && r.status == 200)
+            for (const char *l = r.body; l && *l;) {
+                const char *e = strchr(l, '\n');
+                const int n = e ? (int)(e - l) : (int)strlen(l);
+                if (!strncmp(l, "sembed_worker_", 14)) printf("%.*s\n", n, l);
+                l = e ? e + 1 : NULL;
+            }
+        hc_resp_free(&r);
+    }
     CHECK(hc_server_stop(&srv, 60) == 0);
     for (int i = 0; i < g_ntexts; i++) free(g_texts[i]);
     free(g_texts);
+    for (int i = 0; i < g_nbulk; i++) free(g_bulk[i]);
+    free(g_bulk);
     return t_done("test_server_load");
 }

@@ -108,7 +108,7 @@ static void test_routing_live(void) {
     sembed_error err = {0};
     CHECK(srv_sched_new(g_model, &p, &s, &err) == SEMBED_OK);
     if (!s) return;
-    srv_sched_cost c;
+    srv_sched_cost c = {0};
     CHECK(srv_sched_worker_device(s, 0, &c) && c.batch_s == 1.0 && c.token_s == 0);
     float *got = malloc(sizeof(float) * (size_t)g_dim), *want = malloc(sizeof(float) * (size_t)g_dim);
     char *small = text_of(10, 1), *big = text_of(200, 2);
@@ -147,7 +147,7 @@ static void test_calibration(void) {
     CHECKF(srv_sched_new(g_model, &p, &s, &err) == SEMBED_OK, "%s", err.msg);
     if (!s) return;
     for (int32_t w = 0; w < 2; w++) {
-        srv_sched_cost c;
+        srv_sched_cost c = {0};
         CHECK(!strcmp(srv_sched_worker_device(s, w, &c), "cpu"));
         /* measured, finite and positive (their size depends on the machine and its load) */
         CHECKF(c.token_s > 0 && c.token_s < 1 && c.batch_s >= 0 && c.batch_s < 10,
@@ -158,7 +158,7 @@ static void test_calibration(void) {
     srv_sched *s2 = NULL;
     CHECK(srv_sched_new(g_model, &q, &s2, &err) == SEMBED_OK);
     if (s2) {
-        srv_sched_cost a, b;
+        srv_sched_cost a = {0}, b = {0};
         srv_sched_worker_device(s2, 0, &a);
         srv_sched_worker_device(s2, 1, &b);
         CHECK(a.batch_s == b.batch_s && a.token_s == b.token_s);

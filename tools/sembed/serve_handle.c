@@ -48,6 +48,11 @@ void srv_count_request(srv_server *S, srv_route r, int code) {
     pthread_mutex_unlock(&S->m.mu);
 }
 
+static const char *worker_device(const srv_server *S, int32_t w) {
+    const char *d = srv_sched_worker_device(S->sched, w, NULL);
+    return d ? d : "?";
+}
+
 static void metrics_text(srv_server *S, srv_buf *b) {
     srv_sched_stats *st = srv_malloc(sizeof *st); /* large: per-worker counters */
     srv_metrics *m = srv_malloc(sizeof *m);
@@ -98,13 +103,11 @@ static void metrics_text(srv_server *S, srv_buf *b) {
                     "# TYPE sembed_worker_batches_total counter\n");
     for (int32_t w = 0; w < st->n_workers; w++)
         srv_buf_printf(b, "sembed_worker_batches_total{worker=\"%d\",device=\"%s\"} %lld\n", w,
-                       srv_sched_worker_device(S->sched, w, NULL),
-                       (long long)st->worker[w].batches);
+                       worker_device(S, w), (long long)st->worker[w].batches);
     srv_buf_puts(b, "# TYPE sembed_worker_tokens_total counter\n");
     for (int32_t w = 0; w < st->n_workers; w++)
         srv_buf_printf(b, "sembed_worker_tokens_total{worker=\"%d\",device=\"%s\"} %lld\n", w,
-                       srv_sched_worker_device(S->sched, w, NULL),
-                       (long long)st->worker[w].tokens);
+                       worker_device(S, w), (long long)st->worker[w].tokens);
     const char *hn[2] = {"sembed_batch_size", "sembed_batch_tokens"};
     const int64_t *hv[2] = {st->hist_texts, st->hist_tokens};
     const int64_t hsum[2] = {st->batch_texts, st->batch_tokens};
@@ -550,10 +553,10 @@ static void handle_info(srv_server *S, srv_reply *res) {
                    S->lim.max_inputs, srv_sched_max_queue(S->sched), S->lim.max_input_bytes,
                    S->max_body, S->lim.auto_truncate ? "true" : "false", S->device);
     for (int32_t w = 0; w < srv_sched_n_workers(S->sched); w++) {
-        srv_sched_cost c;
-        const char *d = srv_sched_worker_device(S->sched, w, &c);
-        srv_buf_printf(&b, "%s{\"device\":\"%s\",\"batch_s\":%.3g,\"token_s\":%.3g}", w ? "," : "",
-                       d, c.batch_s, c.token_s);
+        srv_sched_cost c = {0};
+        srv_sched_worker_device(S->sched, w, &c);
+        srv_buf_printf(&b, "%s{\"device\":\"%s\",\"batch_s\":%.3g,\"token_s\":%.3g}",
+                       w ? "," : "", worker_device(S, w), c.batch_s, c.token_s);
     }
     srv_buf_printf(&b, "],\"prompts\":[");
     sembed_model_info mi;

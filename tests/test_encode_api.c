@@ -292,6 +292,31 @@ static void check_variant(json_t *v, const char **texts, const size_t *lens, int
         sembed_encode_opts o = {.prompt_name = d.default_prompt_name};
         s = sembed_encode_ex(ctx, n, texts, lens, &o, vec2, (int64_t)n * E, NULL, &err);
         CHECK(s == SEMBED_OK && !memcmp(vec, vec2, sizeof(float) * (size_t)n * E));
+        /* the ids of prompt + text give the prompted vectors, bit for bit (pooling over the
+         * prompt only: with include_prompt false the ids carry no prompt length) */
+        const char *ptext = NULL;
+        for (int32_t i = 0; i < d.n_prompts; i++) {
+            const char *pn = NULL, *pt = sembed_model_prompt(m, i, &pn);
+            if (!strcmp(pn, d.default_prompt_name)) ptext = pt;
+        }
+        const int32_t R = sembed_model_max_length(m);
+        int32_t *ids = malloc(sizeof(int32_t) * (size_t)R), differ = 0;
+        for (int32_t i = 0; i < n && ptext && d.include_prompt; i++) {
+            size_t pl = strlen(ptext);
+            char *cat = malloc(pl + lens[i] + 1);
+            memcpy(cat, ptext, pl);
+            memcpy(cat + pl, texts[i], lens[i]);
+            sembed_tokens t = {.ids = ids, .capacity = R};
+            const int32_t *ip[1] = {ids};
+            s = sembed_tokenize(sembed_model_tokenizer(m), cat, pl + lens[i], &t, &err);
+            if (s == SEMBED_OK) s = sembed_encode_ids(ctx, 1, ip, &t.n, NULL, vec2, E, NULL, &err);
+            if (s != SEMBED_OK || memcmp(vec2, vec + (int64_t)i * E, sizeof(float) * (size_t)E))
+                differ++;
+            free(cat);
+        }
+        CHECKF(differ == 0, "%s: %d texts: ids of prompt + text differ from the prompted text", vname,
+               differ);
+        free(ids);
         /* an unknown name is an error naming it */
         o.prompt_name = "no-such-prompt";
         s = sembed_encode_ex(ctx, n, texts, lens, &o, vec2, (int64_t)n * E, NULL, &err);

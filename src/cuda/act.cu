@@ -18,12 +18,13 @@ static __device__ __forceinline__ float act1(float x, sembed__act_kind kind) {
 
 /* Exact (erf) GELU for fp16 data, with erfc from Abramowitz & Stegun 7.1.26 (absolute error
  * under 1.5e-7, far below fp16's rounding) instead of erff: erff's branches and polynomial made
- * the pass ALU-bound (2.4 TB/s on an H200 for the FFN's (T, I)); this form is a reciprocal, an
- * exponential and five FMAs. For x < 0 it is 0.5 x erfc(|x|/sqrt 2), so the tail keeps its
+ * the pass ALU-bound (2.4 TB/s on an H200 for the FFN's (T, I)); this form is an approximate
+ * reciprocal, an exponential and five FMAs. For x < 0 it is 0.5 x erfc(|x|/sqrt 2), so the tail keeps its
  * relative accuracy. */
 static __device__ __forceinline__ float gelu_f16path(float x) {
     const float z = fabsf(x) * 0.70710678118654752f;
-    const float t = __frcp_rn(fmaf(0.3275911f, z, 1.0f));
+    const float t = __fdividef(1.0f, fmaf(0.3275911f, z, 1.0f)); /* MUFU.RCP: __frcp_rn's IEEE
+                                                                     rounding costs a slow path */
     float p = fmaf(1.061405429f, t, -1.453152027f);
     p = fmaf(p, t, 1.421413741f);
     p = fmaf(p, t, -0.284496736f);

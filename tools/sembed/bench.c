@@ -224,17 +224,22 @@ int cli_bench(int argc, char **argv) {
     char **texts = read_corpus(corpus, &n_texts);
     if (!texts || n_texts == 0) {
         fprintf(stderr, "sembed bench: cannot read texts from %s\n", corpus);
+        free(texts);
         return 1;
     }
     sembed_error err = {0};
     sembed_model *model = NULL;
     sembed_ctx *ctx = NULL, *gctx = NULL;
+    float *out = NULL;
+    sembed_encode_info *info = NULL;
+    double *times = NULL;
+    int rc = 1;
     sembed_ctx_params cp = sembed_ctx_default_params();
     cp.n_threads = threads;
     if (sembed_model_load(model_dir, NULL, &model, &err) ||
         sembed_ctx_new(model, &cp, &ctx, &err)) {
         fprintf(stderr, "sembed bench: %s\n", err.msg);
-        return 1;
+        goto done;
     }
     if (gpu) {
         /* the GPU context: large packed batches (the whole forward pass per launch sequence);
@@ -245,21 +250,21 @@ int cli_bench(int argc, char **argv) {
         gp.max_batch_texts = 1024;
         if (sembed_ctx_new(model, &gp, &gctx, &err)) {
             fprintf(stderr, "sembed bench: %s\n", err.msg);
-            return 1;
+            goto done;
         }
     }
     int32_t dim = sembed_model_dim(model);
     int32_t max_b = mixed ? n_texts : 0;
     for (int i = 0; i < n_sizes; i++) max_b = sizes[i] > max_b ? sizes[i] : max_b;
-    float *out = malloc(sizeof *out * (size_t)max_b * (size_t)dim);
-    sembed_encode_info *info = malloc(sizeof *info * (size_t)max_b);
-    double *times = malloc(sizeof *times * 100000);
+    out = malloc(sizeof *out * (size_t)max_b * (size_t)dim);
+    info = malloc(sizeof *info * (size_t)max_b);
+    times = malloc(sizeof *times * 100000);
     row rows[MAX_SIZES], grows[MAX_SIZES];
     if (!out || !info || !times ||
         !time_sizes(ctx, texts, n_texts, sizes, n_sizes, seconds, dim, out, info, times, rows) ||
         (gctx && !time_sizes(gctx, texts, n_texts, sizes, n_sizes, seconds, dim, out, info, times,
                              grows)))
-        return 1;
+        goto done;
     /* the peer, in the same run, on the same texts and threads */
     double peer_ms[MAX_SIZES] = {0}, peer_tps[MAX_SIZES] = {0};
     char peer_version[128] = "";
@@ -296,7 +301,7 @@ int cli_bench(int argc, char **argv) {
     if (mixed) {
         for (int r = 0; r < 4; r++) {
             double t0 = mono();
-            if (!encode_or_say(gctx, n_texts, texts, out, dim, info)) return 1;
+            if (!encode_or_say(gctx, n_texts, texts, out, dim, info)) goto done;
             double dt = mono() - t0;
             if (r > 0 && (mixed_s == 0 || dt < mixed_s)) mixed_s = dt;
         }
@@ -316,7 +321,7 @@ int cli_bench(int argc, char **argv) {
         char *q = (char *)k_query;
         for (int r = 0; r < 1010; r++) {
             double t0 = mono();
-            if (!encode_or_say(gctx, 1, &q, out, dim, info)) return 1;
+            if (!encode_or_say(gctx, 1, &q, out, dim, info)) goto done;
             if (r >= 10) times[r - 10] = mono() - t0;
         }
         qsort(times, 1000, sizeof *times, cmp_double);
@@ -421,6 +426,8 @@ int cli_bench(int argc, char **argv) {
         if (system(cmd) != 0) fprintf(stderr, "sembed bench: the plot (%s) failed\n", cmd);
         else printf("plot: %s\n", plot);
     }
+    rc = 0;
+done:
     for (int32_t i = 0; i < n_texts; i++) free(texts[i]);
     free(texts);
     free(out);
@@ -429,5 +436,5 @@ int cli_bench(int argc, char **argv) {
     sembed_ctx_free(gctx);
     sembed_ctx_free(ctx);
     sembed_model_free(model);
-    return 0;
+    return rc;
 }

@@ -45,13 +45,13 @@ static __global__ void act_f16_gelu_kernel(__half *x, int64_t n) {
     const bool al = ((uintptr_t)x & 15) == 0;
     if (al && i1 + 8 <= n) {
         float f[8], g[8];
-        const sembed__h8 a = *(const sembed__h8 *)(x + i0), b = *(const sembed__h8 *)(x + i1);
+        const sembed__h8 a = sembed__ld_h8(x + i0), b = sembed__ld_h8(x + i1);
         sembed__h8_to_f(a, f);
         sembed__h8_to_f(b, g);
 #pragma unroll
         for (int e = 0; e < 8; e++) f[e] = gelu_f16path(f[e]), g[e] = gelu_f16path(g[e]);
-        *(sembed__h8 *)(x + i0) = sembed__f_to_h8(f);
-        *(sembed__h8 *)(x + i1) = sembed__f_to_h8(g);
+        sembed__st_h8(x + i0, sembed__f_to_h8(f));
+        sembed__st_h8(x + i1, sembed__f_to_h8(g));
     } else {
         if (i0 < n) gelu_h8(x, i0, n);
         if (i1 < n) gelu_h8(x, i1, n);
@@ -62,10 +62,10 @@ static __global__ void act_f16_kernel(__half *x, int64_t n, sembed__act_kind kin
     const int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
     if (i + 8 <= n && ((uintptr_t)(x + i) & 15) == 0) {
         float f[8];
-        sembed__h8_to_f(*(const sembed__h8 *)(x + i), f);
+        sembed__h8_to_f(sembed__ld_h8(x + i), f);
 #pragma unroll
         for (int e = 0; e < 8; e++) f[e] = act1(f[e], kind);
-        *(sembed__h8 *)(x + i) = sembed__f_to_h8(f);
+        sembed__st_h8(x + i, sembed__f_to_h8(f));
     } else {
         for (int64_t j = i; j < i + 8 && j < n; j++)
             x[j] = __float2half_rn(act1(__half2float(x[j]), kind));

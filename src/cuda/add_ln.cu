@@ -18,8 +18,8 @@ static __global__ void __launch_bounds__(128)
         const int c = (k * 32 + lane) * 8;
         if (c < H) {
             float x[8], y[8];
-            sembed__h8_to_f(*(const sembed__h8 *)(a + t * H + c), x);
-            sembed__h8_to_f(*(const sembed__h8 *)(b + t * H + c), y);
+            sembed__h8_to_f(sembed__ld_h8(a + t * H + c), x);
+            sembed__h8_to_f(sembed__ld_h8(b + t * H + c), y);
 #pragma unroll
             for (int e = 0; e < 8; e++) v[k][e] = x[e] + y[e];
         }

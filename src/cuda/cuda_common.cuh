@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 extern "C" {
 #include "backend.h"
@@ -58,6 +59,22 @@ static __device__ __forceinline__ float sembed__warp_max(float v) {
 typedef struct __align__(16) sembed__h8 {
     __half2 h[4];
 } sembed__h8;
+
+/* 16-byte global accesses of 8 halves. Dereferencing a sembed__h8 pointer compiles to four
+ * 32-bit accesses (the struct is copied member by member); through uint4 it is one 128-bit one. */
+static __device__ __forceinline__ sembed__h8 sembed__ld_h8(const __half *p) {
+    const uint4 u = *(const uint4 *)p;
+    sembed__h8 v;
+    memcpy(&v.h[0], &u.x, 4), memcpy(&v.h[1], &u.y, 4), memcpy(&v.h[2], &u.z, 4),
+        memcpy(&v.h[3], &u.w, 4);
+    return v;
+}
+static __device__ __forceinline__ void sembed__st_h8(__half *p, const sembed__h8 &v) {
+    uint4 u;
+    memcpy(&u.x, &v.h[0], 4), memcpy(&u.y, &v.h[1], 4), memcpy(&u.z, &v.h[2], 4),
+        memcpy(&u.w, &v.h[3], 4);
+    *(uint4 *)p = u;
+}
 
 static __device__ __forceinline__ void sembed__h8_to_f(const sembed__h8 &v, float f[8]) {
 #pragma unroll
@@ -110,7 +127,7 @@ static __device__ __forceinline__ void sembed__ln_row_store(__half *out, /* (H) 
             const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
             for (int e = 0; e < 8; e++) o[e] = (v[k][e] - mean) * rstd * g[e] + b[e];
-            *(sembed__h8 *)(out + c) = sembed__f_to_h8(o);
+            sembed__st_h8(out + c, sembed__f_to_h8(o));
         }
     }
 }

@@ -16,9 +16,9 @@ static __global__ void __launch_bounds__(128)
         const int c = (k * 32 + lane) * 8;
         if (c < H) {
             float a[8], b[8], y[8];
-            sembed__h8_to_f(*(const sembed__h8 *)(w + c), a);
-            sembed__h8_to_f(*(const sembed__h8 *)(p + c), b);
-            if (type) sembed__h8_to_f(*(const sembed__h8 *)(type + c), y);
+            sembed__h8_to_f(sembed__ld_h8(w + c), a);
+            sembed__h8_to_f(sembed__ld_h8(p + c), b);
+            if (type) sembed__h8_to_f(sembed__ld_h8(type + c), y);
 #pragma unroll
             for (int e = 0; e < 8; e++) v[k][e] = (type ? a[e] + y[e] : a[e]) + b[e];
         }

@@ -4,8 +4,16 @@ for a fixed selection of the tokenizer parity corpus, per model. Not a test; tes
 reads what it writes.
 
     pip install sentence-transformers torch
-    python3 scripts/fetch_models.py all-MiniLM-L6-v2 all-mpnet-base-v2
+    python3 scripts/fetch_models.py all-MiniLM-L6-v2 all-mpnet-base-v2 \
+        bge-small-en-v1.5-random xlm-roberta-random
     python3 scripts/gen_embedding_golden.py [MODEL ...]
+
+bge-small-en-v1.5-random (CLS pooling, 12 layers, 512 tokens, do_lower_case) and
+xlm-roberta-random (XLM-R: Unigram tokenizer, position ids after padding_idx 1, one token
+type) are RANDOM-WEIGHT stand-ins that scripts/fetch_models.py generates deterministically
+(sha256 pinned): no PyPI package ships the weights of bge-small-en-v1.5 or of any XLM-R
+model. Their goldens check the forward pass, tokenizer and pooling of those architectures,
+not embedding quality.
 
 Files per model:
   <model>.f32.gz     n_texts * dim float32, little-endian, row-major, gzip (mtime 0)
@@ -27,7 +35,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "tests/golden/tokenizer/corpus.jsonl.gz")
 OUT = os.path.join(ROOT, "tests/golden/embed")
 CACHE = os.path.expanduser(os.environ.get("SEMBED_MODELS", "~/.cache/sembed/models"))
-MODELS = ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]
+MODELS = ["all-MiniLM-L6-v2", "all-mpnet-base-v2", "bge-small-en-v1.5-random",
+          "xlm-roberta-random"]
 
 
 def load_corpus():
@@ -47,6 +56,40 @@ def select_texts(corpus, n_spread=480, n_head=100, n_long=40):
             seen.add(i)
             out.append(i)
     return out
+
+
+def use_tokenizer_json(model, folder):
+    """Makes sentence-transformers tokenize with the folder's tokenizer.json as `tokenizers`
+    runs it. transformers 5's XLMRobertaTokenizer does not: it rebuilds the pipeline
+    (Precompiled + WhitespaceSplit/Metaspace instead of the file's Precompiled + Replace /
+    Metaspace), which differs on trailing and repeated whitespace (49 of the 617 texts).
+    tokenizer.json is what sembed implements (and what transformers 4 uses); the tokenizer
+    golden tests compare against `tokenizers` on it. sentence-transformers' own change is kept:
+    for do_lower_case it puts a Lowercase normalizer first. Returns True when it swapped."""
+    from tokenizers import Tokenizer
+    path = os.path.join(folder, "tokenizer.json")
+    backend = getattr(model.tokenizer, "_tokenizer", None)
+    if backend is None or not os.path.isfile(path):
+        return False
+    a = json.loads(backend.to_str())
+    with open(path, encoding="utf-8") as f:
+        b = json.load(f)
+    norm, lowered = a.get("normalizer"), False
+    if (norm and norm.get("type") == "Sequence" and norm["normalizers"]
+            and norm["normalizers"][0] == {"type": "Lowercase"}):
+        rest = norm["normalizers"][1:]
+        norm = rest[0] if len(rest) == 1 else {"type": "Sequence", "normalizers": rest}
+        lowered = True
+    keys = ("pre_tokenizer", "post_processor", "model")
+    if norm == b.get("normalizer") and all(a.get(k) == b.get(k) for k in keys):
+        return False
+    if not lowered:
+        model.tokenizer._tokenizer = Tokenizer.from_file(path)
+        return True
+    b["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Lowercase"}]
+                       + ([b["normalizer"]] if b.get("normalizer") else [])}
+    model.tokenizer._tokenizer = Tokenizer.from_str(json.dumps(b))
+    return True
 
 
 def main():
@@ -72,6 +115,7 @@ def main():
             sys.exit(f"{folder}: not found (python3 scripts/fetch_models.py {name})")
         model = SentenceTransformer(folder, device="cpu")
         model.float()
+        swapped = use_tokenizer_json(model, folder)
         with torch.inference_mode():
             emb = model.encode(texts, batch_size=16, convert_to_numpy=True,
                                normalize_embeddings=False, show_progress_bar=False)
@@ -98,11 +142,26 @@ def main():
             "device": "cpu",
             "raw_sha256": hashlib.sha256(raw).hexdigest(),
         }
+        if swapped:
+            meta["tokenizer"] = ("tokenizer.json through tokenizers.Tokenizer.from_file (this "
+                                 "transformers rebuilds the pipeline differently; see "
+                                 "use_tokenizer_json)")
+        man = os.path.join(folder, ".complete")
+        if name.endswith("-random") and os.path.isfile(man):
+            with open(man) as f:
+                files = json.load(f)["files"]
+            meta["random_weights"] = ("stand-in with generated weights (scripts/fetch_models.py); "
+                                      "no PyPI package ships the real ones")
+            meta["model_safetensors_sha256"] = files["model.safetensors"]["sha256"]
         with open(os.path.join(OUT, name + ".meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
             f.write("\n")
+        unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        cos = unit @ unit.T
+        mean_cos = (cos.sum() - len(texts)) / (len(texts) * (len(texts) - 1))
         print(f"{name}: {len(texts)} texts, dim {emb.shape[1]}, "
-              f"{os.path.getsize(path)} bytes, {sum(n >= model.max_seq_length for n in n_tok)} truncated")
+              f"{os.path.getsize(path)} bytes, {sum(n >= model.max_seq_length for n in n_tok)} truncated, "
+              f"mean pairwise cosine {mean_cos:.3f}")
 
 
 if __name__ == "__main__":

@@ -552,6 +552,12 @@ static const file_case k_file_cases[] = {
     {"pad_token_id outside the vocabulary", "config.json",
      "{" CFG_BASE ", \"hidden_size\": 8, \"num_attention_heads\": 2, \"pad_token_id\": 16}",
      SEMBED_ERR_FORMAT, NULL, "field 'pad_token_id' is 16, outside [0, 15]"},
+    {"XLM-R positions all before the first id", "config.json",
+     "{\"model_type\": \"xlm-roberta\", \"vocab_size\": 16, \"hidden_size\": 8, "
+     "\"num_hidden_layers\": 2, \"num_attention_heads\": 2, \"intermediate_size\": 16, "
+     "\"max_position_embeddings\": 2, \"pad_token_id\": 1}",
+     SEMBED_ERR_FORMAT, NULL, "max_position_embeddings 2 leaves no position after the first "
+     "position id 2"},
     /* modules.json */
     {"modules.json not JSON", "modules.json", "[{", SEMBED_ERR_FORMAT, NULL, "not valid JSON"},
     {"modules.json an object", "modules.json", "{}", SEMBED_ERR_FORMAT, NULL, "the top level is"},

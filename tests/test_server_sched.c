@@ -121,6 +121,38 @@ static void test_routing_live(void) {
     CHECK(sembed_encode(g_ref, 1, (const char *const *)&big, NULL, want, g_dim, NULL, NULL) == SEMBED_OK);
     CHECK(same_bits(got, want, g_dim));
     CHECK(run_one(s, small, got) == 1);
+    { /* a query and bulk queued together: the query goes to worker 1 alone, without the bulk
+         inputs its batch had room for (they cost 3 s there, 1 s on worker 0) */
+        char *b3[3] = {text_of(90, 3), text_of(90, 4), text_of(90, 5)};
+        size_t bl[3];
+        int32_t bn[3], sn = n_tokens(small);
+        for (int i = 0; i < 3; i++) bl[i] = strlen(b3[i]), bn[i] = n_tokens(b3[i]);
+        CHECKF(bn[0] + bn[1] + bn[2] > 128 && bn[0] + bn[1] + bn[2] + sn <= 512, "%d tokens",
+               bn[0] + bn[1] + bn[2]);
+        float *bo = malloc(sizeof(float) * 3 * (size_t)g_dim);
+        const size_t sl = strlen(small);
+        srv_sched_job jb = {.n = 3, .texts = (const char *const *)b3, .lens = bl,
+                            .n_tokens = bn, .out = bo};
+        srv_sched_job jq = {.n = 1, .texts = (const char *const *)&small, .lens = &sl,
+                            .n_tokens = &sn, .out = got};
+        srv_sched_stats st0, st1;
+        srv_sched_get_stats(s, &st0);
+        CHECK(srv_sched_submit(s, &jb) == SRV_SCHED_ADMITTED);
+        CHECK(srv_sched_submit(s, &jq) == SRV_SCHED_ADMITTED);
+        srv_sched_wait(&jq);
+        srv_sched_wait(&jb);
+        CHECKF(jq.worker == 1 && jb.worker == 0, "query on %d, bulk on %d", jq.worker, jb.worker);
+        /* the counters are updated just after the jobs are released */
+        for (int i = 0; i < 400; i++) {
+            srv_sched_get_stats(s, &st1);
+            if (st1.batch_texts - st0.batch_texts == 4) break;
+            usleep(5000);
+        }
+        CHECKF(st1.worker[1].texts - st0.worker[1].texts == 1, "worker 1 took %lld inputs",
+               (long long)(st1.worker[1].texts - st0.worker[1].texts));
+        for (int i = 0; i < 3; i++) free(b3[i]);
+        free(bo);
+    }
     srv_sched_free(s);
 
     /* The same with the costs reversed: the big batch goes to worker 1 now. */

@@ -33,6 +33,8 @@ typedef struct worker {
     bool small_only; /* the query lane */
     int32_t max_tokens, bulk_tokens;
     srv_sched_cost cost;
+    bool adapt; /* measured costs follow what batches really take (a CPU beside a GPU slows
+                   down when the host's cores are busy tokenizing and parsing) */
     bool busy;
     double busy_until; /* estimated end of the batch it runs */
     /* the batch being built, (max_batch_texts) each */
@@ -105,28 +107,20 @@ int32_t srv_sched_route(int32_t n, const srv_sched_cost *costs, const double *bu
     return best;
 }
 
-/* Tokens of the batch at the head of the queues, as the scheduler's own budgets cut it (the
- * same for every worker, so that all of them route it to the same one), and whether it holds
- * only small requests. */
-static int32_t head_batch_tokens(const srv_sched *s, bool *small_only) {
-    const queue *q = s->small.head ? &s->small : &s->bulk;
-    const int32_t budget = s->small.head ? s->p.max_batch_tokens : s->p.bulk_batch_tokens;
-    *small_only = s->small.head != NULL;
+/* The worker that should take the batch at the head of the small (or bulk) queue now (with
+ * s->mu held). The batch is cut with the scheduler's own budgets, the same for every worker, so
+ * that all of them route it to the same one; a bulk batch never goes to a query lane. */
+static int32_t route_head(const srv_sched *s, bool small, double now) {
+    if (s->n_workers == 1) return 0;
+    const queue *q = small ? &s->small : &s->bulk;
+    const int32_t budget = small ? s->p.max_batch_tokens : s->p.bulk_batch_tokens;
     int32_t S = 0, T = 0;
-    for (const srv_sched_job *j = q->head; j; j = j->qnext)
+    for (const srv_sched_job *j = q->head; j && S < s->p.max_batch_texts; j = j->qnext)
         for (int32_t k = j->next; k < j->n; k++) {
-            if (S >= s->p.max_batch_texts || T + j->n_tokens[k] > budget) return T;
+            if (S >= s->p.max_batch_texts || T + j->n_tokens[k] > budget) break;
             T += j->n_tokens[k];
             S++;
         }
-    return T;
-}
-
-/* Whether worker w should take the head batch now (with s->mu held). */
-static bool routed_here(const srv_sched *s, const worker *w, double now) {
-    if (s->n_workers == 1) return true;
-    bool small = false;
-    const int32_t T = head_batch_tokens(s, &small);
     srv_sched_cost costs[SRV_SCHED_MAX_WORKERS];
     double busy[SRV_SCHED_MAX_WORKERS];
     bool ok[SRV_SCHED_MAX_WORKERS];
@@ -136,7 +130,7 @@ static bool routed_here(const srv_sched *s, const worker *w, double now) {
         busy[i] = v->busy ? v->busy_until : -1;
         ok[i] = small || !v->small_only;
     }
-    return srv_sched_route(s->n_workers, costs, busy, ok, now, T) == w->id;
+    return srv_sched_route(s->n_workers, costs, busy, ok, now, T);
 }
 
 /* ---- batches ----------------------------------------------------------------------------- */
@@ -273,7 +267,13 @@ static void *worker_main(void *arg) {
             continue;
         }
         const double t = now_s();
-        if (!routed_here(s, w, t)) {
+        /* Each queue's head batch goes to the worker the router picks for it: a worker takes
+         * bulk inputs along with queries only when bulk is routed to it too, so that a query
+         * sent to a CPU beside a busy GPU does not carry bulk with it. */
+        const bool take_small = s->small.head && route_head(s, true, t) == w->id;
+        const bool take_bulk =
+            !w->small_only && s->bulk.head && route_head(s, false, t) == w->id;
+        if (!take_small && !take_bulk) {
             /* Another worker finishes it sooner. Look again on the next event, or soon: the
              * estimate that sent it elsewhere may turn out wrong. */
             struct timespec ts;
@@ -285,9 +285,9 @@ static void *worker_main(void *arg) {
         }
         /* Small requests first, then bulk inputs while the (smaller) bulk budget allows. */
         int32_t S = 0, T = 0;
-        if (take(s, w, &s->small, &S, &T, w->max_tokens, t) && !w->small_only)
-            take(s, w, &s->bulk, &S, &T, s->bulk.head ? w->bulk_tokens : 0, t);
-        if (S == 0) /* a bulk input always fits an empty batch */
+        const bool room = !take_small || take(s, w, &s->small, &S, &T, w->max_tokens, t);
+        if (take_bulk && room) take(s, w, &s->bulk, &S, &T, w->bulk_tokens, t);
+        if (S == 0 && take_bulk) /* a bulk input always fits an empty batch */
             take(s, w, &s->bulk, &S, &T, w->max_tokens, t);
         if (S == 0) abort(); /* unreachable: n_tokens <= every budget (checked at submit) */
         w->busy = true;
@@ -302,6 +302,10 @@ static void *worker_main(void *arg) {
 
         pthread_mutex_lock(&s->mu);
         w->busy = false;
+        if (w->adapt && T > 0) { /* moving average of the per-token cost, fixed part kept */
+            const double per = (dt - w->cost.batch_s) / (double)T;
+            if (per > 0) w->cost.token_s = 0.7 * w->cost.token_s + 0.3 * per;
+        }
         s->st.queued_texts -= S;
         s->st.batches++;
         s->st.batch_texts += S;
@@ -497,6 +501,7 @@ sembed_status srv_sched_new(const sembed_model *model, const srv_sched_params *p
                 srv_sched_free(s);
                 return st;
             }
+            w->adapt = mixed;
         } else {
             w->cost = (srv_sched_cost){.batch_s = 0, .token_s = 1e-6};
         }
@@ -622,6 +627,11 @@ int32_t srv_sched_n_workers(const srv_sched *s) { return s->n_workers; }
 
 const char *srv_sched_worker_device(const srv_sched *s, int32_t i, srv_sched_cost *cost) {
     if (i < 0 || i >= s->n_workers) return NULL;
-    if (cost) *cost = s->workers[i].cost;
+    if (cost) { /* workers update measured costs under the lock */
+        pthread_mutex_t *mu = (pthread_mutex_t *)&s->mu;
+        pthread_mutex_lock(mu);
+        *cost = s->workers[i].cost;
+        pthread_mutex_unlock(mu);
+    }
     return s->workers[i].device;
 }

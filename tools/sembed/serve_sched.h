@@ -28,7 +28,9 @@ typedef struct srv_sched_worker_params {
     int32_t bulk_batch_tokens; /* 0: the scheduler's */
     bool small_only;           /* the query lane: takes only small requests */
     srv_sched_cost cost;       /* {0, 0}: measured at start when the workers' devices differ
-                                  (or with srv_sched_params.calibrate), else equal for all */
+                                  (or with srv_sched_params.calibrate), else equal for all.
+                                  Measured costs of mixed devices then follow a moving average
+                                  of what batches take; given ones stay as given */
 } srv_sched_worker_params;
 
 typedef struct srv_sched_params {

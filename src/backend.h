@@ -11,9 +11,16 @@
 
 #include "common.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct sembed__pool sembed__pool;
+
+/* A Linear layer's weights prepared at context creation for a reduced precision (quant.c):
+ * INT8, symmetric per output channel (scale max|w[n,:]|/127), packed for VNNI and AMX tiles;
+ * BF16, rounded to nearest even, packed in k pairs. It keeps pointers to the fp32 w and b it
+ * came from (the reference backend computes from those). */
+typedef struct sembed__wprep sembed__wprep;
 
 /* What every op receives last (its "stream"): the threads to split rows over and a scratch area
  * planned at load from scratch_floats(). Ops take no locks and allocate nothing. */
@@ -112,10 +119,61 @@ typedef struct sembed__backend {
     /* x[s] /= max(||x[s]||_2, 1e-12), per row, in place. */
     void (*normalize)(float *x, /* (S, F) */
                       int32_t S, int32_t F, const sembed__exec *ex);
+
+    /* y = x · wᵀ + b in w's precision. INT8: each row of x is quantized symmetrically on its
+     * own (scale max|x[m,:]|/127, round to nearest even), products summed exactly in int32,
+     * then y = fmaf((float)acc, sx[m]*sw[n], b[n]): exact integer sums make every kernel (AMX,
+     * VNNI, scalar) and the reference agree bit for bit, and rows independent of M. BF16: x
+     * and w rounded to bf16, products summed in fp32 (or better) in a fixed order per row. */
+    void (*gemm_prep)(float *y,                /* (M, N) */
+                      const float *x,          /* (M, K) */
+                      const sembed__wprep *w,  /* (N, K) prepared */
+                      int64_t M, const sembed__exec *ex);
 } sembed__backend;
 
 extern const sembed__backend sembed__backend_ref;
 extern const sembed__backend sembed__backend_cpu;
+
+/* ---- reduced-precision weights (src/cpu/quant.c) ------------------------------------------ */
+
+/* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_INT8 or _BF16; the
+ * pointers must outlive the result). BF16 needs AVX512_BF16: SEMBED_ERR_UNSUPPORTED without. */
+sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
+                                int32_t precision, sembed__wprep **out, sembed_error *err);
+void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
+/* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of a layer
+ * gets in a context of `precision`: INT8 keeps qkv and FFN out (the GEMMs whose int8 error
+ * costs most) in BF16 where the CPU has AVX512_BF16, else in FP32. */
+int32_t sembed__wprep_choose(int32_t precision, int32_t which);
+int32_t sembed__wprep_precision(const sembed__wprep *p);
+/* The fp32 weights a preparation came from: w (N, K), b (N) or NULL, and N, K. */
+void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
+                          int32_t *K);
+
+/* The CPU backend's gemm_prep, and the floats of scratch it needs per thread for K <= max_k. */
+void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
+                           const sembed__exec *ex);
+int64_t sembed__cpu_prep_scratch(int32_t max_k);
+
+/* bf16 of x, rounded to nearest even (NaN kept a NaN), as an fp32 value. */
+float sembed__bf16_round(float x);
+
+/* ---- the CPU's instruction sets (src/cpu/isa.c) --------------------------------------------- */
+
+typedef struct sembed__cpu_isa {
+    bool avx2;        /* AVX2 + FMA, OS-enabled */
+    bool avx512;      /* F, BW, DQ, VL, OS-enabled */
+    bool avx512_vnni;
+    bool avx512_bf16;
+    bool amx_int8;    /* tiles usable by this process */
+    bool amx_bf16;
+} sembed__cpu_isa;
+
+/* Detected once; SEMBED_CPU_ISA=scalar|avx2|avx512|amx caps it (for tests and benchmarks). */
+const sembed__cpu_isa *sembed__cpu_isa_get(void);
+/* For tests, single-threaded, between ops: use at most level 0 scalar, 1 AVX2, 2 AVX-512,
+ * 3 AVX-512 VNNI/BF16, 4 AMX (never more than the CPU has). */
+void sembed__cpu_isa_cap(int32_t level);
 
 /* ---- threads (src/cpu/pool.c) ------------------------------------------------------------ */
 

@@ -542,6 +542,7 @@ struct sembed_ctx {
     const sembed__backend *be;
     sembed__pool *pool;
     sembed__exec ex;
+    sembed__wprep **prep; /* (n_layers, 4) qkv, o, i, f for precision int8/bf16, or NULL */
     int32_t T_max, S_max;
     /* tokenization slots, one per text of a chunk */
     int32_t *slot_ids;   /* (S_max, R) */
@@ -576,6 +577,8 @@ void sembed_ctx_free(sembed_ctx *c) {
     sembed__cuda_free(c->gpu);
 #endif
     sembed__pool_free(c->pool);
+    for (int32_t i = 0; c->prep && i < 4 * c->m->n_layers; i++) sembed__wprep_free(c->prep[i]);
+    sembed__free(c->prep);
     sembed__free(c->ex.scratch);
     sembed__free(c->slot_ids);
     sembed__free(c->slots);
@@ -652,6 +655,28 @@ sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);
 #endif
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c) { return c ? c->gpu : NULL; }
 
+/* Each layer's four Linear weights in the precision sembed__wprep_choose gives for the
+ * context's (src/cpu/quant.c); a NULL entry stays fp32. */
+static sembed_status prepare_weights(sembed_ctx *c, sembed_error *err) {
+    const sembed_model *m = c->m;
+    c->prep = sembed__calloc((size_t)m->n_layers * 4, sizeof *c->prep);
+    if (!c->prep) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
+    for (int32_t l = 0; l < m->n_layers; l++) {
+        const layer_w *w = &m->layers[l];
+        const float *ws[4] = {w->qkv_w, w->o_w, w->i_w, w->f_w};
+        const float *bs[4] = {w->qkv_b, w->o_b, w->i_b, w->f_b};
+        const int32_t ns[4] = {3 * m->H, m->H, m->I, m->H}, ks[4] = {m->H, m->H, m->H, m->I};
+        for (int32_t j = 0; j < 4; j++) {
+            const int32_t prec = sembed__wprep_choose((int32_t)c->p.precision, j);
+            if (prec == SEMBED_PRECISION_FP32) continue; /* NULL: the fp32 GEMM */
+            sembed_status s = sembed__wprep_new(ws[j], bs[j], ns[j], ks[j], prec,
+                                                &c->prep[l * 4 + j], err);
+            if (s != SEMBED_OK) return s;
+        }
+    }
+    return SEMBED_OK;
+}
+
 sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *params,
                              sembed_ctx **out, sembed_error *err) {
     if (!m || !out)
@@ -659,11 +684,12 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     *out = NULL;
     sembed_ctx_params p = params ? *params : sembed_ctx_default_params();
     if (p.n_threads < 0 || p.max_batch_tokens < 0 || p.max_batch_texts < 0 || p.n_threads > 1024 ||
-        p.max_batch_texts > (1 << 20) || p.max_batch_tokens > (1 << 24))
+        p.max_batch_texts > (1 << 20) || p.max_batch_tokens > (1 << 24) ||
+        (int)p.precision < 0 || (int)p.precision > SEMBED_PRECISION_BF16)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
                            "sembed_ctx_new: invalid params (n_threads %d, max_batch_tokens %d, "
-                           "max_batch_texts %d)",
-                           p.n_threads, p.max_batch_tokens, p.max_batch_texts);
+                           "max_batch_texts %d, precision %d)",
+                           p.n_threads, p.max_batch_tokens, p.max_batch_texts, (int)p.precision);
     if (p.n_threads == 0) p.n_threads = sembed__n_cpus();
     if (p.max_batch_tokens == 0) p.max_batch_tokens = 4096;
     if (p.max_batch_tokens < m->R) p.max_batch_tokens = m->R;
@@ -721,6 +747,8 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
                            c->S_max);
     }
     s = attach_device(c, p.device, err);
+    if (s == SEMBED_OK && !c->gpu && p.precision != SEMBED_PRECISION_FP32)
+        s = prepare_weights(c, err);
     if (s != SEMBED_OK) {
         sembed_ctx_free(c);
         return s;
@@ -738,9 +766,17 @@ static void tokenize_task(void *v, int32_t task, int32_t n_tasks, int32_t thread
                                            &c->slots[task], NULL);
 }
 
+/* y = x · wᵀ + b for Linear j (0 qkv, 1 o, 2 i, 3 f) of layer l, in the context's precision. */
+static void linear(sembed_ctx *c, int32_t l, int32_t j, float *y, const float *x, const float *w,
+                   const float *b, int32_t T, int32_t N, int32_t K) {
+    if (c->prep && c->prep[l * 4 + j]) c->be->gemm_prep(y, x, c->prep[l * 4 + j], T, &c->ex);
+    else c->be->gemm_bias(y, x, w, b, T, N, K, &c->ex);
+}
+
 /* The forward pass over the packed batch of S texts, T tokens (c->ids, c->seq_off); writes the
  * S embeddings (E floats each) to out. skip (S) or NULL: leading tokens each text's pooling
  * leaves out. */
+
 static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, float *out) {
     const sembed_model *m = c->m;
     const sembed__backend *be = c->be;
@@ -766,13 +802,13 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, fl
                  H, m->eps, ex);
     for (int32_t l = 0; l < m->n_layers; l++) {
         const layer_w *w = &m->layers[l];
-        be->gemm_bias(c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H, ex); /* (T, 3H) */
+        linear(c, l, 0, c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H); /* (T, 3H) */
         be->attention(c->att, c->big, c->seq_off, m->rel_bias, S, H, m->A, m->R, ex);
-        be->gemm_bias(c->tmp, c->att, w->o_w, w->o_b, T, H, H, ex);
+        linear(c, l, 1, c->tmp, c->att, w->o_w, w->o_b, T, H, H);
         be->add_ln(c->x, c->tmp, c->x, w->ln1_g, w->ln1_b, T, H, m->eps, ex);
-        be->gemm_bias(c->big, c->x, w->i_w, w->i_b, T, I, H, ex); /* (T, I) */
+        linear(c, l, 2, c->big, c->x, w->i_w, w->i_b, T, I, H); /* (T, I) */
         be->act(c->big, (int64_t)T * I, m->act, ex);
-        be->gemm_bias(c->tmp, c->big, w->f_w, w->f_b, T, H, I, ex);
+        linear(c, l, 3, c->tmp, c->big, w->f_w, w->f_b, T, H, I);
         be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, T, H, m->eps, ex);
     }
     be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex); /* (S, F) */

@@ -26,8 +26,9 @@ int32_t sembed__mpnet_bucket(int32_t rel, int32_t num_buckets, int32_t max_dista
 
 static int64_t ref_scratch_floats(int32_t max_len, int32_t head_dim, int32_t min_dim,
                                   int32_t max_dim, int32_t n_threads) {
-    (void)head_dim, (void)min_dim, (void)max_dim, (void)n_threads;
-    return max_len; /* one row of attention scores */
+    (void)head_dim, (void)min_dim, (void)n_threads;
+    /* one row of attention scores; two int8-quantized rows of a prepared GEMM */
+    return max_len > 2 * (int64_t)max_dim ? max_len : 2 * (int64_t)max_dim;
 }
 
 /* out (H) = LayerNorm(v (H)) * gamma + beta, statistics in double. */
@@ -194,6 +195,51 @@ static void ref_normalize(float *x, int32_t S, int32_t F, const sembed__exec *ex
     }
 }
 
+/* Symmetric int8 of v (n): q = round-to-nearest-even(v * (127 / max|v|)), returns the scale
+ * max|v| / 127 (0 for an all-zero v, whose q are then 0). */
+static float quantize_row(int32_t *q, const float *v, int32_t n) {
+    float amax = 0;
+    for (int32_t i = 0; i < n; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+    if (amax == 0) {
+        for (int32_t i = 0; i < n; i++) q[i] = 0;
+        return 0;
+    }
+    const float inv = 127.0f / amax;
+    for (int32_t i = 0; i < n; i++) q[i] = (int32_t)nearbyintf(v[i] * inv);
+    return amax / 127.0f;
+}
+
+/* The scratch holds two rows of K int32: x's row and w's row, quantized one at a time. */
+static void ref_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
+                          const sembed__exec *ex) {
+    const float *w, *b;
+    int32_t N, K;
+    sembed__wprep_source(p, &w, &b, &N, &K);
+    if (sembed__wprep_precision(p) == SEMBED_PRECISION_BF16) {
+        for (int64_t m = 0; m < M; m++)
+            for (int32_t n = 0; n < N; n++) {
+                double acc = 0;
+                for (int32_t k = 0; k < K; k++)
+                    acc += (double)sembed__bf16_round(x[m * K + k]) *
+                           sembed__bf16_round(w[(int64_t)n * K + k]);
+                y[m * N + n] = (float)(acc + (b ? b[n] : 0.0));
+            }
+        return;
+    }
+    SEMBED_ASSERT(sembed__wprep_precision(p) == SEMBED_PRECISION_INT8);
+    SEMBED_ASSERT(ex->scratch_floats >= 2 * (int64_t)K);
+    int32_t *qx = (int32_t *)ex->scratch, *qw = qx + K;
+    for (int64_t m = 0; m < M; m++) {
+        const float sx = quantize_row(qx, x + m * K, K);
+        for (int32_t n = 0; n < N; n++) {
+            const float sw = quantize_row(qw, w + (int64_t)n * K, K);
+            int64_t acc = 0;
+            for (int32_t k = 0; k < K; k++) acc += (int64_t)qx[k] * qw[k];
+            y[m * N + n] = fmaf((float)acc, sx * sw, b ? b[n] : 0.0f);
+        }
+    }
+}
+
 const sembed__backend sembed__backend_ref = {
     .name = "ref",
     .scratch_floats = ref_scratch_floats,
@@ -204,4 +250,5 @@ const sembed__backend sembed__backend_ref = {
     .act = ref_act,
     .pool = ref_pool,
     .normalize = ref_normalize,
+    .gemm_prep = ref_gemm_prep,
 };

@@ -39,6 +39,7 @@ static void help(FILE *f) {
             "  -c, --corpus FILE     texts (default bench/corpus/mixed.jsonl.gz)\n"
             "  -b, --batches LIST    batch sizes (default 1,10,50,100)\n"
             "  -t, --threads N       threads (default 2)\n"
+            "      --precision P     CPU arithmetic: fp32 (default), int8 or bf16\n"
             "  -s, --seconds S       time per batch size (default 3)\n"
             "      --peer            run sentence-transformers (bench/peer_st.py, torch, same\n"
             "                        threads and texts) in the same run and print the ratio;\n"
@@ -172,6 +173,7 @@ int cli_bench(int argc, char **argv) {
         {"output", required_argument, NULL, 'o'},  {"device", required_argument, NULL, 'd'},
         {"plot", required_argument, NULL, 'g'},    {"mixed", no_argument, NULL, 'M'},
         {"query", no_argument, NULL, 'Q'},         {"help", no_argument, NULL, 'h'},
+        {"precision", required_argument, NULL, 'X'},
         {NULL, 0, NULL, 0}};
     const char *model_dir = NULL, *corpus = "bench/corpus/mixed.jsonl.gz";
     const char *output = NULL, *device = "cpu", *plot = NULL;
@@ -179,7 +181,7 @@ int cli_bench(int argc, char **argv) {
     int threads = 2;
     double seconds = 3;
     bool peer = false, mixed = false, query = false;
-    int c;
+    int c, precision = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:c:b:t:s:o:d:h", opts, NULL)) != -1) {
         switch (c) {
@@ -194,6 +196,13 @@ int cli_bench(int argc, char **argv) {
         case 'g': plot = optarg; break;
         case 'M': mixed = true; break;
         case 'Q': query = true; break;
+        case 'X':
+            precision = !strcmp(optarg, "fp32") ? 0 : !strcmp(optarg, "int8") ? 1 : !strcmp(optarg, "bf16") ? 2 : -1;
+            if (precision < 0) {
+                fprintf(stderr, "sembed bench: --precision expects fp32, int8 or bf16\n");
+                return 2;
+            }
+            break;
         case 'h': help(stdout); return 0;
         default: help(stderr); return 2;
         }
@@ -236,6 +245,7 @@ int cli_bench(int argc, char **argv) {
     int rc = 1;
     sembed_ctx_params cp = sembed_ctx_default_params();
     cp.n_threads = threads;
+    cp.precision = (sembed_precision)precision; /* the CPU context; CUDA ignores it */
     if (sembed_model_load(model_dir, NULL, &model, &err) ||
         sembed_ctx_new(model, &cp, &ctx, &err)) {
         fprintf(stderr, "sembed bench: %s\n", err.msg);

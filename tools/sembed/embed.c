@@ -41,6 +41,8 @@ static void help(FILE *f) {
             "                         \"truncated\"} per line; npy: a float32 (N, dim) array;\n"
             "                         raw: little-endian float32, N*dim values\n"
             "  -t, --threads N        threads (default: all cores)\n"
+            "      --precision P      fp32 (default, exact), int8 or bf16 (CPU; int8 keeps\n"
+            "                         cosine >= 0.995 to fp32, bf16 needs AVX512_BF16)\n"
             "  -n, --max-length N     tokens per text (default: the model's max_seq_length)\n"
             "      --strict           fail on texts longer than the max length instead of\n"
             "                         truncating them\n"
@@ -130,6 +132,7 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
                                          {"prompt-name", required_argument, NULL, 'R'},
                                          {"prompt", required_argument, NULL, 'Q'},
                                          {"dimensions", required_argument, NULL, 'D'},
+                                         {"precision", required_argument, NULL, 'X'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -155,6 +158,15 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
                 return 2;
             }
             o->cp.n_threads = (int32_t)v;
+            break;
+        case 'X':
+            if (!strcmp(optarg, "fp32")) o->cp.precision = SEMBED_PRECISION_FP32;
+            else if (!strcmp(optarg, "int8")) o->cp.precision = SEMBED_PRECISION_INT8;
+            else if (!strcmp(optarg, "bf16")) o->cp.precision = SEMBED_PRECISION_BF16;
+            else {
+                fprintf(stderr, "sembed: --precision expects fp32, int8 or bf16, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'n':
             if (!parse_int(optarg, 1, 1000000, &v)) {

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""CPU peers benchmark (issue 6): sembed (fp32 and int8, through ctypes on libsembed) beside
+sentence-transformers on torch fp32 and ONNX Runtime (fp32 and its dynamic int8 quantization,
+the model exported to ONNX here with torch.onnx), all with the same thread count on the same
+texts. Workloads of ../shared/BENCH.md: `mixed` (throughput, texts/s and real tokens/s) and
+`query` (one text at a time; p50 and p99). Also the int8 retrieval check: top-10 neighbour
+overlap of int8 against fp32 over passages and queries. Prints a ratio table last and writes
+JSON. A benchmark: it reports speed and checks nothing.
+
+Usage: python3 bench/cpu_peers.py [--build build-cpu] [--models all-MiniLM-L6-v2,bge-small]
+Needs: pip install sentence-transformers torch onnxruntime onnx (benchmark only)."""
+import argparse
+import ctypes
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.environ.get("SEMBED_MODELS", os.path.expanduser("~/.cache/sembed/models"))
+
+
+def load_texts(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return [json.loads(l) for l in f]
+
+
+# ---- sembed through ctypes ------------------------------------------------------------------
+
+class CtxParams(ctypes.Structure):
+    _fields_ = [("n_threads", ctypes.c_int32), ("max_batch_tokens", ctypes.c_int32),
+                ("max_batch_texts", ctypes.c_int32), ("strict_length", ctypes.c_int32),
+                ("reference_ops", ctypes.c_int32), ("device", ctypes.c_char_p),
+                ("precision", ctypes.c_int)]
+
+
+class Err(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("msg", ctypes.c_char * 512)]
+
+
+def build_shared(build):
+    """libsembed.so from the static library of a build folder (position-independent code)."""
+    out = os.path.join(tempfile.gettempdir(), "sembed_bench_%d.so" % os.getpid())
+    libs = subprocess.run(["pkg-config", "--libs", "libutf8proc", "jansson", "openblas"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run(["cc", "-shared", "-o", out, "-Wl,--whole-archive",
+                    os.path.join(build, "libsembed.a"), "-Wl,--no-whole-archive"] + libs +
+                   ["-lpthread", "-lm"], check=True)
+    return out
+
+
+class Sembed:
+    PRECISION = {"fp32": 0, "int8": 1, "bf16": 2}
+
+    def __init__(self, lib, model_dir, threads, precision):
+        self.lib = lib
+        self.model = ctypes.c_void_p()
+        err = Err()
+        s = lib.sembed_model_load(model_dir.encode(), None, ctypes.byref(self.model), ctypes.byref(err))
+        if s != 0:
+            raise RuntimeError("sembed_model_load: %s" % err.msg.decode())
+        p = CtxParams(n_threads=threads, max_batch_tokens=8192, max_batch_texts=512,
+                      precision=self.PRECISION[precision])
+        self.ctx = ctypes.c_void_p()
+        s = lib.sembed_ctx_new(self.model, ctypes.byref(p), ctypes.byref(self.ctx), ctypes.byref(err))
+        if s != 0:
+            raise RuntimeError("sembed_ctx_new (%s): %s" % (precision, err.msg.decode()))
+        self.dim = lib.sembed_model_dim(self.model)
+
+    def encode(self, texts):
+        raw = [t.encode() for t in texts]
+        arr = (ctypes.c_char_p * len(raw))(*raw)
+        lens = (ctypes.c_size_t * len(raw))(*[len(r) for r in raw])
+        out = np.empty((len(raw), self.dim), dtype=np.float32)
+        err = Err()
+        s = self.lib.sembed_encode(self.ctx, len(raw), arr, lens,
+                                   out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                   ctypes.c_int64(out.size), None, ctypes.byref(err))
+        if s != 0:
+            raise RuntimeError("sembed_encode: %s" % err.msg.decode())
+        return out
+
+    def close(self):
+        self.lib.sembed_ctx_free(self.ctx)
+        self.lib.sembed_model_free(self.model)
+
+
+def open_lib(path):
+    lib = ctypes.CDLL(path)
+    lib.sembed_model_load.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                      ctypes.c_void_p]
+    lib.sembed_ctx_new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                   ctypes.c_void_p]
+    lib.sembed_model_dim.argtypes = [ctypes.c_void_p]
+    lib.sembed_encode.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+    lib.sembed_ctx_free.argtypes = [ctypes.c_void_p]
+    lib.sembed_model_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+# ---- peers -------------------------------------------------------------------------------
+
+def st_model(model_dir, threads):
+    import torch
+    torch.set_num_threads(threads)
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(model_dir, device="cpu")
+
+
+class OrtPeer:
+    """The model's transformer exported to ONNX (dynamic batch and length), run by ONNX Runtime
+    with all graph optimizations and intra_op threads; pooling and normalization in numpy, as
+    sentence-transformers' modules do, from the same tokenizer (Hugging Face tokenizers)."""
+
+    def __init__(self, st, tmp, threads, int8):
+        import onnxruntime as ort
+        import torch
+        self.st = st
+        fp32 = os.path.join(tmp, "model.onnx")
+        if not os.path.exists(fp32):
+            hf = st[0].auto_model.eval()
+            ids = torch.ones(2, 16, dtype=torch.int64)
+
+            class Wrap(torch.nn.Module):
+                def __init__(self, m):
+                    super().__init__()
+                    self.m = m
+
+                def forward(self, input_ids, attention_mask):
+                    return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+            with torch.no_grad():
+                torch.onnx.export(Wrap(hf), (ids, torch.ones_like(ids)), fp32,
+                                  input_names=["input_ids", "attention_mask"], output_names=["h"],
+                                  dynamic_axes={"input_ids": {0: "b", 1: "t"},
+                                                "attention_mask": {0: "b", 1: "t"}, "h": {0: "b", 1: "t"}},
+                                  opset_version=17, dynamo=False)
+        path = fp32
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            path = os.path.join(tmp, "model.int8.onnx")
+            if not os.path.exists(path):
+                quantize_dynamic(fp32, path, weight_type=QuantType.QInt8, per_channel=True)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.tok = st.tokenizer
+        self.max_len = st.max_seq_length
+        pool = st[1]
+        self.cls = getattr(pool, "pooling_mode_cls_token", False)
+        self.normalize = any(type(m).__name__ == "Normalize" for m in st)
+
+    def encode(self, texts):
+        enc = self.tok(texts, padding=True, truncation=True, max_length=self.max_len, return_tensors="np")
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        h = self.sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        if self.cls:
+            v = h[:, 0]
+        else:
+            m = mask[:, :, None].astype(np.float32)
+            v = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        if self.normalize:
+            v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        return v
+
+
+# ---- workloads ---------------------------------------------------------------------------
+
+def sorted_batches(texts, lens, batch):
+    """Length-sorted batches (the peers' best configuration; sembed packs, so it gains little)."""
+    order = sorted(range(len(texts)), key=lambda i: -lens[i])
+    return [[texts[i] for i in order[b:b + batch]] for b in range(0, len(order), batch)]
+
+
+def throughput(encode, batches, n_texts, n_tokens, reps):
+    encode(batches[len(batches) // 2])  # warm-up
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for b in batches:
+            encode(b)
+        dt = time.perf_counter() - t0
+        rates.append(dt)
+    dt = statistics.median(rates)
+    return {"texts_per_s": n_texts / dt, "tokens_per_s": n_tokens / dt, "seconds": dt, "reps": reps}
+
+
+def latency(encode, queries, n):
+    for q in queries[:20]:
+        encode([q])
+    ts = []
+    for i in range(n):
+        q = queries[i % len(queries)]
+        t0 = time.perf_counter()
+        encode([q])
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return {"p50_ms": 1e3 * ts[len(ts) // 2], "p99_ms": 1e3 * ts[min(len(ts) - 1, int(len(ts) * 0.99))],
+            "n": n}
+
+
+def random_bge_small(tmp):
+    """bge-small-en-v1.5's shape (12 layers, H 384, 12 heads, I 1536, CLS pooling, normalize)
+    with random weights (seed 0), all-MiniLM-L6-v2's vocabulary (bge uses bert-base-uncased's)."""
+    import shutil
+    import torch
+    from transformers import BertConfig, BertModel
+    d = os.path.join(tmp, "bge-small-en-v1.5-random")
+    if os.path.exists(os.path.join(d, "model.safetensors")):
+        return d
+    src = os.path.join(MODELS, "all-MiniLM-L6-v2")
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                     intermediate_size=1536, max_position_embeddings=512, layer_norm_eps=1e-12)
+    BertModel(cfg).eval().save_pretrained(d, safe_serialization=True)
+    for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]:
+        shutil.copy(os.path.join(src, f), d)
+    json.dump({"max_seq_length": 512, "do_lower_case": True}, open(os.path.join(d, "sentence_bert_config.json"), "w"))
+    json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+              open(os.path.join(d, "modules.json"), "w"))
+    json.dump({"word_embedding_dimension": 384, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False},
+              open(os.path.join(d, "1_Pooling", "config.json"), "w"))
+    return d
+
+
+def model_dir(name, tmp):
+    d = os.path.join(MODELS, name)
+    if os.path.exists(os.path.join(d, "model.safetensors")):
+        return d
+    if name.startswith("bge-small"):
+        d = os.path.join(MODELS, "bge-small-en-v1.5-random")
+        if os.path.exists(os.path.join(d, "model.safetensors")):
+            return d
+        return random_bge_small(tmp)
+    raise SystemExit("model %s not found under %s (scripts/fetch_models.py)" % (name, MODELS))
+
+
+def topk_overlap(p_ref, q_ref, p_x, q_x, k=10):
+    a = np.argsort(-(q_ref @ p_ref.T), axis=1)[:, :k]
+    b = np.argsort(-(q_x @ p_x.T), axis=1)[:, :k]
+    return float(np.mean([len(set(a[i]) & set(b[i])) / k for i in range(len(a))]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-cpu"))
+    ap.add_argument("--models", default="all-MiniLM-L6-v2,bge-small-en-v1.5-random")
+    ap.add_argument("--peers", default="sembed,sembed-int8,ort,ort-int8,st")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--corpus", default=os.path.join(ROOT, "bench/corpus/mixed.jsonl.gz"))
+    ap.add_argument("--queries", default=os.path.join(ROOT, "bench/corpus/queries.jsonl.gz"))
+    ap.add_argument("--n-texts", type=int, default=3000, help="mixed texts timed per repetition")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of the mixed pass (median)")
+    ap.add_argument("--n-queries", type=int, default=1000)
+    ap.add_argument("--peer-batch", default="16,64", help="batch sizes tried for the peers (best kept)")
+    ap.add_argument("--sembed-batch", type=int, default=256)
+    ap.add_argument("--retrieval", type=int, default=10000, help="passages for the int8 top-10 check (0: skip)")
+    ap.add_argument("--output", default=os.path.join(ROOT, "bench/results/cpu_peers.json"))
+    a = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    import torch
+    torch.set_num_threads(a.threads)
+    peers = a.peers.split(",")
+    corpus, queries = load_texts(a.corpus), load_texts(a.queries)
+    mixed = corpus[:a.n_texts]
+    lib = open_lib(build_shared(a.build))
+    results = {"threads": a.threads, "n_texts": len(mixed), "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
+               "loadavg_start": open("/proc/loadavg").read().split()[:3], "models": {}}
+    tmp_root = tempfile.mkdtemp(prefix="sembed_peers_")
+    for name in a.models.split(","):
+        mdir = model_dir(name, tmp_root)
+        print("== %s (%s)" % (name, mdir), flush=True)
+        st = st_model(mdir, a.threads)
+        lens = [len(x) for x in st.tokenizer(mixed, truncation=True, max_length=st.max_seq_length)["input_ids"]]
+        n_tok = sum(lens)
+        R = results["models"][name] = {"dir": mdir, "real_tokens": n_tok}
+        tmp = os.path.join(tmp_root, name)
+        os.makedirs(tmp, exist_ok=True)
+        for peer in peers:
+            if peer.startswith("sembed"):
+                prec = "int8" if peer.endswith("int8") else "fp32"
+                try:
+                    se = Sembed(lib, mdir, a.threads, prec)
+                except RuntimeError as e:
+                    print("  %s: %s" % (peer, e), flush=True)
+                    continue
+                enc, sizes, close = se.encode, [a.sembed_batch], se.close
+            elif peer.startswith("ort"):
+                o = OrtPeer(st, tmp, a.threads, peer.endswith("int8"))
+                enc, sizes, close = o.encode, [int(x) for x in a.peer_batch.split(",")], None
+            elif peer == "st":
+                enc = lambda b: st.encode(b, batch_size=len(b), convert_to_numpy=True)
+                sizes, close = [int(x) for x in a.peer_batch.split(",")], None
+            else:
+                raise SystemExit("unknown peer %s" % peer)
+            best = None
+            for bsz in sizes:
+                r = throughput(enc, sorted_batches(mixed, lens, bsz), len(mixed), n_tok, a.reps)
+                r["batch"] = bsz
+                print("  %-12s mixed batch %4d: %8.1f texts/s %10.0f tokens/s" % (peer, bsz, r["texts_per_s"], r["tokens_per_s"]), flush=True)
+                if not best or r["texts_per_s"] > best["texts_per_s"]:
+                    best = r
+            lat = latency(enc, queries, a.n_queries)
+            print("  %-12s query p50 %.3f ms p99 %.3f ms" % (peer, lat["p50_ms"], lat["p99_ms"]), flush=True)
+            R[peer] = {"mixed": best, "query": lat}
+            if close:
+                close()
+        if a.retrieval and "sembed" in peers and "sembed-int8" in peers:
+            passages = corpus[:a.retrieval]
+            qs = queries[:500]
+            vec = {}
+            for prec in ["fp32", "int8"]:
+                se = Sembed(lib, mdir, a.threads, prec)
+                vec[prec] = (se.encode(passages), se.encode(qs))
+                se.close()
+            ov = topk_overlap(vec["fp32"][0], vec["fp32"][1], vec["int8"][0], vec["int8"][1])
+            cos = np.sum(vec["fp32"][0] * vec["int8"][0], 1) / (
+                np.linalg.norm(vec["fp32"][0], axis=1) * np.linalg.norm(vec["int8"][0], axis=1))
+            R["int8_retrieval"] = {"passages": len(passages), "queries": len(qs), "top10_overlap": ov,
+                                   "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean())}
+            print("  int8 vs fp32: top-10 overlap %.4f over %d passages, %d queries; cosine min %.5f mean %.6f"
+                  % (ov, len(passages), len(qs), cos.min(), cos.mean()), flush=True)
+    results["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    os.makedirs(os.path.dirname(a.output), exist_ok=True)
+    json.dump(results, open(a.output, "w"), indent=1)
+    print("\n%d threads, %d mixed texts, %s; load average %s -> %s" % (a.threads, len(mixed), results["cpu"],
+          " ".join(results["loadavg_start"]), " ".join(results["loadavg_end"])))
+    print("%-26s %10s %10s %9s %9s  %s" % ("model / engine", "texts/s", "tok/s", "q p50 ms", "q p99 ms", "sembed ratio (mixed; query p50)"))
+    for name, R in results["models"].items():
+        for peer in peers:
+            if peer not in R:
+                continue
+            m, q = R[peer]["mixed"], R[peer]["query"]
+            ratio = ""
+            base = "sembed-int8" if peer.endswith("int8") else "sembed"
+            if base in R and base != peer:
+                ratio = "%s %.2fx; %.2fx" % (base, R[base]["mixed"]["texts_per_s"] / m["texts_per_s"],
+                                             q["p50_ms"] / R[base]["query"]["p50_ms"])
+            if peer == "st" and "sembed" in R:
+                ratio = "sembed %.2fx; %.2fx" % (R["sembed"]["mixed"]["texts_per_s"] / m["texts_per_s"],
+                                                  q["p50_ms"] / R["sembed"]["query"]["p50_ms"])
+            print("%-26s %10.1f %10.0f %9.3f %9.3f  %s" % (name[:14] + " " + peer, m["texts_per_s"], m["tokens_per_s"],
+                                                         q["p50_ms"], q["p99_ms"], ratio))
+    print("wrote %s" % a.output)
+
+
+if __name__ == "__main__":
+    main()

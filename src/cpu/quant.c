@@ -1,0 +1,535 @@
+/* cpu/quant.c — reduced-precision GEMMs of the CPU backend: INT8 (weights per output channel at
+ * context creation, activations per row at run time; AMX int8 tiles, AVX-512 VNNI, or plain C)
+ * and BF16 (AMX bf16 tiles, AVX512_BF16). Not the fp32 GEMM (ops.c) and not the reference
+ * (src/ref/ops.c ref_gemm_prep, which these match: bit for bit for INT8).
+ *
+ * Dimension letters: M rows of x and y, N output channels, K inputs; Np = N rounded up to 32
+ * (two 16-column blocks, an AMX pair), Kp = K rounded up to 64 (one AMX tile row).
+ *
+ * Packed weights, per 16-column block nb (contiguous, Kp*16 elements):
+ *   INT8: (Kp/4, 16, 4) bytes: w[nb*16 + j, 4*r + i] at [r][j][i] — a VNNI operand row and an
+ *         AMX B-tile row (16 rows of 64 bytes per 64 k);
+ *   BF16: (Kp/2, 16, 2) bf16 values, the same with pairs (16 rows of 64 bytes per 32 k).
+ * Padding columns and k are zero (and padding activations are zero), so they add nothing.
+ *
+ * Batch invariance: INT8 sums are exact integers, so the AMX path for full 16-row tiles and the
+ * VNNI path for the rest give identical results. BF16 pads a partial tile with zero rows instead,
+ * so every row takes the AMX path (or every row the AVX512_BF16 one). */
+#include "backend.h"
+
+#include <math.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+
+#define MB 64 /* rows of x quantized together (one panel) */
+
+struct sembed__wprep {
+    int32_t N, K, Np, Kp, precision;
+    const float *w, *b; /* the fp32 source (for the reference) */
+    void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2) */
+    float *scale;       /* (Np) INT8 per-channel scales; 0 for padding */
+    int32_t *comp;      /* (Np) INT8: 128 * Σ_k q[n, k], for VNNI's unsigned x operand */
+    float *bias;        /* (Np) b or 0 */
+};
+
+float sembed__bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        u |= 0x00400000u; /* a quiet NaN stays a NaN */
+    } else {
+        u += 0x7fffu + ((u >> 16) & 1u);
+    }
+    u &= 0xffff0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static uint16_t bf16_bits(float x) {
+    float r = sembed__bf16_round(x);
+    uint32_t u;
+    memcpy(&u, &r, 4);
+    return (uint16_t)(u >> 16);
+}
+
+int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
+
+/* Measured on all-MiniLM-L6-v2 over 1,500 mixed passages and 300 queries (bench/cpu_peers.py's
+ * check): all four GEMMs in int8 gave a min cosine to fp32 of 0.9930 and a top-10 overlap of
+ * 0.936; qkv in bf16 0.9964 / 0.957; qkv and FFN out in bf16 0.9980 / 0.969; all bf16 0.99996. */
+int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
+    if (precision != SEMBED_PRECISION_INT8 || which == 1 || which == 2) return precision;
+    return sembed__cpu_isa_get()->avx512_bf16 ? SEMBED_PRECISION_BF16 : SEMBED_PRECISION_FP32;
+}
+
+void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
+                          int32_t *K) {
+    *w = p->w, *b = p->b, *N = p->N, *K = p->K;
+}
+
+void sembed__wprep_free(sembed__wprep *p) {
+    if (!p) return;
+    sembed__free(p->packed);
+    sembed__free(p->scale);
+    sembed__free(p->comp);
+    sembed__free(p->bias);
+    sembed__free(p);
+}
+
+sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
+                                int32_t precision, sembed__wprep **out, sembed_error *err) {
+    *out = NULL;
+    if (precision != SEMBED_PRECISION_INT8 && precision != SEMBED_PRECISION_BF16)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "precision %d is not int8 (1) or bf16 (2)",
+                           precision);
+    if (precision == SEMBED_PRECISION_BF16 && !sembed__cpu_isa_get()->avx512_bf16)
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                           "precision bf16 needs a CPU with AVX512_BF16 (this one has none, or "
+                           "SEMBED_CPU_ISA hides it)");
+    if (N < 1 || K < 1 || K > (1 << 20) || N > (1 << 20))
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "cannot prepare a %d x %d weight", N, K);
+    sembed__wprep *p = sembed__calloc(1, sizeof *p);
+    if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
+    p->N = N, p->K = K, p->precision = precision, p->w = w, p->b = b;
+    p->Np = (N + 31) / 32 * 32;
+    p->Kp = (K + 63) / 64 * 64;
+    const size_t elems = (size_t)p->Np * (size_t)p->Kp;
+    const size_t esize = precision == SEMBED_PRECISION_INT8 ? 1 : 2;
+    p->packed = sembed__calloc(elems, esize);
+    p->scale = sembed__calloc((size_t)p->Np, sizeof(float));
+    p->comp = sembed__calloc((size_t)p->Np, sizeof(int32_t));
+    p->bias = sembed__calloc((size_t)p->Np, sizeof(float));
+    if (!p->packed || !p->scale || !p->comp || !p->bias) {
+        sembed__wprep_free(p);
+        return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing a %d x %d weight", N,
+                           K);
+    }
+    const int64_t Kp = p->Kp;
+    for (int32_t n = 0; n < N; n++) {
+        const float *wn = w + (int64_t)n * K;
+        const int64_t nb = n / 16, j = n % 16;
+        p->bias[n] = b ? b[n] : 0.0f;
+        if (precision == SEMBED_PRECISION_BF16) {
+            uint16_t *dst = (uint16_t *)p->packed + nb * Kp * 16;
+            for (int32_t k = 0; k < K; k++) dst[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(wn[k]);
+            continue;
+        }
+        /* the reference's quantize_row: the same float operations, so the same integers */
+        float amax = 0;
+        for (int32_t k = 0; k < K; k++) amax = fabsf(wn[k]) > amax ? fabsf(wn[k]) : amax;
+        int8_t *dst = (int8_t *)p->packed + nb * Kp * 16;
+        int32_t sum = 0;
+        if (amax > 0) {
+            const float inv = 127.0f / amax;
+            for (int32_t k = 0; k < K; k++) {
+                const int32_t q = (int32_t)nearbyintf(wn[k] * inv);
+                dst[(k / 4) * 64 + j * 4 + k % 4] = (int8_t)q;
+                sum += q;
+            }
+            p->scale[n] = amax / 127.0f;
+        }
+        p->comp[n] = 128 * sum;
+    }
+    *out = p;
+    return SEMBED_OK;
+}
+
+/* ---- activations ---------------------------------------------------------------------------- */
+
+/* Quantizes rows [0, rows) of x (ldx = K) into q (rows_pad, Kp) int8 and sx (rows_pad);
+ * rows rows..rows_pad-1 and columns K..Kp-1 are zero. The reference's quantize_row. */
+static void quantize_rows_c(int8_t *q, float *sx, const float *x, int32_t rows, int32_t rows_pad,
+                            int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        int8_t *qr = q + (int64_t)r * Kp;
+        memset(qr, 0, (size_t)Kp);
+        sx[r] = 0;
+        if (r >= rows) continue;
+        const float *v = x + (int64_t)r * K;
+        float amax = 0;
+        for (int32_t k = 0; k < K; k++) amax = fabsf(v[k]) > amax ? fabsf(v[k]) : amax;
+        if (amax == 0) continue;
+        const float inv = 127.0f / amax;
+        for (int32_t k = 0; k < K; k++) qr[k] = (int8_t)(int32_t)nearbyintf(v[k] * inv);
+        sx[r] = amax / 127.0f;
+    }
+}
+
+/* The int8 GEMM of rows [0, rows) of one panel and column blocks [nb0, nb1), plain C:
+ * acc = Σ_k q_x q_w exactly, y = fmaf(acc, sx*sw, b). */
+static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
+                        const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+    const int8_t *W = p->packed;
+    const int64_t Kp = p->Kp;
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t n = nb0 * 16; n < nb1 * 16 && n < p->N; n++) {
+            const int8_t *wb = W + (int64_t)(n / 16) * Kp * 16 + (n % 16) * 4;
+            const int8_t *qr = q + (int64_t)r * Kp;
+            int32_t acc = 0;
+            for (int64_t k = 0; k < Kp; k++) acc += (int32_t)qr[k] * wb[(k / 4) * 64 + k % 4];
+            y[(int64_t)r * ldy + n] = fmaf((float)acc, sx[r] * p->scale[n], p->bias[n]);
+        }
+}
+
+#ifdef HAVE_X86
+#define T512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl")))
+#define TVNNI __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
+#define TAMX                                                                                     \
+    __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16,"   \
+                          "amx-tile,amx-int8,amx-bf16")))
+#define TBF16 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+
+T512 static void quantize_rows_512(int8_t *q, float *sx, const float *x, int32_t rows,
+                                   int32_t rows_pad, int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        int8_t *qr = q + (int64_t)r * Kp;
+        sx[r] = 0;
+        if (r >= rows) {
+            memset(qr, 0, (size_t)Kp);
+            continue;
+        }
+        const float *v = x + (int64_t)r * K;
+        /* amax = max_k |v[k]| (max is exact, so any order gives the reference's value) */
+        __m512 mx = _mm512_setzero_ps();
+        int32_t k = 0;
+        for (; k + 16 <= K; k += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(v + k)));
+        if (k < K) {
+            __mmask16 mk = (__mmask16)((1u << (K - k)) - 1);
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, v + k)));
+        }
+        const float amax = _mm512_reduce_max_ps(mx);
+        if (amax == 0) {
+            memset(qr, 0, (size_t)Kp);
+            continue;
+        }
+        /* q = round-to-nearest-even(v * inv), the reference's nearbyintf in the default mode */
+        const __m512 inv = _mm512_set1_ps(127.0f / amax);
+        for (k = 0; k < Kp; k += 16) {
+            const int32_t left = K - k;
+            __mmask16 mk = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, v + k), inv));
+            _mm_storeu_si128((__m128i *)(qr + k), _mm512_cvtsepi32_epi8(qi));
+        }
+        sx[r] = amax / 127.0f;
+    }
+}
+
+/* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N. */
+T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
+                                 int32_t n) {
+    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sxr), _mm512_loadu_ps(p->scale + n));
+    const __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, _mm512_loadu_ps(p->bias + n));
+    const int32_t left = p->N - n;
+    if (left >= 16) _mm512_storeu_ps(yr + n, v);
+    else if (left > 0) _mm512_mask_storeu_ps(yr + n, (__mmask16)((1u << left) - 1), v);
+}
+
+/* MR rows x NB blocks of 16 columns with vpdpbusd: x is unsigned (q + 128, by flipping the sign
+ * bit), so acc - comp[n] is Σ q_x q_w. Rows r0.., blocks nb... */
+#define Q8_VNNI(MR, NB)                                                                          \
+    TVNNI static void q8_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,               \
+                                          const float *sx, const sembed__wprep *p, int32_t nb) { \
+        const int64_t Kp = p->Kp;                                                                \
+        const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
+        __m512i acc[MR][NB];                                                                     \
+        for (int r = 0; r < MR; r++)                                                             \
+            for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_si512();                     \
+        const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);                            \
+        for (int64_t k4 = 0; k4 < Kp / 4; k4++) {                                                \
+            __m512i w[NB];                                                                       \
+            for (int j = 0; j < NB; j++) w[j] = _mm512_loadu_si512(W + j * Kp * 16 + k4 * 64);   \
+            for (int r = 0; r < MR; r++) {                                                       \
+                int32_t x4;                                                                      \
+                memcpy(&x4, q + r * Kp + k4 * 4, 4);                                             \
+                const __m512i xb = _mm512_xor_si512(_mm512_set1_epi32(x4), flip);                \
+                for (int j = 0; j < NB; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], xb, w[j]); \
+            }                                                                                    \
+        }                                                                                        \
+        for (int j = 0; j < NB; j++) {                                                           \
+            const __m512i comp = _mm512_loadu_si512(p->comp + (nb + j) * 16);                   \
+            for (int r = 0; r < MR; r++)                                                         \
+                q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(acc[r][j], comp), sx[r], p,      \
+                         (nb + j) * 16);                                                         \
+        }                                                                                        \
+    }
+Q8_VNNI(1, 4)
+Q8_VNNI(2, 4)
+Q8_VNNI(3, 4)
+Q8_VNNI(4, 4)
+Q8_VNNI(5, 4)
+Q8_VNNI(6, 4)
+Q8_VNNI(1, 2)
+Q8_VNNI(2, 2)
+Q8_VNNI(3, 2)
+Q8_VNNI(4, 2)
+Q8_VNNI(5, 2)
+Q8_VNNI(6, 2)
+
+typedef void (*q8_vnni_fn)(float *, int32_t, const int8_t *, const float *, const sembed__wprep *,
+                           int32_t);
+static const q8_vnni_fn q8_vnni4[7] = {NULL,         q8_vnni_1x4, q8_vnni_2x4, q8_vnni_3x4,
+                                       q8_vnni_4x4, q8_vnni_5x4, q8_vnni_6x4};
+static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q8_vnni_3x2,
+                                       q8_vnni_4x2, q8_vnni_5x2, q8_vnni_6x2};
+
+/* Rows [0, rows) of a panel, blocks [nb0, nb1) (an even count: Np is a multiple of 32). */
+static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
+                    const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+    for (int32_t nb = nb0; nb < nb1;) {
+        const bool four = nb + 4 <= nb1;
+        for (int32_t r = 0; r < rows; r += 6) {
+            const int32_t mr = rows - r < 6 ? rows - r : 6;
+            (four ? q8_vnni4 : q8_vnni2)[mr](y + (int64_t)r * ldy, ldy, q + (int64_t)r * p->Kp,
+                                             sx + r, p, nb);
+        }
+        nb += four ? 4 : 2;
+    }
+}
+
+typedef struct tilecfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tilecfg;
+
+/* Full 32-row (or 16-row) tiles of a panel with AMX: C tiles 0-3 (2x2 of 16x16 int32), A tiles
+ * 4-5 (16 rows x 64 k), B tiles 6-7 (64 k x 16 columns). Returns the rows done (a multiple of
+ * 16); the caller finishes the rest with VNNI. cbuf: 32x32 int32. */
+TAMX static int32_t q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
+                           const sembed__wprep *p, int32_t nb0, int32_t nb1, int32_t *cbuf) {
+    const int64_t Kp = p->Kp;
+    const int8_t *W = p->packed;
+    tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+    _tile_loadconfig(&cfg);
+    int32_t r0 = 0;
+    for (; r0 + 16 <= rows; r0 += 32) {
+        const bool two = r0 + 32 <= rows;
+        const int8_t *a0 = q + (int64_t)r0 * Kp, *a1 = a0 + 16 * Kp;
+        for (int32_t nb = nb0; nb < nb1; nb += 2) {
+            const int8_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t c = 0; c < Kp / 64; c++) {
+                _tile_loadd(4, a0 + c * 64, Kp);
+                _tile_loadd(6, b0 + c * 1024, 64);
+                _tile_loadd(7, b1 + c * 1024, 64);
+                _tile_dpbssd(0, 4, 6);
+                _tile_dpbssd(1, 4, 7);
+                if (two) {
+                    _tile_loadd(5, a1 + c * 64, Kp);
+                    _tile_dpbssd(2, 5, 6);
+                    _tile_dpbssd(3, 5, 7);
+                }
+            }
+            _tile_stored(0, cbuf, 128);
+            _tile_stored(1, cbuf + 16, 128);
+            _tile_stored(2, cbuf + 512, 128);
+            _tile_stored(3, cbuf + 528, 128);
+            for (int32_t r = 0; r < (two ? 32 : 16); r++)
+                for (int j = 0; j < 2; j++)
+                    q8_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_si512(cbuf + r * 32 + j * 16),
+                             sx[r0 + r], p, (nb + j) * 16);
+        }
+        if (!two) {
+            r0 += 16;
+            break;
+        }
+    }
+    _tile_release();
+    return r0;
+}
+
+/* ---- BF16 ---------------------------------------------------------------------------------- */
+
+/* x rows [0, rows) to bf16 (rows_pad, Kp), padding zero. */
+TBF16 static void bf16_rows(uint16_t *q, const float *x, int32_t rows, int32_t rows_pad, int32_t K,
+                            int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        uint16_t *qr = q + (int64_t)r * Kp;
+        if (r >= rows) {
+            memset(qr, 0, sizeof(uint16_t) * (size_t)Kp);
+            continue;
+        }
+        const float *v = x + (int64_t)r * K;
+        for (int32_t k = 0; k < Kp; k += 16) {
+            const int32_t left = K - k;
+            __mmask16 mk = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, v + k)); /* RNE */
+            memcpy(qr + k, &h, 32);
+        }
+    }
+}
+
+TBF16 static inline void bf_store(float *yr, __m512 acc, const sembed__wprep *p, int32_t n) {
+    const __m512 v = _mm512_add_ps(acc, _mm512_loadu_ps(p->bias + n));
+    const int32_t left = p->N - n;
+    if (left >= 16) _mm512_storeu_ps(yr + n, v);
+    else if (left > 0) _mm512_mask_storeu_ps(yr + n, (__mmask16)((1u << left) - 1), v);
+}
+
+/* AVX512_BF16: 4 rows x 2 blocks per step, vdpbf16ps over k pairs in order. */
+TBF16 static void bf16_avx(float *y, int32_t ldy, const uint16_t *q, int32_t rows,
+                           const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+    const int64_t Kp = p->Kp;
+    const uint16_t *W = p->packed;
+    for (int32_t nb = nb0; nb < nb1; nb += 2)
+        for (int32_t r0 = 0; r0 < rows; r0 += 4) {
+            const int32_t mr = rows - r0 < 4 ? rows - r0 : 4;
+            __m512 acc[4][2];
+            for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            const uint16_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
+            for (int64_t k2 = 0; k2 < Kp / 2; k2++) {
+                __m512bh w0, w1;
+                memcpy(&w0, b0 + k2 * 32, 64);
+                memcpy(&w1, b1 + k2 * 32, 64);
+                for (int r = 0; r < 4; r++) {
+                    if (r >= mr) break;
+                    int32_t x2;
+                    memcpy(&x2, q + (int64_t)(r0 + r) * Kp + k2 * 2, 4);
+                    __m512bh xb;
+                    __m512i xi = _mm512_set1_epi32(x2);
+                    memcpy(&xb, &xi, 64);
+                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], xb, w0);
+                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], xb, w1);
+                }
+            }
+            for (int r = 0; r < mr; r++)
+                for (int j = 0; j < 2; j++)
+                    bf_store(y + (int64_t)(r0 + r) * ldy, acc[r][j], p, (nb + j) * 16);
+        }
+}
+
+/* AMX bf16: rows a multiple of 16 (the panel is zero-padded), 2x2 tiles as q8_amx. */
+TAMX static void bf16_amx(float *y, int32_t ldy, const uint16_t *q, int32_t rows, int32_t rows_pad,
+                          const sembed__wprep *p, int32_t nb0, int32_t nb1, float *cbuf) {
+    const int64_t Kp = p->Kp;
+    const uint16_t *W = p->packed;
+    tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+    _tile_loadconfig(&cfg);
+    for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
+        const bool two = r0 + 32 <= rows_pad;
+        const uint16_t *a0 = q + (int64_t)r0 * Kp, *a1 = a0 + 16 * Kp;
+        for (int32_t nb = nb0; nb < nb1; nb += 2) {
+            const uint16_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t c = 0; c < Kp / 32; c++) {
+                _tile_loadd(4, a0 + c * 32, Kp * 2);
+                _tile_loadd(6, b0 + c * 512, 64);
+                _tile_loadd(7, b1 + c * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                if (two) {
+                    _tile_loadd(5, a1 + c * 32, Kp * 2);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, cbuf, 128);
+            _tile_stored(1, cbuf + 16, 128);
+            _tile_stored(2, cbuf + 512, 128);
+            _tile_stored(3, cbuf + 528, 128);
+            const int32_t nr = two ? 32 : 16;
+            for (int32_t r = 0; r < nr && r0 + r < rows; r++)
+                for (int j = 0; j < 2; j++)
+                    bf_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_ps(cbuf + r * 32 + j * 16), p,
+                             (nb + j) * 16);
+        }
+    }
+    _tile_release();
+}
+#endif /* HAVE_X86 */
+
+/* ---- the op ---------------------------------------------------------------------------------- */
+
+int64_t sembed__cpu_prep_scratch(int32_t max_k) {
+    const int64_t Kp = (max_k + 63) / 64 * 64;
+    /* panel (MB, Kp) of int8 or bf16, MB scales, a 32x32 tile buffer, alignment slack */
+    return MB * Kp * 2 / 4 + MB + 32 * 32 + 64;
+}
+
+typedef struct prep_args {
+    float *y;
+    const float *x;
+    const sembed__wprep *p;
+    int64_t M;
+    int32_t n_panels, n_splits;
+    const sembed__exec *ex;
+} prep_args;
+
+static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)n_tasks;
+    const prep_args *a = v;
+    const sembed__wprep *p = a->p;
+    const int32_t panel = task / a->n_splits, split = task % a->n_splits;
+    const int64_t m0 = (int64_t)panel * MB;
+    const int32_t rows = (int32_t)(a->M - m0 < MB ? a->M - m0 : MB);
+    const int32_t pairs = p->Np / 32;
+    const int32_t nb0 = 2 * (pairs * split / a->n_splits),
+                  nb1 = 2 * (pairs * (split + 1) / a->n_splits);
+    if (nb1 <= nb0) return;
+    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
+    SEMBED_ASSERT(per_thread >= sembed__cpu_prep_scratch(p->K));
+    float *base = a->ex->scratch + (int64_t)thread * per_thread;
+    float *aligned = (float *)(((uintptr_t)base + 63) & ~(uintptr_t)63);
+    int32_t *cbuf = (int32_t *)aligned;        /* 32 x 32 */
+    float *sx = aligned + 32 * 32;             /* (MB) */
+    void *panel_buf = sx + MB;                 /* (MB, Kp) int8 or bf16, 64-byte aligned */
+    float *y = a->y + m0 * p->N;
+    const float *x = a->x + m0 * p->K;
+    const sembed__cpu_isa *isa = sembed__cpu_isa_get();
+    (void)isa, (void)cbuf;
+    if (p->precision == SEMBED_PRECISION_BF16) {
+#ifdef HAVE_X86
+        const int32_t rows_pad = isa->amx_bf16 ? (rows + 15) / 16 * 16 : rows;
+        bf16_rows(panel_buf, x, rows, rows_pad, p->K, p->Kp);
+        if (isa->amx_bf16)
+            bf16_amx(y, p->N, panel_buf, rows, rows_pad, p, nb0, nb1, (float *)cbuf);
+        else
+            bf16_avx(y, p->N, panel_buf, rows, p, nb0, nb1);
+#endif
+        return;
+    }
+    int8_t *q = panel_buf;
+    int32_t done = 0;
+#ifdef HAVE_X86
+    if (isa->avx512) {
+        quantize_rows_512(q, sx, x, rows, rows, p->K, p->Kp);
+        if (isa->amx_int8) done = q8_amx(y, p->N, q, sx, rows, p, nb0, nb1, cbuf);
+        if (isa->avx512_vnni) {
+            q8_vnni(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, sx + done,
+                    rows - done, p, nb0, nb1);
+            return;
+        }
+    } else
+#endif
+        quantize_rows_c(q, sx, x, rows, rows, p->K, p->Kp);
+    q8_kernel_c(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, sx + done,
+                rows - done, p, nb0, nb1);
+}
+
+void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
+                           const sembed__exec *ex) {
+    if (M <= 0) return;
+    const int32_t nt = sembed__pool_threads(ex->pool);
+    const int64_t panels = (M + MB - 1) / MB;
+    SEMBED_ASSERT(panels < INT32_MAX / 64);
+    /* few panels (a query): split the columns too, so every thread has work */
+    int32_t splits = panels >= 2 * nt ? 1 : (int32_t)((2 * nt + panels - 1) / panels);
+    if (splits > p->Np / 32) splits = p->Np / 32;
+    prep_args a = {y, x, p, M, (int32_t)panels, splits, ex};
+    sembed__pool_run(ex->pool, prep_task, &a, (int32_t)panels * splits);
+}

@@ -136,14 +136,16 @@ extern const sembed__backend sembed__backend_cpu;
 
 /* ---- reduced-precision weights (src/cpu/quant.c) ------------------------------------------ */
 
-/* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_INT8 or _BF16; the
- * pointers must outlive the result). BF16 needs AVX512_BF16: SEMBED_ERR_UNSUPPORTED without. */
+/* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _INT8 or _BF16;
+ * the pointers must outlive the result). BF16 needs AVX512_BF16: SEMBED_ERR_UNSUPPORTED without. */
 sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
                                 int32_t precision, sembed__wprep **out, sembed_error *err);
 void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
 /* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of a layer
- * gets in a context of `precision`: INT8 keeps qkv and FFN out (the GEMMs whose int8 error
- * costs most) in BF16 where the CPU has AVX512_BF16, else in FP32. */
+ * gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 is
+ * prepared (packed for the AVX-512 kernel) where the CPU has AVX-512; INT8 keeps qkv and FFN
+ * out (the GEMMs whose int8 error costs most) in BF16 where the CPU has AVX512_BF16, else in
+ * FP32. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which);
 int32_t sembed__wprep_precision(const sembed__wprep *p);
 /* The fp32 weights a preparation came from: w (N, K), b (N) or NULL, and N, K. */

@@ -542,7 +542,8 @@ struct sembed_ctx {
     const sembed__backend *be;
     sembed__pool *pool;
     sembed__exec ex;
-    sembed__wprep **prep; /* (n_layers, 4) qkv, o, i, f for precision int8/bf16, or NULL */
+    sembed__wprep **prep; /* (n_layers, 4) qkv, o, i, f prepared (src/cpu/quant.c); NULL entries
+                           * (or all) use gemm_bias */
     int32_t T_max, S_max;
     /* tokenization slots, one per text of a chunk */
     int32_t *slot_ids;   /* (S_max, R) */
@@ -668,7 +669,7 @@ static sembed_status prepare_weights(sembed_ctx *c, sembed_error *err) {
         const int32_t ns[4] = {3 * m->H, m->H, m->I, m->H}, ks[4] = {m->H, m->H, m->H, m->I};
         for (int32_t j = 0; j < 4; j++) {
             const int32_t prec = sembed__wprep_choose((int32_t)c->p.precision, j);
-            if (prec == SEMBED_PRECISION_FP32) continue; /* NULL: the fp32 GEMM */
+            if (prec < 0) continue; /* NULL: the backend's fp32 gemm_bias */
             sembed_status s = sembed__wprep_new(ws[j], bs[j], ns[j], ks[j], prec,
                                                 &c->prep[l * 4 + j], err);
             if (s != SEMBED_OK) return s;
@@ -747,8 +748,7 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
                            c->S_max);
     }
     s = attach_device(c, p.device, err);
-    if (s == SEMBED_OK && !c->gpu && p.precision != SEMBED_PRECISION_FP32)
-        s = prepare_weights(c, err);
+    if (s == SEMBED_OK && !c->gpu) s = prepare_weights(c, err);
     if (s != SEMBED_OK) {
         sembed_ctx_free(c);
         return s;

@@ -199,7 +199,8 @@ static void test_gemm_rows(sembed__pool *pool, int32_t N, int32_t K) {
     free_execs(&ex);
 }
 
-/* INT8 prepared GEMM: bit-identical to the reference (exact integer sums), so rows are also
+/* Prepared GEMMs. FP32 (packed, one FMA chain per output): near the reference, rows independent
+ * of M. INT8: bit-identical to the reference (exact integer sums), so rows are also
  * independent of M; and close to the fp32 product (quantization error only). BF16: near the
  * reference, rows independent of M. */
 static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t N, int32_t K,
@@ -223,10 +224,11 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     sembed__backend_ref.gemm_bias(f.p, x, w, bias ? b : NULL, M, N, K, &ex.ref);
     CHECKF(guards_ok(&r) && guards_ok(&c), "gemm_prep %d %lldx%dx%d guards", prec, (long long)M, N, K);
     CHECKF(all_finite(c.p, M * N), "gemm_prep NaN");
-    const char *name = prec == SEMBED_PRECISION_INT8 ? "int8" : "bf16";
+    const char *name = prec == SEMBED_PRECISION_INT8 ? "int8" : prec == SEMBED_PRECISION_BF16 ? "bf16" : "fp32";
     double d = max_abs_diff(r.p, c.p, M * N);
     /* bf16 products are exact in fp32; the sums differ by fp32 rounding only */
     double tol = prec == SEMBED_PRECISION_INT8 ? 0 : 1.2e-7 * sqrt((double)K) * (K / 4.0 + 1) + 1e-6;
+    if (prec == SEMBED_PRECISION_FP32) tol /= 4; /* fp32 inputs: only the sums round */
     CHECKF(d <= tol, "gemm_prep %s level %d %lldx%dx%d: max diff to ref %g > %g", name, level,
            (long long)M, N, K, d, tol);
     /* against fp32: |x| <= 2, |w| <= 0.2, quantization steps 2/254 and 0.2/254 (int8) */
@@ -370,7 +372,7 @@ int main(void) {
     const int32_t QNK[][2] = {{1, 1}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}, {50, 130}};
     for (int32_t level = 4; level >= 0; level--) {
         sembed__cpu_isa_cap(level);
-        for (int prec = SEMBED_PRECISION_INT8; prec <= SEMBED_PRECISION_BF16; prec++)
+        for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_BF16; prec++)
             for (int i = 0; i < 8; i++)
                 for (int j = 0; j < 6; j++)
                     if (QM[i] * QNK[j][0] * QNK[j][1] < 60000000)

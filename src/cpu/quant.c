@@ -1,12 +1,14 @@
-/* cpu/quant.c — reduced-precision GEMMs of the CPU backend: INT8 (weights per output channel at
- * context creation, activations per row at run time; AMX int8 tiles, AVX-512 VNNI, or plain C)
- * and BF16 (AMX bf16 tiles, AVX512_BF16). Not the fp32 GEMM (ops.c) and not the reference
- * (src/ref/ops.c ref_gemm_prep, which these match: bit for bit for INT8).
+/* cpu/quant.c — GEMMs on weights prepared at context creation: FP32 packed for an AVX-512
+ * kernel, INT8 (weights per output channel, activations per row at run time; AMX int8 tiles,
+ * AVX-512 VNNI, or plain C) and BF16 (AMX bf16 tiles, AVX512_BF16). Not OpenBLAS's gemm_bias
+ * (ops.c) and not the reference (src/ref/ops.c ref_gemm_prep, which these match: bit for bit
+ * for INT8).
  *
  * Dimension letters: M rows of x and y, N output channels, K inputs; Np = N rounded up to 32
  * (two 16-column blocks, an AMX pair), Kp = K rounded up to 64 (one AMX tile row).
  *
  * Packed weights, per 16-column block nb (contiguous, Kp*16 elements):
+ *   FP32: (Kp, 16) floats: w[nb*16 + j, k] at [k][j];
  *   INT8: (Kp/4, 16, 4) bytes: w[nb*16 + j, 4*r + i] at [r][j][i] — a VNNI operand row and an
  *         AMX B-tile row (16 rows of 64 bytes per 64 k);
  *   BF16: (Kp/2, 16, 2) bf16 values, the same with pairs (16 rows of 64 bytes per 32 k).
@@ -61,8 +63,12 @@ int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
  * check): all four GEMMs in int8 gave a min cosine to fp32 of 0.9930 and a top-10 overlap of
  * 0.936; qkv in bf16 0.9964 / 0.957; qkv and FFN out in bf16 0.9980 / 0.969; all bf16 0.99996. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
+    const sembed__cpu_isa *isa = sembed__cpu_isa_get();
+    /* fp32: packed weights and our AVX-512 kernel (OpenBLAS repacks the weights on every call,
+     * which dominates a query's small GEMMs); without AVX-512, OpenBLAS */
+    if (precision == SEMBED_PRECISION_FP32) return isa->avx512 ? SEMBED_PRECISION_FP32 : -1;
     if (precision != SEMBED_PRECISION_INT8 || which == 1 || which == 2) return precision;
-    return sembed__cpu_isa_get()->avx512_bf16 ? SEMBED_PRECISION_BF16 : SEMBED_PRECISION_FP32;
+    return isa->avx512_bf16 ? SEMBED_PRECISION_BF16 : isa->avx512 ? SEMBED_PRECISION_FP32 : -1;
 }
 
 void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
@@ -82,9 +88,10 @@ void sembed__wprep_free(sembed__wprep *p) {
 sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
                                 int32_t precision, sembed__wprep **out, sembed_error *err) {
     *out = NULL;
-    if (precision != SEMBED_PRECISION_INT8 && precision != SEMBED_PRECISION_BF16)
-        return sembed__err(err, SEMBED_ERR_INVALID_ARG, "precision %d is not int8 (1) or bf16 (2)",
-                           precision);
+    if (precision != SEMBED_PRECISION_FP32 && precision != SEMBED_PRECISION_INT8 &&
+        precision != SEMBED_PRECISION_BF16)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "precision %d is not fp32 (0), int8 (1) or bf16 (2)", precision);
     if (precision == SEMBED_PRECISION_BF16 && !sembed__cpu_isa_get()->avx512_bf16)
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                            "precision bf16 needs a CPU with AVX512_BF16 (this one has none, or "
@@ -97,7 +104,8 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     p->Np = (N + 31) / 32 * 32;
     p->Kp = (K + 63) / 64 * 64;
     const size_t elems = (size_t)p->Np * (size_t)p->Kp;
-    const size_t esize = precision == SEMBED_PRECISION_INT8 ? 1 : 2;
+    const size_t esize = precision == SEMBED_PRECISION_INT8 ? 1
+                         : precision == SEMBED_PRECISION_BF16 ? 2 : 4;
     p->packed = sembed__calloc(elems, esize);
     p->scale = sembed__calloc((size_t)p->Np, sizeof(float));
     p->comp = sembed__calloc((size_t)p->Np, sizeof(int32_t));
@@ -112,6 +120,11 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
         const float *wn = w + (int64_t)n * K;
         const int64_t nb = n / 16, j = n % 16;
         p->bias[n] = b ? b[n] : 0.0f;
+        if (precision == SEMBED_PRECISION_FP32) {
+            float *dst = (float *)p->packed + nb * Kp * 16;
+            for (int32_t k = 0; k < K; k++) dst[k * 16 + j] = wn[k];
+            continue;
+        }
         if (precision == SEMBED_PRECISION_BF16) {
             uint16_t *dst = (uint16_t *)p->packed + nb * Kp * 16;
             for (int32_t k = 0; k < K; k++) dst[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(wn[k]);
@@ -451,7 +464,79 @@ TAMX static void bf16_amx(float *y, int32_t ldy, const uint16_t *q, int32_t rows
     }
     _tile_release();
 }
+/* ---- FP32 ------------------------------------------------------------------------------------ */
+
+/* MR rows x NB blocks of 16 columns: y = Σ_k x[r, k] w[n, k] with one FMA chain per output in k
+ * order (so a row's result does not depend on the blocking, M or the thread), then + b. */
+#define F32K(MR, NB)                                                                             \
+    T512 static void f32_##MR##x##NB(float *y, int32_t ldy, const float *x, int32_t ldx,         \
+                                     const sembed__wprep *p, int32_t nb) {                       \
+        const int64_t Kp = p->Kp;                                                                \
+        const float *W = (const float *)p->packed + (int64_t)nb * Kp * 16;                       \
+        __m512 acc[MR][NB];                                                                      \
+        for (int r = 0; r < MR; r++)                                                             \
+            for (int j = 0; j < NB; j++) acc[r][j] = _mm512_setzero_ps();                        \
+        for (int64_t k = 0; k < p->K; k++) {                                                     \
+            __m512 w[NB];                                                                        \
+            for (int j = 0; j < NB; j++) w[j] = _mm512_loadu_ps(W + j * Kp * 16 + k * 16);       \
+            for (int r = 0; r < MR; r++) {                                                       \
+                const __m512 xb = _mm512_set1_ps(x[(int64_t)r * ldx + k]);                       \
+                for (int j = 0; j < NB; j++) acc[r][j] = _mm512_fmadd_ps(xb, w[j], acc[r][j]);   \
+            }                                                                                    \
+        }                                                                                        \
+        for (int j = 0; j < NB; j++) {                                                           \
+            const int32_t n = (nb + j) * 16, left = p->N - n;                                    \
+            const __m512 b = _mm512_loadu_ps(p->bias + n);                                       \
+            for (int r = 0; r < MR; r++) {                                                       \
+                const __m512 v = _mm512_add_ps(acc[r][j], b);                                    \
+                float *yr = y + (int64_t)r * ldy;                                                \
+                if (left >= 16) _mm512_storeu_ps(yr + n, v);                                     \
+                else if (left > 0) _mm512_mask_storeu_ps(yr + n, (__mmask16)((1u << left) - 1), v); \
+            }                                                                                    \
+        }                                                                                        \
+    }
+F32K(1, 4)
+F32K(2, 4)
+F32K(3, 4)
+F32K(4, 4)
+F32K(5, 4)
+F32K(6, 4)
+F32K(1, 2)
+F32K(2, 2)
+F32K(3, 2)
+F32K(4, 2)
+F32K(5, 2)
+F32K(6, 2)
+
+typedef void (*f32_fn)(float *, int32_t, const float *, int32_t, const sembed__wprep *, int32_t);
+static const f32_fn f32_4[7] = {NULL, f32_1x4, f32_2x4, f32_3x4, f32_4x4, f32_5x4, f32_6x4};
+static const f32_fn f32_2[7] = {NULL, f32_1x2, f32_2x2, f32_3x2, f32_4x2, f32_5x2, f32_6x2};
+
+static void f32_avx512(float *y, int32_t ldy, const float *x, int32_t rows,
+                       const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+    for (int32_t nb = nb0; nb < nb1;) {
+        const bool four = nb + 4 <= nb1;
+        for (int32_t r = 0; r < rows; r += 6) {
+            const int32_t mr = rows - r < 6 ? rows - r : 6;
+            (four ? f32_4 : f32_2)[mr](y + (int64_t)r * ldy, ldy, x + (int64_t)r * p->K, p->K, p, nb);
+        }
+        nb += four ? 4 : 2;
+    }
+}
 #endif /* HAVE_X86 */
+
+/* The FP32 kernel in plain C (the same FMA chain per output, through fmaf). */
+static void f32_c(float *y, int32_t ldy, const float *x, int32_t rows, const sembed__wprep *p,
+                  int32_t nb0, int32_t nb1) {
+    const float *W = p->packed;
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t n = nb0 * 16; n < nb1 * 16 && n < p->N; n++) {
+            const float *wb = W + (int64_t)(n / 16) * p->Kp * 16 + n % 16;
+            float acc = 0;
+            for (int64_t k = 0; k < p->K; k++) acc = fmaf(x[(int64_t)r * p->K + k], wb[k * 16], acc);
+            y[(int64_t)r * ldy + n] = acc + p->bias[n];
+        }
+}
 
 /* ---- the op ---------------------------------------------------------------------------------- */
 
@@ -492,6 +577,16 @@ static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     const float *x = a->x + m0 * p->K;
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     (void)isa, (void)cbuf;
+    if (p->precision == SEMBED_PRECISION_FP32) {
+#ifdef HAVE_X86
+        if (isa->avx512) {
+            f32_avx512(y, p->N, x, rows, p, nb0, nb1);
+            return;
+        }
+#endif
+        f32_c(y, p->N, x, rows, p, nb0, nb1);
+        return;
+    }
     if (p->precision == SEMBED_PRECISION_BF16) {
 #ifdef HAVE_X86
         const int32_t rows_pad = isa->amx_bf16 ? (rows + 15) / 16 * 16 : rows;

@@ -215,6 +215,10 @@ static void ref_gemm_prep(float *y, const float *x, const sembed__wprep *p, int6
     const float *w, *b;
     int32_t N, K;
     sembed__wprep_source(p, &w, &b, &N, &K);
+    if (sembed__wprep_precision(p) == SEMBED_PRECISION_FP32) {
+        ref_gemm_bias(y, x, w, b, M, N, K, ex);
+        return;
+    }
     if (sembed__wprep_precision(p) == SEMBED_PRECISION_BF16) {
         for (int64_t m = 0; m < M; m++)
             for (int32_t n = 0; n < N; n++) {

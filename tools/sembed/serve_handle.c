@@ -657,10 +657,14 @@ static sembed_status open_sched(srv_server *S, const srv_options *o, const char 
         if (err) snprintf(err->msg, sizeof err->msg, "--workers %d: expected 1 to %d CPU workers (0 only beside a GPU)", n_cpu, SRV_SCHED_MAX_WORKERS - n);
         return SEMBED_ERR_INVALID_ARG;
     }
+    /* On the CPU, worker 0 is a query lane. Beside a GPU every CPU worker takes only small
+     * requests (when the router finds the GPU busy long enough): bulk stays on the GPU even
+     * when the measured costs are off. */
     const bool lane = !gpu && (o->query_lane < 0 ? n_cpu >= 2 : o->query_lane > 0);
     for (int32_t i = 0; i < n_cpu; i++)
         wp[n++] = (srv_sched_worker_params){.device = "cpu", .n_threads = o->threads,
-                                            .small_only = lane && i == 0};
+                                            .small_only = gpu || (lane && i == 0),
+                                            .nice = lane && i > 0 ? 10 : 0};
     srv_sched_params sp = {.n_workers = n, .workers = wp,
                            .max_batch_tokens = o->max_batch_tokens,
                            .bulk_batch_tokens = o->bulk_batch_tokens,

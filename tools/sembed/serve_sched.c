@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@ typedef struct worker {
     pthread_t thread;
     bool started;
     bool small_only; /* the query lane */
+    int32_t nice;
     int32_t max_tokens, bulk_tokens;
     srv_sched_cost cost;
     bool adapt; /* measured costs follow what batches really take (a CPU beside a GPU slows
@@ -258,6 +261,9 @@ static void run_batch(srv_sched *s, worker *w, int32_t S) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     srv_sched *s = w->s;
+    /* Linux threads have their own nice value: a bulk worker yields the cores to queries (and
+     * to the connection threads that tokenize them) when both want them. Best effort. */
+    if (w->nice > 0) (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), w->nice);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         const bool work = s->small.head || (!w->small_only && s->bulk.head);
@@ -325,28 +331,41 @@ static void *worker_main(void *arg) {
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-/* Measures a worker's cost: the fastest of a few encodes of one short text and of a batch of
- * longer ones, fitted to batch_s + tokens * token_s. */
+static sembed_status sched_fail(sembed_error *err, sembed_status st, const char *msg) {
+    if (err) {
+        err->status = st;
+        snprintf(err->msg, sizeof err->msg, "scheduler: %s", msg);
+    }
+    return st;
+}
+
+/* Measures a worker's cost: the fastest of a few encodes of one short text and of a batch as
+ * large as the worker's bulk budget (on a GPU a small batch is all fixed cost, so the per-token
+ * cost must come from a large one), fitted to batch_s + tokens * token_s. */
 static sembed_status calibrate(srv_sched *s, worker *w, sembed_error *err) {
     static const char *words[] = {"the", "embedding", "of", "a", "passage", "about", "rivers",
                                   "and", "mountains", "in", "France", "query", "search"};
-    enum { N_WORDS = sizeof words / sizeof words[0], LONG_WORDS = 120, MAX_TEXTS = 16 };
+    enum { N_WORDS = sizeof words / sizeof words[0], LONG_WORDS = 120 };
     char shortt[128], *longt = srv_malloc(LONG_WORDS * 12 + 1);
-    if (!longt) return SEMBED_ERR_NOMEM;
+    const char **texts = srv_malloc(sizeof(char *) * (size_t)s->p.max_batch_texts);
+    if (!longt || !texts) {
+        srv_free(longt);
+        srv_free(texts);
+        return sched_fail(err, SEMBED_ERR_NOMEM, "out of memory");
+    }
     int o = 0;
-    for (int k = 0; k < 12; k++) o += snprintf(shortt + o, sizeof shortt - (size_t)o, "%s%s", k ? " " : "", words[k % N_WORDS]);
+    for (int k = 0; k < 12; k++)
+        o += snprintf(shortt + o, sizeof shortt - (size_t)o, "%s%s", k ? " " : "", words[k % N_WORDS]);
     o = 0;
-    for (int k = 0; k < LONG_WORDS; k++) o += sprintf(longt + o, "%s%s", k ? " " : "", words[(k * 7) % N_WORDS]);
+    for (int k = 0; k < LONG_WORDS; k++)
+        o += sprintf(longt + o, "%s%s", k ? " " : "", words[(k * 7) % N_WORDS]);
     /* as many long texts as the bulk budget holds (a model's max length may cut them) */
     const int32_t R = sembed_model_max_length(s->model);
     const int32_t per = R < LONG_WORDS + 2 ? R : LONG_WORDS + 2;
     int32_t n_long = w->bulk_tokens / per;
-    if (n_long > MAX_TEXTS) n_long = MAX_TEXTS;
     if (n_long > s->p.max_batch_texts) n_long = s->p.max_batch_texts;
-    if (n_long < 2) n_long = 2;
-    if (n_long * per > w->max_tokens) n_long = w->max_tokens / per > 0 ? w->max_tokens / per : 1;
-    const char *texts[MAX_TEXTS];
-    for (int i = 0; i < MAX_TEXTS; i++) texts[i] = longt;
+    if (n_long < 1) n_long = 1;
+    for (int32_t i = 0; i < n_long; i++) texts[i] = longt;
     const char *one = shortt;
     double best[2] = {1e30, 1e30};
     int64_t tokens[2] = {0, 0};
@@ -364,6 +383,7 @@ static sembed_status calibrate(srv_sched *s, worker *w, sembed_error *err) {
             for (int32_t i = 0; i < n; i++) tokens[k] += w->info[i].n_tokens;
         }
     srv_free(longt);
+    srv_free(texts);
     if (st != SEMBED_OK) return st;
     double per_token = tokens[1] > tokens[0] ? (best[1] - best[0]) / (double)(tokens[1] - tokens[0]) : 0;
     if (!(per_token > 0)) per_token = best[1] / (double)(tokens[1] > 0 ? tokens[1] : 1);
@@ -396,14 +416,6 @@ void srv_sched_free(srv_sched *s) {
     pthread_cond_destroy(&s->work_cv);
     pthread_mutex_destroy(&s->mu);
     srv_free(s);
-}
-
-static sembed_status sched_fail(sembed_error *err, sembed_status st, const char *msg) {
-    if (err) {
-        err->status = st;
-        snprintf(err->msg, sizeof err->msg, "scheduler: %s", msg);
-    }
-    return st;
 }
 
 static bool is_cpu(const char *device) { return !device || !strcmp(device, "cpu"); }
@@ -439,6 +451,8 @@ sembed_status srv_sched_new(const sembed_model *model, const srv_sched_params *p
     srv_sched *s = srv_calloc(1, sizeof *s);
     if (!s) return sched_fail(err, SEMBED_ERR_NOMEM, "out of memory");
     s->model = model;
+    s->p = p; /* final budgets below; calibration needs max_batch_texts */
+    s->p.workers = NULL;
     s->dim = sembed_model_dim(model);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
@@ -457,6 +471,7 @@ sembed_status srv_sched_new(const sembed_model *model, const srv_sched_params *p
         w->s = s;
         w->id = i;
         w->small_only = wp.small_only && p.n_workers >= 2;
+        w->nice = wp.nice > 19 ? 19 : wp.nice;
         snprintf(w->device, sizeof w->device, "%s", wp.device ? wp.device : "cpu");
         w->max_tokens = wp.max_batch_tokens > 0 ? wp.max_batch_tokens : p.max_batch_tokens;
         if (w->max_tokens < R) w->max_tokens = R;

@@ -27,6 +27,8 @@ typedef struct srv_sched_worker_params {
     int32_t max_batch_tokens;  /* 0: the scheduler's */
     int32_t bulk_batch_tokens; /* 0: the scheduler's */
     bool small_only;           /* the query lane: takes only small requests */
+    int32_t nice;              /* > 0: the worker's thread runs at this nice value, below the
+                                  query lane and the connection threads (bulk workers) */
     srv_sched_cost cost;       /* {0, 0}: measured at start when the workers' devices differ
                                   (or with srv_sched_params.calibrate), else equal for all.
                                   Measured costs of mixed devices then follow a moving average

@@ -7,6 +7,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 TEST_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+PARITY_BUILD ?= build-parity
 FUZZ_SECONDS ?= 60
 PYTHON ?= python3
 TEST_MODELS = all-MiniLM-L6-v2 all-mpnet-base-v2 bert-base-cased bert-base-multilingual-cased \
@@ -34,9 +35,16 @@ test: deps models
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEMBED_SANITIZE=ON \
 	      -DSEMBED_WERROR=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j$(JOBS)
-	cd $(TEST_BUILD) && SEMBED_REQUIRE_MODELS=1 ASAN_OPTIONS=detect_leaks=1 \
+	cd $(TEST_BUILD) && SEMBED_REQUIRE_MODELS=1 SEMBED_TEST_TEXT_STRIDE=8 ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j$(JOBS)
+	@# golden parity over every text in a Release build (the sanitizer run above checks every
+	@# 8th: instrumented SIMD kernels run ~10x slower there)
+	cmake -S . -B $(PARITY_BUILD) -DCMAKE_BUILD_TYPE=Release -DSEMBED_CUDA=OFF \
+	      -DSEMBED_WERROR=ON >/dev/null
+	cmake --build $(PARITY_BUILD) -j$(JOBS) --target test_embed_golden test_precision
+	cd $(PARITY_BUILD) && SEMBED_REQUIRE_MODELS=1 \
+	    ctest --output-on-failure -j$(JOBS) -R '^(test_embed_golden|test_embed_golden_random|test_precision)$$'
 
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -48,4 +56,4 @@ bench-tokenize: build models
 	$(PYTHON) bench/tokenize_bench.py --sembed $(BUILD)/sembed
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD) $(PARITY_BUILD)

@@ -85,7 +85,7 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
     CHECKF(meta != NULL, "%s: %s", path, je.text);
     if (!meta) return;
     const int32_t dim = (int32_t)json_integer_value(json_object_get(meta, "dim"));
-    const int32_t n = (int32_t)json_integer_value(json_object_get(meta, "n_texts"));
+    int32_t n = (int32_t)json_integer_value(json_object_get(meta, "n_texts"));
     json_t *idx = json_object_get(meta, "corpus_indices");
     snprintf(path, sizeof path, GOLDEN "%s.f32.gz", name);
     float *golden = read_f32_gz(path, (int64_t)n * dim);
@@ -100,6 +100,16 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
         int32_t c = (int32_t)json_integer_value(json_array_get(idx, (size_t)i));
         if (c < 0 || c >= n_corpus) c = 0;
         texts[i] = corpus[c], lens[i] = corpus_len[c];
+    }
+    const int32_t stride = t_text_stride(); /* SEMBED_TEST_TEXT_STRIDE: every k-th text */
+    if (stride > 1) {
+        int32_t m = 0;
+        for (int32_t i = 0; i < n; i += stride, m++) {
+            texts[m] = texts[i], lens[m] = lens[i];
+            memmove(golden + (int64_t)m * dim, golden + (int64_t)i * dim, sizeof(float) * (size_t)dim);
+        }
+        printf("%s: every %dth golden text (SEMBED_TEST_TEXT_STRIDE): %d of %d\n", name, stride, m, n);
+        n = m;
     }
     sembed_error err = {0};
     sembed_model *model = NULL;

@@ -468,7 +468,11 @@ static void test_errors(void) {
         char b[512];
         strcpy(b, "{\"inputs\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]}");
         hc_resp r;
-        CHECK(posts("/embed", b, &r) && r.status == 200);
+        bool sent = posts("/embed", b, &r);
+        CHECK(sent && r.status == 200);
+        if (!sent || r.status != 200)
+            fprintf(stderr, "  8 inputs at --max-inputs 8: sent %d, status %d, body %.300s\n", sent,
+                    sent ? r.status : 0, sent && r.body ? r.body : "");
         hc_resp_free(&r);
         expect_error("/embed", "{\"inputs\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
                      422, "batch size 9");

@@ -128,3 +128,9 @@ void t_rmdir(char *dir) {
     rm_rf(dir);
     free(dir);
 }
+
+int32_t t_text_stride(void) {
+    const char *s = getenv("SEMBED_TEST_TEXT_STRIDE");
+    long k = s ? strtol(s, NULL, 10) : 1;
+    return k >= 1 && k <= 1000 ? (int32_t)k : 1;
+}

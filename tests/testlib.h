@@ -42,6 +42,11 @@ const char *t_model_dir(const char *name);
 /* Like t_model_dir but returns NULL instead of exiting. */
 const char *t_model_dir_opt(const char *name);
 
+/* SEMBED_TEST_TEXT_STRIDE=k: the golden-corpus tests check every k-th text only (>= 1; 1 when
+ * unset). `make test` sets it for the sanitizer run, where the fast ops run ~10x slower, and
+ * runs the same tests over every text in a Release build. */
+int32_t t_text_stride(void);
+
 /* Reads a gzip (or plain) file line by line. Returns NULL at the end. The line excludes '\n'
  * and stays valid until the next call. */
 typedef struct t_lines t_lines;

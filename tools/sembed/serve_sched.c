@@ -217,6 +217,15 @@ static sembed_status encode_run(worker *w, int32_t first, int32_t n, int32_t str
     return sembed_encode_ex(w->ctx, n, w->texts, w->lens, &o, w->out, cap, w->info, e);
 }
 
+/* n texts leave the queue's count before their requests are answered: a client that has its
+ * reply and sends the next request at once must find them gone (the count is the admission
+ * limit, --max-queue). */
+static void release_queued(srv_sched *s, int32_t n) {
+    pthread_mutex_lock(&s->mu);
+    s->st.queued_texts -= n;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* Encodes the batch: entries are grouped (stable) by options, one call per group. */
 static void run_batch(srv_sched *s, worker *w, int32_t S) {
     /* group: move entries of the first entry's group to the front, repeat on the rest */
@@ -235,6 +244,7 @@ static void run_batch(srv_sched *s, worker *w, int32_t S) {
         sembed_status st = encode_run(w, g, n, stride, &e);
         const double dt = now_s() - t0;
         if (st == SEMBED_OK) {
+            release_queued(s, n);
             for (int32_t i = 0; i < n; i++)
                 finish_input(w, w->batch[g + i].job, w->batch[g + i].index,
                              w->out + (int64_t)i * stride, &w->info[i], SEMBED_OK, NULL, dt);
@@ -249,13 +259,13 @@ static void run_batch(srv_sched *s, worker *w, int32_t S) {
                     snprintf(e1.msg, sizeof e1.msg, "input %d: %.480s", w->batch[g + i].index, m);
                     e1.status = s1;
                 }
+                release_queued(s, 1);
                 finish_input(w, w->batch[g + i].job, w->batch[g + i].index, w->out, w->info, s1,
                              &e1, dt);
             }
         }
         g = end;
     }
-    (void)s;
 }
 
 static void *worker_main(void *arg) {
@@ -312,7 +322,6 @@ static void *worker_main(void *arg) {
             const double per = (dt - w->cost.batch_s) / (double)T;
             if (per > 0) w->cost.token_s = 0.7 * w->cost.token_s + 0.3 * per;
         }
-        s->st.queued_texts -= S;
         s->st.batches++;
         s->st.batch_texts += S;
         s->st.batch_tokens += T;

@@ -136,11 +136,13 @@ static void test_routing_live(void) {
         srv_sched_job jq = {.n = 1, .texts = (const char *const *)&small, .lens = &sl,
                             .n_tokens = &sn, .out = got};
         srv_sched_stats st0, st1;
-        for (int i = 0; i < 400; i++) { /* the last batch's counters land after its job ends */
+        for (int i = 0; i < 400; i++) { /* the last batch's counters land after its job ends:
+                                            wait for all three texts run above */
             srv_sched_get_stats(s, &st0);
-            if (st0.queued_texts == 0) break;
+            if (st0.queued_texts == 0 && st0.batch_texts == 3) break;
             usleep(5000);
         }
+        CHECKF(st0.batch_texts == 3, "%lld texts counted before the pair", (long long)st0.batch_texts);
         CHECK(srv_sched_submit(s, &jb) == SRV_SCHED_ADMITTED);
         CHECK(srv_sched_submit(s, &jq) == SRV_SCHED_ADMITTED);
         srv_sched_wait(&jq);

@@ -33,12 +33,6 @@ static char *make_text(int i) {
     return s;
 }
 
-static double cosine(const float *a, const float *b, int n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
-    return ab / (sqrt(aa) * sqrt(bb) + 1e-30);
-}
-
 int main(void) {
     if (sembed__cuda_device_count() < 1) {
         printf("test_cuda_encode: no CUDA device, skipped\n");
@@ -77,7 +71,7 @@ int main(void) {
     double worst = 1;
     int worst_i = -1;
     for (int i = 0; i < N_TEXTS; i++) {
-        double c = cosine(vc + (size_t)i * dim, vg + (size_t)i * dim, dim);
+        double c = t_cosine(vc + (size_t)i * dim, vg + (size_t)i * dim, dim);
         bool finite = true;
         for (int k = 0; k < dim; k++) finite = finite && isfinite(vg[(size_t)i * dim + k]);
         CHECKF(finite, "text %d: NaN/Inf in the CUDA vector", i);

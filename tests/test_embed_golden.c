@@ -23,53 +23,8 @@
 #define CORPUS "tests/golden/tokenizer/corpus.jsonl.gz"
 #define BATCH 64
 
-typedef struct text {
-    char *s;
-    size_t len;
-} text;
-
-static text *corpus;
+static t_text *corpus;
 static int32_t n_corpus;
-
-static bool load_corpus(void) {
-    t_lines *l = t_lines_open(CORPUS);
-    if (!l) return false;
-    int32_t cap = 1 << 15;
-    corpus = malloc(sizeof *corpus * (size_t)cap);
-    const char *line;
-    size_t len;
-    while ((line = t_lines_next(l, &len))) {
-        json_error_t e;
-        json_t *j = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-        if (!json_is_string(j)) return false;
-        if (n_corpus == cap) corpus = realloc(corpus, sizeof *corpus * (size_t)(cap *= 2));
-        corpus[n_corpus].len = json_string_length(j);
-        corpus[n_corpus].s = malloc(corpus[n_corpus].len + 1);
-        memcpy(corpus[n_corpus].s, json_string_value(j), corpus[n_corpus].len + 1);
-        n_corpus++;
-        json_decref(j);
-    }
-    t_lines_close(l);
-    return true;
-}
-
-static float *read_f32_gz(const char *path, int64_t n) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return NULL;
-    float *v = malloc(sizeof(float) * (size_t)n);
-    int64_t got = 0;
-    while (got < n) {
-        int r = gzread(f, (char *)v + got * 4,
-                       (unsigned)((n - got) * 4 > (1 << 30) ? (1 << 30) : (n - got) * 4));
-        if (r <= 0) break;
-        got += r / 4;
-    }
-    char extra;
-    bool ok = got == n && gzread(f, &extra, 1) == 0;
-    gzclose(f);
-    if (!ok) free(v);
-    return ok ? v : NULL;
-}
 
 typedef struct stats {
     double max_abs;
@@ -111,7 +66,7 @@ static void check_model(const char *name) {
     json_t *idx = json_object_get(meta, "corpus_indices"), *ntok = json_object_get(meta, "n_tokens");
     CHECK(n >= 500 && (int32_t)json_array_size(idx) == n && (int32_t)json_array_size(ntok) == n);
     snprintf(path, sizeof path, GOLDEN "%s.f32.gz", name);
-    float *golden = read_f32_gz(path, (int64_t)n * dim);
+    float *golden = t_read_f32_gz(path, (int64_t)n * dim);
     CHECKF(golden != NULL, "%s: cannot read %d x %d floats", path, n, dim);
     if (!golden || n < 500) goto out_meta;
 
@@ -243,7 +198,7 @@ out_meta:
 }
 
 int main(int argc, char **argv) {
-    if (!load_corpus()) {
+    if (!t_corpus_load(CORPUS, &corpus, &n_corpus)) {
         fprintf(stderr, "cannot read %s\n", CORPUS);
         return 1;
     }
@@ -253,8 +208,7 @@ int main(int argc, char **argv) {
         check_model("all-MiniLM-L6-v2");
         check_model("all-mpnet-base-v2"); /* the stand-ins: CTest's test_embed_golden_random */
     }
-    for (int32_t i = 0; i < n_corpus; i++) free(corpus[i].s);
-    free(corpus);
+    t_corpus_free(corpus, n_corpus);
     if (t_checks == 0) return 77;
     return t_done("test_embed_golden");
 }

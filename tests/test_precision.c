@@ -16,58 +16,8 @@
 #define CORPUS "tests/golden/tokenizer/corpus.jsonl.gz"
 #define BATCH 64
 
-static char **corpus;
-static size_t *corpus_len;
+static t_text *corpus;
 static int32_t n_corpus;
-
-static bool load_corpus(void) {
-    t_lines *l = t_lines_open(CORPUS);
-    if (!l) return false;
-    int32_t cap = 1 << 15;
-    corpus = malloc(sizeof *corpus * (size_t)cap);
-    corpus_len = malloc(sizeof *corpus_len * (size_t)cap);
-    const char *line;
-    size_t len;
-    while ((line = t_lines_next(l, &len))) {
-        json_error_t e;
-        json_t *j = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-        if (!json_is_string(j)) return false;
-        if (n_corpus == cap) {
-            cap *= 2;
-            corpus = realloc(corpus, sizeof *corpus * (size_t)cap);
-            corpus_len = realloc(corpus_len, sizeof *corpus_len * (size_t)cap);
-        }
-        corpus_len[n_corpus] = json_string_length(j);
-        corpus[n_corpus] = malloc(corpus_len[n_corpus] + 1);
-        memcpy(corpus[n_corpus], json_string_value(j), corpus_len[n_corpus] + 1);
-        n_corpus++;
-        json_decref(j);
-    }
-    t_lines_close(l);
-    return true;
-}
-
-static float *read_f32_gz(const char *path, int64_t n) {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return NULL;
-    float *v = malloc(sizeof(float) * (size_t)n);
-    int64_t got = 0;
-    while (got < n) {
-        int r = gzread(f, (char *)v + got * 4, (unsigned)((n - got) * 4 > (1 << 30) ? (1 << 30) : (n - got) * 4));
-        if (r <= 0) break;
-        got += r / 4;
-    }
-    gzclose(f);
-    if (got != n) free(v);
-    return got == n ? v : NULL;
-}
-
-static double cosine(const float *a, const float *b, int32_t dim) {
-    double dot = 0, na = 0, nb = 0;
-    for (int32_t k = 0; k < dim; k++)
-        dot += (double)a[k] * b[k], na += (double)a[k] * a[k], nb += (double)b[k] * b[k];
-    return dot / (sqrt(na) * sqrt(nb) + 1e-30);
-}
 
 static void check(const char *name, sembed_precision prec, double min_cos) {
     const char *pname = prec == SEMBED_PRECISION_INT8 ? "int8" : "bf16";
@@ -88,7 +38,7 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
     int32_t n = (int32_t)json_integer_value(json_object_get(meta, "n_texts"));
     json_t *idx = json_object_get(meta, "corpus_indices");
     snprintf(path, sizeof path, GOLDEN "%s.f32.gz", name);
-    float *golden = read_f32_gz(path, (int64_t)n * dim);
+    float *golden = t_read_f32_gz(path, (int64_t)n * dim);
     CHECKF(golden != NULL && n >= 500, "%s: cannot read %d x %d floats", path, n, dim);
     if (!golden) {
         json_decref(meta);
@@ -99,7 +49,7 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
     for (int32_t i = 0; i < n; i++) {
         int32_t c = (int32_t)json_integer_value(json_array_get(idx, (size_t)i));
         if (c < 0 || c >= n_corpus) c = 0;
-        texts[i] = corpus[c], lens[i] = corpus_len[c];
+        texts[i] = corpus[c].s, lens[i] = corpus[c].len;
     }
     const int32_t stride = t_text_stride(); /* SEMBED_TEST_TEXT_STRIDE: every k-th text */
     if (stride > 1) {
@@ -138,7 +88,7 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
     double worst = 2, mean = 0;
     int32_t bad = 0, worst_i = -1;
     for (int32_t i = 0; i < n; i++) {
-        const double c = cosine(v + (int64_t)i * dim, golden + (int64_t)i * dim, dim);
+        const double c = t_cosine(v + (int64_t)i * dim, golden + (int64_t)i * dim, dim);
         mean += c / n;
         if (!(c >= min_cos)) bad++;
         if (c < worst || c != c) worst = c, worst_i = i;
@@ -147,7 +97,7 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
            n, worst, worst_i, mean);
     CHECKF(bad == 0, "%s %s: %d texts under cosine %.3f", name, pname, bad, min_cos);
     /* still discriminative: not one vector for every text */
-    CHECK(cosine(v, v + dim, dim) < 0.99);
+    CHECK(t_cosine(v, v + dim, dim) < 0.99);
 
     /* batch invariance: every 3rd text alone equals its row of the batched run */
     int32_t differ = 0;
@@ -166,7 +116,7 @@ static void check(const char *name, sembed_precision prec, double min_cos) {
         s = sembed_encode(rc, 1, &texts[i], &lens[i], one, dim, NULL, &err);
         /* not bit-equal to the fast ops: the fp32 ops between the GEMMs round differently, and
          * a quantized step can flip; judged like them, against fp32 */
-        const double c = cosine(one, golden + (int64_t)i * dim, dim);
+        const double c = t_cosine(one, golden + (int64_t)i * dim, dim);
         CHECKF(s == SEMBED_OK && c >= min_cos, "%s %s: reference ops text %d: cosine %.6f to fp32",
                name, pname, i, c);
     }
@@ -180,7 +130,7 @@ out:
 }
 
 int main(void) {
-    CHECKF(load_corpus(), "cannot read %s", CORPUS);
+    CHECKF(t_corpus_load(CORPUS, &corpus, &n_corpus), "cannot read %s", CORPUS);
     check("all-MiniLM-L6-v2", SEMBED_PRECISION_INT8, 0.995);
     check("all-MiniLM-L6-v2", SEMBED_PRECISION_BF16, 0.999);
     /* bge-small-en-v1.5's shape with random weights (scripts/fetch_models.py). Not checked:
@@ -201,7 +151,6 @@ int main(void) {
         }
         sembed_model_free(model);
     }
-    for (int32_t i = 0; i < n_corpus; i++) free(corpus[i]);
-    free(corpus), free(corpus_len);
+    t_corpus_free(corpus, n_corpus);
     return t_done("test_precision");
 }

@@ -1,6 +1,8 @@
 /* testlib.c — the test harness (see testlib.h). */
 #include "testlib.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +135,64 @@ int32_t t_text_stride(void) {
     const char *s = getenv("SEMBED_TEST_TEXT_STRIDE");
     long k = s ? strtol(s, NULL, 10) : 1;
     return k >= 1 && k <= 1000 ? (int32_t)k : 1;
+}
+
+bool t_corpus_load(const char *path, t_text **out, int32_t *n) {
+    *out = NULL, *n = 0;
+    t_lines *l = t_lines_open(path);
+    if (!l) return false;
+    int32_t cap = 1 << 15, k = 0;
+    t_text *v = malloc(sizeof *v * (size_t)cap);
+    const char *line;
+    size_t len;
+    bool ok = true;
+    while (ok && (line = t_lines_next(l, &len))) {
+        json_t *j = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        ok = json_is_string(j);
+        if (ok) {
+            if (k == cap) v = realloc(v, sizeof *v * (size_t)(cap *= 2));
+            v[k].len = json_string_length(j);
+            v[k].s = malloc(v[k].len + 1);
+            memcpy(v[k].s, json_string_value(j), v[k].len + 1);
+            k++;
+        }
+        json_decref(j);
+    }
+    t_lines_close(l);
+    if (!ok) {
+        t_corpus_free(v, k);
+        return false;
+    }
+    *out = v, *n = k;
+    return true;
+}
+
+void t_corpus_free(t_text *texts, int32_t n) {
+    for (int32_t i = 0; i < n && texts; i++) free(texts[i].s);
+    free(texts);
+}
+
+float *t_read_f32_gz(const char *path, int64_t n) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) return NULL;
+    float *v = malloc(sizeof(float) * (size_t)n);
+    int64_t got = 0;
+    while (got < n) {
+        int r = gzread(f, (char *)v + got * 4,
+                       (unsigned)((n - got) * 4 > (1 << 30) ? (1 << 30) : (n - got) * 4));
+        if (r <= 0) break;
+        got += r / 4;
+    }
+    char extra;
+    bool ok = got == n && gzread(f, &extra, 1) == 0;
+    gzclose(f);
+    if (!ok) free(v);
+    return ok ? v : NULL;
+}
+
+double t_cosine(const float *a, const float *b, int32_t dim) {
+    double dot = 0, na = 0, nb = 0;
+    for (int32_t k = 0; k < dim; k++)
+        dot += (double)a[k] * b[k], na += (double)a[k] * a[k], nb += (double)b[k] * b[k];
+    return dot / (sqrt(na) * sqrt(nb) + 1e-30);
 }

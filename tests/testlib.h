@@ -54,6 +54,20 @@ t_lines *t_lines_open(const char *path);
 const char *t_lines_next(t_lines *l, size_t *len);
 void t_lines_close(t_lines *l);
 
+/* A text of the golden tokenizer corpus (its bytes may hold NULs; s is NUL-terminated too). */
+typedef struct t_text {
+    char *s;
+    size_t len;
+} t_text;
+/* Reads a .jsonl(.gz) file of one JSON string per line into *out (*n texts); false on any bad
+ * line. Free with t_corpus_free. */
+bool t_corpus_load(const char *path, t_text **out, int32_t *n);
+void t_corpus_free(t_text *texts, int32_t n);
+/* Exactly n float32 from a gzip file (none more), or NULL. The caller frees. */
+float *t_read_f32_gz(const char *path, int64_t n);
+/* Cosine of two vectors in double. */
+double t_cosine(const float *a, const float *b, int32_t dim);
+
 /* Writes `size` bytes to a new temporary file under a fresh temporary folder; returns the
  * folder path (static storage per call slot; free with t_rmdir). */
 char *t_tmpdir(void);

@@ -244,6 +244,13 @@ static void prompt_names(const srv_server *S, char *buf, size_t cap) {
 }
 
 /* Tokenizes prompt + text for the counts; the vector comes from the worker's own encode. */
+/* The TEI error for input i when truncation is off and it has more tokens than the model takes. */
+static void too_long(srv_error *e, const srv_server *S, const sembed_tokens *t, int i) {
+    srv_fail(e, 422, "Validation",
+             "Input validation error: `inputs` must have less than %d tokens. Given: %d (input %d)",
+             S->R, t->n_full, i);
+}
+
 static sembed_status count_tokens(const srv_server *S, const char *prompt, const char *text,
                                   size_t len, int32_t *ids, sembed_tokens *t, sembed_error *te) {
     *t = (sembed_tokens){.ids = ids, .capacity = S->R};
@@ -335,10 +342,7 @@ static void handle_embed(srv_server *S, srv_route route, const char *body, size_
             goto done;
         }
         if (t.truncated && !r.truncate) {
-            srv_fail(&e, 422, "Validation",
-                     "Input validation error: `inputs` must have less than %d tokens. Given: %d "
-                     "(input %d)",
-                     S->R, t.n_full, i);
+            too_long(&e, S, &t, i);
             srv_reply_error(res, route, &e);
             goto done;
         }
@@ -501,10 +505,7 @@ static void handle_tokenize(srv_server *S, const char *body, size_t len, srv_rep
             goto done;
         }
         if (t.truncated && !r.truncate) {
-            srv_fail(&e, 422, "Validation",
-                     "Input validation error: `inputs` must have less than %d tokens. Given: %d "
-                     "(input %d)",
-                     S->R, t.n_full, i);
+            too_long(&e, S, &t, i);
             srv_reply_error(res, route, &e);
             goto done;
         }

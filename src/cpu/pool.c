@@ -1,21 +1,51 @@
-/* cpu/pool.c — a fixed pool of worker threads that run an op's tasks by index. The pool's own
- * mutex and condition variables hand work out and collect it; the ops themselves take no locks.
- * Not a general task queue: one run at a time, from one thread (the owning context's). */
+/* cpu/pool.c — a fixed pool of worker threads that run an op's tasks by index. A run is handed
+ * out by bumping an atomic generation and collected by an atomic count of workers still busy;
+ * both sides spin on these for a while (SPIN_US) before they sleep on the pool's condition
+ * variables, because a forward pass is dozens of short runs back to back: waking a sleeping
+ * thread through the kernel cost 20-50 µs a run on the 2-core dev VM, half of a query's time.
+ * The ops themselves take no locks. Not a general task queue: one run at a time, from one
+ * thread (the owning context's).
+ *
+ * No lost wake-up: a worker about to sleep counts itself in `sleepers` and re-reads the
+ * generation under the mutex; the caller publishes the generation before it reads `sleepers`
+ * (both sequentially consistent), so either the worker sees the new run or the caller sees the
+ * sleeper and broadcasts under the mutex. The same pairing holds for the caller's sleep on
+ * `pending` (caller_sleeping). */
 #include "backend.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* How long a thread spins for the next run (a worker) or for the run's end (the caller) before
+ * it sleeps; SEMBED_POOL_SPIN_US overrides it (0: always sleep at once). */
+#define SPIN_US_DEFAULT 300
+#define YIELD_AFTER_NS 20000
 
 struct sembed__pool {
     int32_t n_threads;
     int32_t n_started; /* workers actually running (threads 1..n_started) */
+    int64_t spin_ns;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t go;
     pthread_cond_t done;
-    uint64_t generation; /* bumped per run */
-    int32_t pending;     /* workers that have not finished the current run */
-    bool stop;
+    _Atomic uint64_t generation; /* bumped per run */
+    _Atomic int32_t pending;     /* workers that have not finished the current run */
+    _Atomic int32_t sleepers;    /* workers waiting on `go` */
+    _Atomic int32_t caller_sleeping;
+    _Atomic bool stop;
+    /* the run: written by the caller before the generation is bumped */
     sembed__pool_fn fn;
     void *arg;
     int32_t n_tasks;
@@ -26,6 +56,41 @@ typedef struct worker_arg {
     int32_t id;
 } worker_arg;
 
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins until pred(p, v) holds or the pool's spin time passes; true if it holds. */
+static bool spin_until(sembed__pool *p, bool (*pred)(sembed__pool *, uint64_t), uint64_t v) {
+    if (pred(p, v)) return true;
+    if (p->spin_ns <= 0) return false;
+    const int64_t start = now_ns(), end = start + p->spin_ns;
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            CPU_RELAX();
+            if (pred(p, v)) return true;
+        }
+        const int64_t t = now_ns();
+        if (t >= end) return false;
+        /* past the first stretch, give the CPU to any thread waiting for it (perhaps the one
+         * this thread waits on: with more runnable threads than cores, pure spinning took a
+         * query's p99 from 3 to 35 ms on the dev VM) */
+        if (t - start > YIELD_AFTER_NS) sched_yield();
+    }
+}
+
+static bool new_run(sembed__pool *p, uint64_t seen) {
+    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
+           atomic_load_explicit(&p->stop, memory_order_acquire);
+}
+
+static bool run_done(sembed__pool *p, uint64_t unused) {
+    (void)unused;
+    return atomic_load_explicit(&p->pending, memory_order_acquire) == 0;
+}
+
 static void run_share(sembed__pool_fn fn, void *arg, int32_t n_tasks, int32_t id, int32_t n) {
     for (int32_t t = id; t < n_tasks; t += n) fn(arg, t, n_tasks, id);
 }
@@ -35,20 +100,24 @@ static void *worker_main(void *v) {
     int32_t id = ((worker_arg *)v)->id;
     sembed__free(v);
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->generation == seen && !p->stop) pthread_cond_wait(&p->go, &p->mu);
-        if (p->stop) break;
-        seen = p->generation;
-        sembed__pool_fn fn = p->fn;
-        void *arg = p->arg;
-        int32_t n_tasks = p->n_tasks, n = p->n_threads;
-        pthread_mutex_unlock(&p->mu);
-        run_share(fn, arg, n_tasks, id, n);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        if (!spin_until(p, new_run, seen)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->go, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        run_share(p->fn, p->arg, p->n_tasks, id, p->n_threads);
+        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -60,6 +129,19 @@ sembed_status sembed__pool_new(int32_t n_threads, sembed__pool **out, sembed_err
     sembed__pool *p = sembed__calloc(1, sizeof *p);
     if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory creating a thread pool");
     p->n_threads = n_threads;
+    int64_t spin_us = SPIN_US_DEFAULT;
+    const char *env = getenv("SEMBED_POOL_SPIN_US");
+    if (env && *env) {
+        char *end;
+        long long v = strtoll(env, &end, 10);
+        if (*end == '\0' && v >= 0 && v <= 1000000) spin_us = v;
+    }
+    p->spin_ns = spin_us * 1000;
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->caller_sleeping, 0);
+    atomic_init(&p->stop, false);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -93,7 +175,7 @@ sembed_status sembed__pool_new(int32_t n_threads, sembed__pool **out, sembed_err
 void sembed__pool_free(sembed__pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
+    atomic_store(&p->stop, true);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     for (int32_t i = 1; i <= p->n_started; i++) pthread_join(p->threads[i], NULL);
@@ -113,16 +195,23 @@ void sembed__pool_run(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_
         return;
     }
     SEMBED_ASSERT(p->n_started == p->n_threads - 1);
-    pthread_mutex_lock(&p->mu);
+    SEMBED_ASSERT(atomic_load(&p->pending) == 0);
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
-    p->pending = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->go);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->pending, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1); /* publishes fn, arg, n_tasks (seq_cst) */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->go);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_share(fn, arg, n_tasks, 0, p->n_threads);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    if (!spin_until(p, run_done, 0)) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_sleeping, 1);
+        while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
+        atomic_store(&p->caller_sleeping, 0);
+        pthread_mutex_unlock(&p->mu);
+    }
 }

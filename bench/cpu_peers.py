@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CPU peers benchmark (issue 6): sembed (fp32 and int8, through ctypes on libsembed) beside
+"""CPU peers benchmark (issue 6): sembed (fp32, int8, and on request fp32-strict as the peer
+`sembed-fp32-strict`; through ctypes on libsembed) beside
 sentence-transformers on torch fp32 and ONNX Runtime (fp32 and its dynamic int8 quantization,
 the model exported to ONNX here with torch.onnx), all with the same thread count on the same
 texts. Workloads of ../shared/BENCH.md: `mixed` (throughput, texts/s and real tokens/s) and
@@ -57,7 +58,7 @@ def build_shared(build):
 
 
 class Sembed:
-    PRECISION = {"fp32": 0, "int8": 1, "bf16": 2}
+    PRECISION = {"fp32": 0, "int8": 1, "bf16": 2, "fp32-strict": 3}
 
     def __init__(self, lib, model_dir, threads, precision):
         self.lib = lib
@@ -280,7 +281,8 @@ def main():
         engines, closers = {}, []
         for peer in peers:
             if peer.startswith("sembed"):
-                prec = "int8" if peer.endswith("int8") else "fp32"
+                # sembed (fp32: bf16x3 on AMX), sembed-int8, sembed-fp32-strict (fp32 FMA only)
+                prec = peer[len("sembed-"):] if peer.startswith("sembed-") else "fp32"
                 try:
                     se = Sembed(lib, mdir, a.threads, prec)
                 except RuntimeError as e:
@@ -367,7 +369,7 @@ def main():
             m, q = R[peer]["mixed"], R[peer]["query"]
             ratio = ""
             base = "sembed-int8" if peer.endswith("int8") else "sembed"
-            if base in R and base != peer:
+            if base in R and base != peer and not peer.startswith("sembed"):
                 ratio = "%s %.2fx; %.2fx" % (base, R[base]["mixed"]["texts_per_s"] / m["texts_per_s"],
                                              q["p50_ms"] / R[base]["query"]["p50_ms"])
             if peer == "st" and "sembed" in R:

@@ -136,18 +136,24 @@ extern const sembed__backend sembed__backend_cpu;
 
 /* ---- reduced-precision weights (src/cpu/quant.c) ------------------------------------------ */
 
-/* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _INT8 or _BF16;
- * the pointers must outlive the result). BF16 needs AVX512_BF16: SEMBED_ERR_UNSUPPORTED without. */
+/* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _FP32_STRICT,
+ * _INT8 or _BF16; the pointers must outlive the result). BF16 needs AVX512_BF16:
+ * SEMBED_ERR_UNSUPPORTED without. FP32 is split (sembed__wprep_split) where the CPU has AMX
+ * bf16; FP32_STRICT never is (its preparation then reports precision FP32). */
 sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
                                 int32_t precision, sembed__wprep **out, sembed_error *err);
 void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
 /* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of a layer
- * gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 is
- * prepared (packed for the AVX-512 kernel) where the CPU has AVX-512; INT8 keeps qkv and FFN
+ * gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 and
+ * FP32_STRICT are prepared (split for AMX, or packed for the AVX-512 kernel) where the CPU has
+ * AVX-512; INT8 keeps qkv and FFN
  * out (the GEMMs whose int8 error costs most) in BF16 where the CPU has AVX512_BF16, else in
  * FP32. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which);
 int32_t sembed__wprep_precision(const sembed__wprep *p);
+/* FP32 prepared where the CPU has AMX bf16 is `split`: y = Σ_k xh·wh + xl·wh + xh·wl with
+ * v = hi + lo, hi = bf16(v), lo = bf16(v - hi) (src/cpu/quant.c, bf16x3_amx). */
+bool sembed__wprep_split(const sembed__wprep *p);
 /* The fp32 weights a preparation came from: w (N, K), b (N) or NULL, and N, K. */
 void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
                           int32_t *K);
@@ -157,6 +163,8 @@ void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int
                            const sembed__exec *ex);
 int64_t sembed__cpu_prep_scratch(int32_t max_k);
 
+/* bf16(x - bf16(x)): the low part of x split in two bf16 values. */
+float sembed__bf16_lo(float x);
 /* bf16 of x, rounded to nearest even (NaN kept a NaN), as an fp32 value. */
 float sembed__bf16_round(float x);
 

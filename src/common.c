@@ -140,3 +140,21 @@ int sembed__n_cpus(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
+
+static const char *const precision_names[] = {"fp32", "int8", "bf16", "fp32-strict"};
+
+const char *sembed_precision_name(sembed_precision precision) {
+    const int i = (int)precision;
+    return i >= 0 && i < (int)(sizeof precision_names / sizeof *precision_names)
+               ? precision_names[i]
+               : NULL;
+}
+
+sembed_status sembed_precision_parse(const char *name, sembed_precision *out) {
+    for (int i = 0; name && i < (int)(sizeof precision_names / sizeof *precision_names); i++)
+        if (!strcmp(name, precision_names[i])) {
+            *out = (sembed_precision)i;
+            return SEMBED_OK;
+        }
+    return SEMBED_ERR_INVALID_ARG;
+}

@@ -686,7 +686,7 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     sembed_ctx_params p = params ? *params : sembed_ctx_default_params();
     if (p.n_threads < 0 || p.max_batch_tokens < 0 || p.max_batch_texts < 0 || p.n_threads > 1024 ||
         p.max_batch_texts > (1 << 20) || p.max_batch_tokens > (1 << 24) ||
-        (int)p.precision < 0 || (int)p.precision > SEMBED_PRECISION_BF16)
+        !sembed_precision_name(p.precision))
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
                            "sembed_ctx_new: invalid params (n_threads %d, max_batch_tokens %d, "
                            "max_batch_texts %d, precision %d)",

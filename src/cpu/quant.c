@@ -30,8 +30,10 @@
 
 struct sembed__wprep {
     int32_t N, K, Np, Kp, precision;
+    bool split;         /* FP32 as two bf16 parts, hi and lo, for AMX (see bf16x3_amx) */
     const float *w, *b; /* the fp32 source (for the reference) */
-    void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2) */
+    void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2);
+                         * FP32 split: the BF16 layout twice, hi parts then lo parts */
     float *scale;       /* (Np) INT8 per-channel scales; 0 for padding */
     int32_t *comp;      /* (Np) INT8: 128 * Σ_k q[n, k], for VNNI's unsigned x operand */
     float *bias;        /* (Np) b or 0 */
@@ -58,6 +60,9 @@ static uint16_t bf16_bits(float x) {
 }
 
 int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
+bool sembed__wprep_split(const sembed__wprep *p) { return p->split; }
+
+float sembed__bf16_lo(float x) { return sembed__bf16_round(x - sembed__bf16_round(x)); }
 
 /* Measured on all-MiniLM-L6-v2 over 1,500 mixed passages and 300 queries (bench/cpu_peers.py's
  * check): all four GEMMs in int8 gave a min cosine to fp32 of 0.9930 and a top-10 overlap of
@@ -66,7 +71,8 @@ int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     /* fp32: packed weights and our AVX-512 kernel (OpenBLAS repacks the weights on every call,
      * which dominates a query's small GEMMs); without AVX-512, OpenBLAS */
-    if (precision == SEMBED_PRECISION_FP32) return isa->avx512 ? SEMBED_PRECISION_FP32 : -1;
+    if (precision == SEMBED_PRECISION_FP32 || precision == SEMBED_PRECISION_FP32_STRICT)
+        return isa->avx512 ? precision : -1;
     if (precision != SEMBED_PRECISION_INT8 || which == 1 || which == 2) return precision;
     return isa->avx512_bf16 ? SEMBED_PRECISION_BF16 : isa->avx512 ? SEMBED_PRECISION_FP32 : -1;
 }
@@ -89,9 +95,12 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
                                 int32_t precision, sembed__wprep **out, sembed_error *err) {
     *out = NULL;
     if (precision != SEMBED_PRECISION_FP32 && precision != SEMBED_PRECISION_INT8 &&
-        precision != SEMBED_PRECISION_BF16)
+        precision != SEMBED_PRECISION_BF16 && precision != SEMBED_PRECISION_FP32_STRICT)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
-                           "precision %d is not fp32 (0), int8 (1) or bf16 (2)", precision);
+                           "precision %d is not fp32 (0), int8 (1), bf16 (2) or fp32-strict (3)",
+                           precision);
+    const bool strict = precision == SEMBED_PRECISION_FP32_STRICT;
+    if (strict) precision = SEMBED_PRECISION_FP32;
     if (precision == SEMBED_PRECISION_BF16 && !sembed__cpu_isa_get()->avx512_bf16)
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                            "precision bf16 needs a CPU with AVX512_BF16 (this one has none, or "
@@ -101,11 +110,12 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     sembed__wprep *p = sembed__calloc(1, sizeof *p);
     if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
     p->N = N, p->K = K, p->precision = precision, p->w = w, p->b = b;
+    p->split = precision == SEMBED_PRECISION_FP32 && !strict && sembed__cpu_isa_get()->amx_bf16;
     p->Np = (N + 31) / 32 * 32;
     p->Kp = (K + 63) / 64 * 64;
     const size_t elems = (size_t)p->Np * (size_t)p->Kp;
     const size_t esize = precision == SEMBED_PRECISION_INT8 ? 1
-                         : precision == SEMBED_PRECISION_BF16 ? 2 : 4;
+                         : precision == SEMBED_PRECISION_BF16 ? 2 : 4; /* split: 2 x 2 bytes */
     p->packed = sembed__calloc(elems, esize);
     p->scale = sembed__calloc((size_t)p->Np, sizeof(float));
     p->comp = sembed__calloc((size_t)p->Np, sizeof(int32_t));
@@ -120,6 +130,14 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
         const float *wn = w + (int64_t)n * K;
         const int64_t nb = n / 16, j = n % 16;
         p->bias[n] = b ? b[n] : 0.0f;
+        if (p->split) {
+            uint16_t *hi = (uint16_t *)p->packed + nb * Kp * 16, *lo = hi + (int64_t)p->Np * Kp;
+            for (int32_t k = 0; k < K; k++) {
+                hi[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(wn[k]);
+                lo[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(sembed__bf16_lo(wn[k]));
+            }
+            continue;
+        }
         if (precision == SEMBED_PRECISION_FP32) {
             float *dst = (float *)p->packed + nb * Kp * 16;
             for (int32_t k = 0; k < K; k++) dst[k * 16 + j] = wn[k];
@@ -464,6 +482,106 @@ TAMX static void bf16_amx(float *y, int32_t ldy, const uint16_t *q, int32_t rows
     }
     _tile_release();
 }
+/* ---- FP32 split in two bf16 parts (AMX) ------------------------------------------------------ */
+
+/* x rows [0, rows) to two bf16 panels (rows_pad, Kp): hi = bf16(x), lo = bf16(x - hi), both
+ * rounded to nearest even (x - hi is exact in fp32); padding zero. */
+TBF16 static void bf16_split_rows(uint16_t *hi, uint16_t *lo, const float *x, int32_t rows,
+                                  int32_t rows_pad, int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        uint16_t *hr = hi + (int64_t)r * Kp, *lr = lo + (int64_t)r * Kp;
+        if (r >= rows) {
+            memset(hr, 0, sizeof(uint16_t) * (size_t)Kp);
+            memset(lr, 0, sizeof(uint16_t) * (size_t)Kp);
+            continue;
+        }
+        const float *v = x + (int64_t)r * K;
+        for (int32_t k = 0; k < Kp; k += 16) {
+            const int32_t left = K - k;
+            __mmask16 mk = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
+            __m256bh h = _mm512_cvtneps_pbh(f);
+            __m256i hb;
+            memcpy(&hb, &h, 32);
+            const __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(hb), 16));
+            __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(f, hf));
+            memcpy(hr + k, &h, 32);
+            memcpy(lr + k, &l, 32);
+        }
+    }
+}
+
+/* FP32 on AMX: with x = xh + xl and w = wh + wl (each part bf16, x - xh - xl = O(2^-17 |x|)),
+ * y = Σ_k xh·wh + xl·wh + xh·wl, the products exact and summed in the tiles' fp32, per 32 k
+ * in that order (xl·wl, O(2^-16), is left out): about 16 bits of each product instead of
+ * fp32's 24, well inside the golden tolerance, and 3 tile products instead of 16 FMA chains —
+ * PyTorch's float32_matmul_precision "high" on oneDNN does the same. Rows a multiple of 16
+ * (the panels are zero-padded), so every row takes this path at every M: batch invariant. */
+TAMX static void bf16x3_amx(float *y, int32_t ldy, const uint16_t *xh, const uint16_t *xl,
+                            int32_t rows, int32_t rows_pad, const sembed__wprep *p, int32_t nb0,
+                            int32_t nb1, float *cbuf) {
+    const int64_t Kp = p->Kp;
+    const uint16_t *Wh = p->packed, *Wl = Wh + (int64_t)p->Np * Kp;
+    tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+    _tile_loadconfig(&cfg);
+    for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
+        const bool two = r0 + 32 <= rows_pad;
+        const uint16_t *h0 = xh + (int64_t)r0 * Kp, *h1 = h0 + 16 * Kp;
+        const uint16_t *l0 = xl + (int64_t)r0 * Kp, *l1 = l0 + 16 * Kp;
+        for (int32_t nb = nb0; nb < nb1; nb += 2) {
+            const uint16_t *bh0 = Wh + (int64_t)nb * Kp * 16, *bh1 = bh0 + Kp * 16;
+            const uint16_t *bl0 = Wl + (int64_t)nb * Kp * 16, *bl1 = bl0 + Kp * 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t c = 0; c < Kp / 32; c++) {
+                _tile_loadd(6, bh0 + c * 512, 64); /* wh */
+                _tile_loadd(7, bh1 + c * 512, 64);
+                _tile_loadd(4, h0 + c * 32, Kp * 2); /* xh·wh */
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                if (two) {
+                    _tile_loadd(5, h1 + c * 32, Kp * 2);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+                _tile_loadd(4, l0 + c * 32, Kp * 2); /* xl·wh */
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                if (two) {
+                    _tile_loadd(5, l1 + c * 32, Kp * 2);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+                _tile_loadd(6, bl0 + c * 512, 64); /* wl */
+                _tile_loadd(7, bl1 + c * 512, 64);
+                _tile_loadd(4, h0 + c * 32, Kp * 2); /* xh·wl */
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                if (two) {
+                    _tile_loadd(5, h1 + c * 32, Kp * 2);
+                    _tile_dpbf16ps(2, 5, 6);
+                    _tile_dpbf16ps(3, 5, 7);
+                }
+            }
+            _tile_stored(0, cbuf, 128);
+            _tile_stored(1, cbuf + 16, 128);
+            _tile_stored(2, cbuf + 512, 128);
+            _tile_stored(3, cbuf + 528, 128);
+            const int32_t nr = two ? 32 : 16;
+            for (int32_t r = 0; r < nr && r0 + r < rows; r++)
+                for (int j = 0; j < 2; j++)
+                    bf_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_ps(cbuf + r * 32 + j * 16), p,
+                             (nb + j) * 16);
+        }
+    }
+    _tile_release();
+}
+
 /* ---- FP32 ------------------------------------------------------------------------------------ */
 
 /* MR rows x NB blocks of 16 columns: y = Σ_k x[r, k] w[n, k] with one FMA chain per output in k
@@ -538,12 +656,34 @@ static void f32_c(float *y, int32_t ldy, const float *x, int32_t rows, const sem
         }
 }
 
+/* The split FP32 GEMM in plain C (a preparation made with AMX, run with the ISA capped below
+ * it: tests only): the same three products from the source weights, in fp32. */
+static void f32_split_c(float *y, int32_t ldy, const float *x, int32_t rows,
+                        const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t n = nb0 * 16; n < nb1 * 16 && n < p->N; n++) {
+            const float *xr = x + (int64_t)r * p->K, *wn = p->w + (int64_t)n * p->K;
+            float acc = 0;
+            for (int64_t k = 0; k < p->K; k++) {
+                const float xh = sembed__bf16_round(xr[k]), xl = sembed__bf16_lo(xr[k]);
+                const float wh = sembed__bf16_round(wn[k]), wl = sembed__bf16_lo(wn[k]);
+                acc += xh * wh + xl * wh + xh * wl;
+            }
+            y[(int64_t)r * ldy + n] = acc + p->bias[n];
+        }
+}
+
 /* ---- the op ---------------------------------------------------------------------------------- */
+
+/* Per thread: a 32x32 tile buffer and two panel slots, each MB scales and a panel (MB, Kp) of
+ * int8, bf16 or two bf16 (at most MB * Kp floats), plus alignment slack. Two slots, because a
+ * GEMM of few panels converts each panel once into a shared slot (panel i in thread i/2's slot
+ * i%2; fewer than 2 panels per thread) and then splits its columns among the threads. */
+static int64_t slot_floats(int64_t Kp) { return MB + MB * Kp; }
 
 int64_t sembed__cpu_prep_scratch(int32_t max_k) {
     const int64_t Kp = (max_k + 63) / 64 * 64;
-    /* panel (MB, Kp) of int8 or bf16, MB scales, a 32x32 tile buffer, alignment slack */
-    return MB * Kp * 2 / 4 + MB + 32 * 32 + 64;
+    return 16 + 32 * 32 + 2 * slot_floats(Kp);
 }
 
 typedef struct prep_args {
@@ -552,32 +692,77 @@ typedef struct prep_args {
     const sembed__wprep *p;
     int64_t M;
     int32_t n_panels, n_splits;
+    bool shared; /* panels converted first, into the slots of panel_slot() */
     const sembed__exec *ex;
 } prep_args;
 
-static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
-    (void)n_tasks;
-    const prep_args *a = v;
-    const sembed__wprep *p = a->p;
-    const int32_t panel = task / a->n_splits, split = task % a->n_splits;
-    const int64_t m0 = (int64_t)panel * MB;
-    const int32_t rows = (int32_t)(a->M - m0 < MB ? a->M - m0 : MB);
-    const int32_t pairs = p->Np / 32;
-    const int32_t nb0 = 2 * (pairs * split / a->n_splits),
-                  nb1 = 2 * (pairs * (split + 1) / a->n_splits);
-    if (nb1 <= nb0) return;
+typedef struct panel_slot {
+    float *sx;  /* (MB) int8 row scales */
+    void *buf;  /* (MB, Kp) int8 or bf16, or two (MB, Kp) bf16 (hi, lo); 64-byte aligned */
+} panel_slot;
+
+static float *thread_area(const prep_args *a, int32_t thread) {
     const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
-    SEMBED_ASSERT(per_thread >= sembed__cpu_prep_scratch(p->K));
+    SEMBED_ASSERT(per_thread >= sembed__cpu_prep_scratch(a->p->K));
     float *base = a->ex->scratch + (int64_t)thread * per_thread;
-    float *aligned = (float *)(((uintptr_t)base + 63) & ~(uintptr_t)63);
-    int32_t *cbuf = (int32_t *)aligned;        /* 32 x 32 */
-    float *sx = aligned + 32 * 32;             /* (MB) */
-    void *panel_buf = sx + MB;                 /* (MB, Kp) int8 or bf16, 64-byte aligned */
-    float *y = a->y + m0 * p->N;
-    const float *x = a->x + m0 * p->K;
+    return (float *)(((uintptr_t)base + 63) & ~(uintptr_t)63); /* then cbuf (32 x 32) */
+}
+
+static panel_slot slot_at(const prep_args *a, int32_t thread, int32_t slot) {
+    float *s = thread_area(a, thread) + 32 * 32 + slot * slot_floats(a->p->Kp);
+    return (panel_slot){s, s + MB};
+}
+
+static int32_t rows_of(const prep_args *a, int32_t panel) {
+    const int64_t m0 = (int64_t)panel * MB;
+    return (int32_t)(a->M - m0 < MB ? a->M - m0 : MB);
+}
+
+/* Rows [0, rows) of one panel of x as its kernel reads them. */
+static void convert_panel(const sembed__wprep *p, const float *x, int32_t rows, panel_slot s) {
+    const sembed__cpu_isa *isa = sembed__cpu_isa_get();
+    (void)isa;
+    if (p->precision == SEMBED_PRECISION_FP32) {
+#ifdef HAVE_X86
+        if (p->split && isa->amx_bf16) {
+            uint16_t *xh = s.buf, *xl = xh + (int64_t)MB * p->Kp;
+            bf16_split_rows(xh, xl, x, rows, (rows + 15) / 16 * 16, p->K, p->Kp);
+        }
+#endif
+        return; /* the other fp32 kernels read x */
+    }
+    if (p->precision == SEMBED_PRECISION_BF16) {
+#ifdef HAVE_X86
+        bf16_rows(s.buf, x, rows, isa->amx_bf16 ? (rows + 15) / 16 * 16 : rows, p->K, p->Kp);
+#endif
+        return;
+    }
+#ifdef HAVE_X86
+    if (isa->avx512) {
+        quantize_rows_512(s.buf, s.sx, x, rows, rows, p->K, p->Kp);
+        return;
+    }
+#endif
+    quantize_rows_c(s.buf, s.sx, x, rows, rows, p->K, p->Kp);
+}
+
+/* y rows [0, rows), column blocks [nb0, nb1), from a converted panel (and x, for fp32). */
+static void compute_panel(const sembed__wprep *p, float *y, const float *x, int32_t rows,
+                          panel_slot s, int32_t nb0, int32_t nb1, void *cbuf) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     (void)isa, (void)cbuf;
     if (p->precision == SEMBED_PRECISION_FP32) {
+#ifdef HAVE_X86
+        if (p->split && isa->amx_bf16) {
+            const uint16_t *xh = s.buf, *xl = xh + (int64_t)MB * p->Kp;
+            bf16x3_amx(y, p->N, xh, xl, rows, (rows + 15) / 16 * 16, p, nb0, nb1, cbuf);
+            return;
+        }
+#endif
+        if (p->split) {
+            f32_split_c(y, p->N, x, rows, p, nb0, nb1);
+            return;
+        }
 #ifdef HAVE_X86
         if (isa->avx512) {
             f32_avx512(y, p->N, x, rows, p, nb0, nb1);
@@ -589,31 +774,57 @@ static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     }
     if (p->precision == SEMBED_PRECISION_BF16) {
 #ifdef HAVE_X86
-        const int32_t rows_pad = isa->amx_bf16 ? (rows + 15) / 16 * 16 : rows;
-        bf16_rows(panel_buf, x, rows, rows_pad, p->K, p->Kp);
         if (isa->amx_bf16)
-            bf16_amx(y, p->N, panel_buf, rows, rows_pad, p, nb0, nb1, (float *)cbuf);
+            bf16_amx(y, p->N, s.buf, rows, (rows + 15) / 16 * 16, p, nb0, nb1, cbuf);
         else
-            bf16_avx(y, p->N, panel_buf, rows, p, nb0, nb1);
+            bf16_avx(y, p->N, s.buf, rows, p, nb0, nb1);
 #endif
         return;
     }
-    int8_t *q = panel_buf;
+    const int8_t *q = s.buf;
     int32_t done = 0;
 #ifdef HAVE_X86
     if (isa->avx512) {
-        quantize_rows_512(q, sx, x, rows, rows, p->K, p->Kp);
-        if (isa->amx_int8) done = q8_amx(y, p->N, q, sx, rows, p, nb0, nb1, cbuf);
+        if (isa->amx_int8) done = q8_amx(y, p->N, q, s.sx, rows, p, nb0, nb1, cbuf);
         if (isa->avx512_vnni) {
-            q8_vnni(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, sx + done,
+            q8_vnni(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, s.sx + done,
                     rows - done, p, nb0, nb1);
             return;
         }
-    } else
+    }
 #endif
-        quantize_rows_c(q, sx, x, rows, rows, p->K, p->Kp);
-    q8_kernel_c(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, sx + done,
+    q8_kernel_c(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, s.sx + done,
                 rows - done, p, nb0, nb1);
+}
+
+/* Shared mode, first pass: panel `task` into thread task/2's slot task%2. */
+static void convert_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)n_tasks, (void)thread;
+    const prep_args *a = v;
+    convert_panel(a->p, a->x + (int64_t)task * MB * a->p->K, rows_of(a, task),
+                  slot_at(a, task / 2, task % 2));
+}
+
+static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)n_tasks;
+    const prep_args *a = v;
+    const sembed__wprep *p = a->p;
+    const int32_t panel = task / a->n_splits, split = task % a->n_splits;
+    const int32_t rows = rows_of(a, panel);
+    const int32_t pairs = p->Np / 32;
+    const int32_t nb0 = 2 * (pairs * split / a->n_splits),
+                  nb1 = 2 * (pairs * (split + 1) / a->n_splits);
+    if (nb1 <= nb0) return;
+    const float *x = a->x + (int64_t)panel * MB * p->K;
+    panel_slot s;
+    if (a->shared) {
+        s = slot_at(a, panel / 2, panel % 2);
+    } else {
+        s = slot_at(a, thread, 0);
+        convert_panel(p, x, rows, s);
+    }
+    compute_panel(p, a->y + (int64_t)panel * MB * p->N, x, rows, s, nb0, nb1,
+                  thread_area(a, thread));
 }
 
 void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
@@ -622,9 +833,15 @@ void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int
     const int32_t nt = sembed__pool_threads(ex->pool);
     const int64_t panels = (M + MB - 1) / MB;
     SEMBED_ASSERT(panels < INT32_MAX / 64);
-    /* few panels (a query): split the columns too, so every thread has work */
+    /* few panels (a query): split the columns too, so every thread has work, and convert each
+     * panel once beforehand instead of in every task of its columns */
     int32_t splits = panels >= 2 * nt ? 1 : (int32_t)((2 * nt + panels - 1) / panels);
     if (splits > p->Np / 32) splits = p->Np / 32;
-    prep_args a = {y, x, p, M, (int32_t)panels, splits, ex};
+    const bool converts = p->precision != SEMBED_PRECISION_FP32 || p->split;
+    prep_args a = {y, x, p, M, (int32_t)panels, splits, splits > 1 && converts, ex};
+    if (a.shared) {
+        SEMBED_ASSERT(panels <= 2 * (int64_t)nt);
+        sembed__pool_run(ex->pool, convert_task, &a, (int32_t)panels);
+    }
     sembed__pool_run(ex->pool, prep_task, &a, (int32_t)panels * splits);
 }

@@ -215,8 +215,22 @@ static void ref_gemm_prep(float *y, const float *x, const sembed__wprep *p, int6
     const float *w, *b;
     int32_t N, K;
     sembed__wprep_source(p, &w, &b, &N, &K);
-    if (sembed__wprep_precision(p) == SEMBED_PRECISION_FP32) {
+    if (sembed__wprep_precision(p) == SEMBED_PRECISION_FP32 && !sembed__wprep_split(p)) {
         ref_gemm_bias(y, x, w, b, M, N, K, ex);
+        return;
+    }
+    if (sembed__wprep_split(p)) {
+        for (int64_t m = 0; m < M; m++)
+            for (int32_t n = 0; n < N; n++) {
+                double acc = 0;
+                for (int32_t k = 0; k < K; k++) {
+                    const float xv = x[m * K + k], wv = w[(int64_t)n * K + k];
+                    const double xh = sembed__bf16_round(xv), xl = sembed__bf16_lo(xv);
+                    const double wh = sembed__bf16_round(wv), wl = sembed__bf16_lo(wv);
+                    acc += xh * wh + xl * wh + xh * wl;
+                }
+                y[m * N + n] = (float)(acc + (b ? b[n] : 0.0));
+            }
         return;
     }
     if (sembed__wprep_precision(p) == SEMBED_PRECISION_BF16) {

@@ -39,7 +39,8 @@ static void help(FILE *f) {
             "  -c, --corpus FILE     texts (default bench/corpus/mixed.jsonl.gz)\n"
             "  -b, --batches LIST    batch sizes (default 1,10,50,100)\n"
             "  -t, --threads N       threads (default 2)\n"
-            "      --precision P     CPU arithmetic: fp32 (default), int8 or bf16\n"
+            "      --precision P     CPU arithmetic: fp32 (default), fp32-strict, int8 or\n"
+            "                        bf16 (see sembed embed --help)\n"
             "  -s, --seconds S       time per batch size (default 3)\n"
             "      --peer            run sentence-transformers (bench/peer_st.py, torch, same\n"
             "                        threads and texts) in the same run and print the ratio;\n"
@@ -181,7 +182,8 @@ int cli_bench(int argc, char **argv) {
     int threads = 2;
     double seconds = 3;
     bool peer = false, mixed = false, query = false;
-    int c, precision = 0;
+    int c;
+    sembed_precision precision = SEMBED_PRECISION_FP32;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:c:b:t:s:o:d:h", opts, NULL)) != -1) {
         switch (c) {
@@ -197,9 +199,9 @@ int cli_bench(int argc, char **argv) {
         case 'M': mixed = true; break;
         case 'Q': query = true; break;
         case 'X':
-            precision = !strcmp(optarg, "fp32") ? 0 : !strcmp(optarg, "int8") ? 1 : !strcmp(optarg, "bf16") ? 2 : -1;
-            if (precision < 0) {
-                fprintf(stderr, "sembed bench: --precision expects fp32, int8 or bf16\n");
+            if (sembed_precision_parse(optarg, &precision) != SEMBED_OK) {
+                fprintf(stderr, "sembed bench: --precision expects fp32, fp32-strict, int8 or "
+                                "bf16, got '%s'\n", optarg);
                 return 2;
             }
             break;
@@ -245,7 +247,7 @@ int cli_bench(int argc, char **argv) {
     int rc = 1;
     sembed_ctx_params cp = sembed_ctx_default_params();
     cp.n_threads = threads;
-    cp.precision = (sembed_precision)precision; /* the CPU context; CUDA ignores it */
+    cp.precision = precision; /* the CPU context; CUDA ignores it */
     if (sembed_model_load(model_dir, NULL, &model, &err) ||
         sembed_ctx_new(model, &cp, &ctx, &err)) {
         fprintf(stderr, "sembed bench: %s\n", err.msg);

@@ -41,8 +41,10 @@ static void help(FILE *f) {
             "                         \"truncated\"} per line; npy: a float32 (N, dim) array;\n"
             "                         raw: little-endian float32, N*dim values\n"
             "  -t, --threads N        threads (default: all cores)\n"
-            "      --precision P      fp32 (default, exact), int8 or bf16 (CPU; int8 keeps\n"
-            "                         cosine >= 0.995 to fp32, bf16 needs AVX512_BF16)\n"
+            "      --precision P      CPU arithmetic: fp32 (default; on AMX CPUs each product\n"
+            "                         as three bf16 ones, within 5e-6 of fp32), fp32-strict\n"
+            "                         (fp32 FMA only), int8 (cosine >= 0.995 to fp32) or\n"
+            "                         bf16 (needs AVX512_BF16)\n"
             "  -n, --max-length N     tokens per text (default: the model's max_seq_length)\n"
             "      --strict           fail on texts longer than the max length instead of\n"
             "                         truncating them\n"
@@ -160,11 +162,10 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
             o->cp.n_threads = (int32_t)v;
             break;
         case 'X':
-            if (!strcmp(optarg, "fp32")) o->cp.precision = SEMBED_PRECISION_FP32;
-            else if (!strcmp(optarg, "int8")) o->cp.precision = SEMBED_PRECISION_INT8;
-            else if (!strcmp(optarg, "bf16")) o->cp.precision = SEMBED_PRECISION_BF16;
-            else {
-                fprintf(stderr, "sembed: --precision expects fp32, int8 or bf16, got '%s'\n", optarg);
+            if (sembed_precision_parse(optarg, &o->cp.precision) != SEMBED_OK) {
+                fprintf(stderr,
+                        "sembed: --precision expects fp32, fp32-strict, int8 or bf16, got '%s'\n",
+                        optarg);
                 return 2;
             }
             break;

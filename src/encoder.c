@@ -10,6 +10,7 @@
 #include "model/safetensors.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,16 @@ typedef struct dense_w {
     sembed__act_kind act;
 } dense_w;
 
+/* The layers' Linear weights prepared for each context precision (prepare_weights): made by
+ * the first context that needs them, shared by every later context of the model. */
+typedef struct prep_cache {
+    pthread_mutex_t mu;
+    sembed__wprep **set[SEMBED_PRECISION_FP32_STRICT + 1]; /* (n_layers, 4) each, or NULL */
+} prep_cache;
+
 struct sembed_model {
     sembed__model_config cfg;
+    prep_cache *prep; /* its pointee changes under its mutex; the rest of a model never does */
     sembed_tokenizer *tok;
     int32_t H, A, I, n_layers, R; /* R: max tokens per text */
     float eps;
@@ -373,6 +382,12 @@ sembed_status sembed_model_load(const char *dir, const sembed_model_params *para
     sembed_model *m = sembed__calloc(1, sizeof *m);
     if (!m) return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", dir);
     sembed__config_init(&m->cfg);
+    m->prep = sembed__calloc(1, sizeof *m->prep);
+    if (!m->prep) {
+        sembed__free(m);
+        return sembed__err(err, SEMBED_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    pthread_mutex_init(&m->prep->mu, NULL);
     sembed__st_file *st = NULL;
     sembed_status s = sembed__config_load(dir, &m->cfg, err);
     if (s != SEMBED_OK) goto fail;
@@ -477,8 +492,19 @@ fail:
     return s;
 }
 
+static void free_prep_set(sembed__wprep **set, int32_t n) {
+    for (int32_t i = 0; set && i < n; i++) sembed__wprep_free(set[i]);
+    sembed__free(set);
+}
+
 void sembed_model_free(sembed_model *m) {
     if (!m) return;
+    if (m->prep) {
+        for (int i = 0; i <= SEMBED_PRECISION_FP32_STRICT; i++)
+            free_prep_set(m->prep->set[i], 4 * m->n_layers);
+        pthread_mutex_destroy(&m->prep->mu);
+        sembed__free(m->prep);
+    }
     sembed_tokenizer_free(m->tok);
     sembed__config_free(&m->cfg);
     sembed__free(m->arena);
@@ -542,8 +568,8 @@ struct sembed_ctx {
     const sembed__backend *be;
     sembed__pool *pool;
     sembed__exec ex;
-    sembed__wprep **prep; /* (n_layers, 4) qkv, o, i, f prepared (src/cpu/quant.c); NULL entries
-                           * (or all) use gemm_bias */
+    sembed__wprep **prep; /* (n_layers, 4) qkv, o, i, f prepared (src/cpu/quant.c), the model's
+                           * (prep_cache); NULL entries (or all) use gemm_bias */
     int32_t T_max, S_max;
     /* tokenization slots, one per text of a chunk */
     int32_t *slot_ids;   /* (S_max, R) */
@@ -578,8 +604,6 @@ void sembed_ctx_free(sembed_ctx *c) {
     sembed__cuda_free(c->gpu);
 #endif
     sembed__pool_free(c->pool);
-    for (int32_t i = 0; c->prep && i < 4 * c->m->n_layers; i++) sembed__wprep_free(c->prep[i]);
-    sembed__free(c->prep);
     sembed__free(c->ex.scratch);
     sembed__free(c->slot_ids);
     sembed__free(c->slots);
@@ -656,26 +680,43 @@ sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);
 #endif
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c) { return c ? c->gpu : NULL; }
 
-/* Each layer's four Linear weights in the precision sembed__wprep_choose gives for the
- * context's (src/cpu/quant.c); a NULL entry stays fp32. */
-static sembed_status prepare_weights(sembed_ctx *c, sembed_error *err) {
-    const sembed_model *m = c->m;
-    c->prep = sembed__calloc((size_t)m->n_layers * 4, sizeof *c->prep);
-    if (!c->prep) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
+/* Each layer's four Linear weights in the precision sembed__wprep_choose gives for `precision`
+ * (src/cpu/quant.c) in *out; a NULL entry stays fp32. */
+static sembed_status build_prep_set(const sembed_model *m, int32_t precision, sembed__wprep ***out,
+                                    sembed_error *err) {
+    sembed__wprep **set = sembed__calloc((size_t)m->n_layers * 4, sizeof *set);
+    if (!set) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
     for (int32_t l = 0; l < m->n_layers; l++) {
         const layer_w *w = &m->layers[l];
         const float *ws[4] = {w->qkv_w, w->o_w, w->i_w, w->f_w};
         const float *bs[4] = {w->qkv_b, w->o_b, w->i_b, w->f_b};
         const int32_t ns[4] = {3 * m->H, m->H, m->I, m->H}, ks[4] = {m->H, m->H, m->H, m->I};
         for (int32_t j = 0; j < 4; j++) {
-            const int32_t prec = sembed__wprep_choose((int32_t)c->p.precision, j);
+            const int32_t prec = sembed__wprep_choose(precision, j);
             if (prec < 0) continue; /* NULL: the backend's fp32 gemm_bias */
-            sembed_status s = sembed__wprep_new(ws[j], bs[j], ns[j], ks[j], prec,
-                                                &c->prep[l * 4 + j], err);
-            if (s != SEMBED_OK) return s;
+            sembed_status s = sembed__wprep_new(ws[j], bs[j], ns[j], ks[j], prec, &set[l * 4 + j],
+                                                err);
+            if (s != SEMBED_OK) {
+                free_prep_set(set, 4 * m->n_layers);
+                return s;
+            }
         }
     }
+    *out = set;
     return SEMBED_OK;
+}
+
+/* The context's prepared weights: the model's set for its precision, made now if it is the
+ * first context to need it (a model's contexts share one copy; the lock covers the making). */
+static sembed_status prepare_weights(sembed_ctx *c, sembed_error *err) {
+    prep_cache *pc = c->m->prep;
+    const int32_t prec = (int32_t)c->p.precision;
+    sembed_status s = SEMBED_OK;
+    pthread_mutex_lock(&pc->mu);
+    if (!pc->set[prec]) s = build_prep_set(c->m, prec, &pc->set[prec], err);
+    c->prep = pc->set[prec];
+    pthread_mutex_unlock(&pc->mu);
+    return s;
 }
 
 sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *params,

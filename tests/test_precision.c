@@ -153,6 +153,30 @@ int main(void) {
                   strstr(err.msg, "precision 7"));
             p.precision = (sembed_precision)-1;
             CHECK(sembed_ctx_new(model, &p, &ctx, &err) == SEMBED_ERR_INVALID_ARG && !ctx);
+            /* contexts share the model's prepared weights: a second fp32 context gives the
+             * first's bits, and keeps working after the first (and an int8 one) is freed */
+            sembed_ctx *a = NULL, *b = NULL, *q8 = NULL;
+            sembed_ctx_params pa = sembed_ctx_default_params();
+            pa.n_threads = 2;
+            CHECK(sembed_ctx_new(model, &pa, &a, &err) == SEMBED_OK);
+            pa.precision = SEMBED_PRECISION_INT8;
+            CHECK(sembed_ctx_new(model, &pa, &q8, &err) == SEMBED_OK);
+            pa.precision = SEMBED_PRECISION_FP32;
+            CHECK(sembed_ctx_new(model, &pa, &b, &err) == SEMBED_OK);
+            const char *text = "shared weights, three contexts";
+            const int32_t dim = sembed_model_dim(model);
+            float *va = malloc(sizeof(float) * (size_t)dim * 3), *vb = va + dim, *vq = vb + dim;
+            if (a && b && q8) {
+                CHECK(sembed_encode(a, 1, &text, NULL, va, dim, NULL, &err) == SEMBED_OK);
+                CHECK(sembed_encode(q8, 1, &text, NULL, vq, dim, NULL, &err) == SEMBED_OK);
+                sembed_ctx_free(a), a = NULL;
+                sembed_ctx_free(q8), q8 = NULL;
+                CHECK(sembed_encode(b, 1, &text, NULL, vb, dim, NULL, &err) == SEMBED_OK);
+                CHECK(memcmp(va, vb, sizeof(float) * (size_t)dim) == 0);
+                CHECK(memcmp(va, vq, sizeof(float) * (size_t)dim) != 0); /* int8 is its own */
+            }
+            free(va);
+            sembed_ctx_free(a), sembed_ctx_free(b), sembed_ctx_free(q8);
         }
         sembed_model_free(model);
     }

@@ -216,6 +216,67 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     check_guards_and_free(name);
 }
 
+/* Batch invariance of a planned fp16 GEMM over many M: every row computed in a batch of m rows
+ * (m = 1 .. 300 and a few larger, each slice at another offset) is the same bits as in one
+ * batch of M_ALL rows. Random data with many exponents, so that another order of the K sums
+ * shows in the fp16 outputs. This is what lets the plan use a second algorithm for small M
+ * (gemm.cuh's algo_small): the rows must not depend on which algorithm M picked. */
+static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, bool quick, void *ws) {
+    char name[96];
+    snprintf(name, sizeof name, "gemm rows N=%d K=%d", N, K);
+    const int64_t M_ALL = 1024;
+    auto wide = [](size_t n, int e0) { /* |v| in 2^e0 .. 2^(e0+10) */
+        std::vector<__half> h(n);
+        for (size_t i = 0; i < n; i++) {
+            const float u = frand(1.f), m = 1.f + fabsf(frand(1.f));
+            h[i] = __float2half_rn(ldexpf(u < 0 ? -m : m, (int)((frand(1.f) + 1.f) * 4.99f) + e0));
+        }
+        return h;
+    };
+    std::vector<__half> hx = wide((size_t)M_ALL * K, -6), hw = wide((size_t)N * K, -9),
+                        hb = wide(N, -6);
+    __half *dx = (__half *)dalloc(hx.size() * 2), *dw = (__half *)dalloc(hw.size() * 2);
+    __half *db = (__half *)dalloc(hb.size() * 2);
+    __half *dy = (__half *)dalloc((size_t)M_ALL * N * 2), *dy2 = (__half *)dalloc((size_t)M_ALL * N * 2);
+    CK(cudaMemcpy(dx, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dw, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(db, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice));
+    sembed__cu_gemm_shape g;
+    sembed_error e;
+    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, 4096, false, true, (size_t)32 << 20, &e);
+    CHECKF(s == SEMBED_OK, "%s: %s", name, e.msg);
+    if (s != SEMBED_OK) {
+        check_guards_and_free(name);
+        return;
+    }
+    CK(cudaMemset(dy, 0xFF, (size_t)M_ALL * N * 2));
+    OK(sembed__cu_gemm(&g, lt, dy, dx, dw, db, M_ALL, ws, 0, &e_));
+    std::vector<uint16_t> a((size_t)M_ALL * N), b((size_t)M_ALL * N);
+    CK(cudaMemcpy(a.data(), dy, a.size() * 2, cudaMemcpyDeviceToHost));
+    std::vector<int64_t> ms;
+    for (int64_t m = 1; m <= 300; m += (quick && m > 40) ? 13 : 1) ms.push_back(m);
+    for (int64_t m : {384, 511, 512, 513, 1000}) ms.push_back(m);
+    int64_t n_diff = 0, first_m = 0;
+    for (int64_t m : ms) {
+        const int64_t off = (m * 131) % (M_ALL - m + 1);
+        CK(cudaMemset(dy2, 0xFF, (size_t)m * N * 2));
+        OK(sembed__cu_gemm(&g, lt, dy2, dx + off * K, dw, db, m, ws, 0, &e_));
+        CK(cudaMemcpy(b.data(), dy2, (size_t)m * N * 2, cudaMemcpyDeviceToHost));
+        if (memcmp(a.data() + off * N, b.data(), (size_t)m * N * 2) != 0) {
+            if (!n_diff) first_m = m;
+            n_diff++;
+        }
+    }
+    CHECKF(n_diff == 0, "%s: rows differ from the %lld-row batch at %lld of %zu sizes (first M=%lld; "
+           "algo %d tile %d; own kernel for M <= %lld; small-M algo %d tile %d for M <= %lld)",
+           name, (long long)M_ALL, (long long)n_diff, ms.size(), (long long)first_m, g.algo_id,
+           g.tile_id, (long long)g.M_own, g.small_algo_id, g.small_tile_id, (long long)g.M_small);
+    printf("  %-44s same bits at %zu sizes of M (algo %d tile %d; own kernel for M <= %lld; "
+           "small-M algo %d tile %d for M <= %lld)\n", name, ms.size(), g.algo_id, g.tile_id,
+           (long long)g.M_own, g.small_algo_id, g.small_tile_id, (long long)g.M_small);
+    check_guards_and_free(name);
+}
+
 /* Sequences of the given lengths packed; returns the device output (T, H) as floats. */
 static std::vector<float> run_attention(const std::vector<int32_t> &lens, int32_t H, int32_t A,
                                         const std::vector<float> &qkv_src /* (T, 3H) fp16-exact */,
@@ -344,6 +405,26 @@ static void test_pool(int32_t H, bool with_skip) {
     char name[96];
     snprintf(name, sizeof name, "pool 6 kinds H=%d skip=%d", H, with_skip);
     compare(name, down_f(out, S * F), ref, 1e-5);
+    /* pooling and normalization in one kernel, against ref's pool then normalize */
+    CK(cudaMemset(out, 0xFF, S * F * 4));
+    CHECKF(sembed__cu_pool_normalize(out, dx, doff, dskip, kinds, S, H, 0, &e) == SEMBED_OK, "%s",
+           e.msg);
+    CK(cudaDeviceSynchronize());
+    sembed__backend_ref.normalize(ref.data(), S, (int32_t)F, &ex);
+    snprintf(name, sizeof name, "pool+normalize 6 kinds H=%d skip=%d", H, with_skip);
+    compare(name, down_f(out, S * F), ref, 1e-5);
+    /* one kind, as MiniLM (mean) */
+    sembed__cu_pool_kinds mean = {1, {SEMBED__POOLK_MEAN}};
+    CK(cudaMemset(out, 0xFF, S * F * 4));
+    CHECKF(sembed__cu_pool_normalize(out, dx, doff, dskip, mean, S, H, 0, &e) == SEMBED_OK, "%s",
+           e.msg);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ref1((size_t)S * H);
+    sembed__backend_ref.pool(ref1.data(), x.data(), off.data(), with_skip ? skip.data() : NULL,
+                             mean.k, 1, S, H, &ex);
+    sembed__backend_ref.normalize(ref1.data(), S, H, &ex);
+    snprintf(name, sizeof name, "pool+normalize mean H=%d skip=%d", H, with_skip);
+    compare(name, down_f(out, (size_t)S * H), ref1, 1e-5);
     /* normalize, a zero row included */
     const int32_t R = 4, Fn = 385;
     std::vector<float> v;
@@ -394,6 +475,11 @@ int main(void) {
     test_gemm(lt, 65, 1000, 72, false, true, ws);
     test_gemm(lt, 5, 256, 384, true, true, ws);
     test_gemm(lt, 300, 96, 200, true, false, ws);
+    /* the encoder's shapes: MiniLM-L6 (H 384, I 1536), then BERT-base (768, 3072) */
+    const int32_t rows_shapes[][2] = {{1152, 384}, {384, 384},  {1536, 384}, {384, 1536},
+                                      {2304, 768}, {768, 768},  {3072, 768}, {768, 3072}};
+    for (int i = 0; i < (quick ? 4 : 8); i++)
+        test_gemm_rows(lt, rows_shapes[i][0], rows_shapes[i][1], quick, ws);
     }
     CK(cudaFree(ws));
     cublasLtDestroy(lt);

@@ -40,6 +40,7 @@ static __device__ __forceinline__ void gelu_h8(__half *x, int64_t i, int64_t n) 
         x[j] = __float2half_rn(gelu_f16path(__half2float(x[j])));
 }
 static __global__ void act_f16_gelu_kernel(__half *x, int64_t n) {
+    sembed__grid_dep_sync();
     const int64_t i0 = ((int64_t)blockIdx.x * blockDim.x * 2 + threadIdx.x) * 8;
     const int64_t i1 = i0 + (int64_t)blockDim.x * 8;
     const bool al = ((uintptr_t)x & 15) == 0;
@@ -59,6 +60,7 @@ static __global__ void act_f16_gelu_kernel(__half *x, int64_t n) {
 }
 
 static __global__ void act_f16_kernel(__half *x, int64_t n, sembed__act_kind kind) {
+    sembed__grid_dep_sync();
     const int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
     if (i + 8 <= n && ((uintptr_t)(x + i) & 15) == 0) {
         float f[8];
@@ -73,6 +75,7 @@ static __global__ void act_f16_kernel(__half *x, int64_t n, sembed__act_kind kin
 }
 
 static __global__ void act_f32_kernel(float *x, int64_t n, sembed__act_kind kind) {
+    sembed__grid_dep_sync();
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = act1(x[i], kind);
 }
@@ -82,19 +85,19 @@ sembed_status sembed__cu_act_f16(__half *x, int64_t n, sembed__act_kind kind, cu
     if (n <= 0 || kind == SEMBED__ACTK_IDENTITY) return SEMBED_OK;
     const int64_t threads = (n + 7) / 8;
     if (kind == SEMBED__ACTK_GELU) {
-        act_f16_gelu_kernel<<<(unsigned)((threads + 511) / 512), 256, 0, stream>>>(x, n);
-        SEMBED_CU_LAUNCHED();
+        SEMBED_CU(sembed__launch_pdl(act_f16_gelu_kernel, dim3((unsigned)((threads + 511) / 512)),
+                                     dim3(256), 0, stream, x, n));
         return SEMBED_OK;
     }
-    act_f16_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, stream>>>(x, n, kind);
-    SEMBED_CU_LAUNCHED();
+    SEMBED_CU(sembed__launch_pdl(act_f16_kernel, dim3((unsigned)((threads + 255) / 256)), dim3(256),
+                                 0, stream, x, n, kind));
     return SEMBED_OK;
 }
 
 sembed_status sembed__cu_act_f32(float *x, int64_t n, sembed__act_kind kind, cudaStream_t stream,
                                  sembed_error *err) {
     if (n <= 0 || kind == SEMBED__ACTK_IDENTITY) return SEMBED_OK;
-    act_f32_kernel<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(x, n, kind);
-    SEMBED_CU_LAUNCHED();
+    SEMBED_CU(sembed__launch_pdl(act_f32_kernel, dim3((unsigned)((n + 255) / 256)), dim3(256), 0,
+                                 stream, x, n, kind));
     return SEMBED_OK;
 }

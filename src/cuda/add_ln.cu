@@ -9,6 +9,7 @@ template <int NV>
 static __global__ void __launch_bounds__(128)
     add_ln_kernel(__half *out, const __half *a, const __half *b, const float *gamma,
                   const float *beta, int64_t T, int H, float eps) {
+    sembed__grid_dep_sync();
     const int lane = threadIdx.x & 31;
     const int64_t t = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
     if (t >= T) return;
@@ -33,15 +34,17 @@ sembed_status sembed__cu_add_ln(__half *out, const __half *a, const __half *b, c
     SEMBED_ASSERT(H % 8 == 0 && H <= SEMBED__LN_NV * 8 * 32);
     if (T <= 0) return SEMBED_OK;
     /* the row's registers sized to H (v1 held 64 floats for any H: 95 registers, 31% occupancy) */
-    const unsigned grid = (unsigned)((T + 3) / 4);
+    const dim3 grid((unsigned)((T + 3) / 4)), block(128);
+    cudaError_t e;
     switch ((H / 8 + 31) / 32) {
-    case 1: add_ln_kernel<1><<<grid, 128, 0, stream>>>(out, a, b, gamma, beta, T, H, eps); break;
-    case 2: add_ln_kernel<2><<<grid, 128, 0, stream>>>(out, a, b, gamma, beta, T, H, eps); break;
-    case 3: add_ln_kernel<3><<<grid, 128, 0, stream>>>(out, a, b, gamma, beta, T, H, eps); break;
-    case 4: add_ln_kernel<4><<<grid, 128, 0, stream>>>(out, a, b, gamma, beta, T, H, eps); break;
+    case 1: e = sembed__launch_pdl(add_ln_kernel<1>, grid, block, 0, stream, out, a, b, gamma, beta, T, H, eps); break;
+    case 2: e = sembed__launch_pdl(add_ln_kernel<2>, grid, block, 0, stream, out, a, b, gamma, beta, T, H, eps); break;
+    case 3: e = sembed__launch_pdl(add_ln_kernel<3>, grid, block, 0, stream, out, a, b, gamma, beta, T, H, eps); break;
+    case 4: e = sembed__launch_pdl(add_ln_kernel<4>, grid, block, 0, stream, out, a, b, gamma, beta, T, H, eps); break;
     default:
-        add_ln_kernel<SEMBED__LN_NV><<<grid, 128, 0, stream>>>(out, a, b, gamma, beta, T, H, eps);
+        e = sembed__launch_pdl(add_ln_kernel<SEMBED__LN_NV>, grid, block, 0, stream, out, a, b,
+                               gamma, beta, T, H, eps);
     }
-    SEMBED_CU_LAUNCHED();
+    SEMBED_CU(e);
     return SEMBED_OK;
 }

@@ -79,6 +79,7 @@ static __global__ void __launch_bounds__(NW * 32)
     __half *Qs = (__half *)(smem + SM::q);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
+    sembed__grid_dep_sync();
     const int seq = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1], h = blockIdx.y;
     const int t0 = seq_off[seq], L = seq_off[seq + 1] - t0;
     const int64_t ld = 3 * (int64_t)H;
@@ -259,9 +260,9 @@ static sembed_status launch(__half *out, const __half *qkv, const int32_t *seq_o
     /* Raising the limit is cheap and idempotent; doing it here keeps the launcher whole. */
     SEMBED_CU(cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    (int)bytes));
-    attention_kernel<D><<<dim3((unsigned)n_tiles, (unsigned)A), NW * 32, bytes, stream>>>(
-        out, qkv, seq_off, tiles, rel_bias, H, R, 1.4426950408889634f / sqrtf((float)D));
-    SEMBED_CU_LAUNCHED();
+    SEMBED_CU(sembed__launch_pdl(attention_kernel<D>, dim3((unsigned)n_tiles, (unsigned)A),
+                                 dim3(NW * 32), bytes, stream, out, qkv, seq_off, tiles, rel_bias,
+                                 H, R, 1.4426950408889634f / sqrtf((float)D)));
     return SEMBED_OK;
 }
 

@@ -42,6 +42,47 @@ static inline sembed_status sembed__cu_check(cublasStatus_t e, sembed_error *err
 /* What every launcher ends with. */
 #define SEMBED_CU_LAUNCHED() SEMBED_CU(cudaGetLastError())
 
+/* ---- programmatic dependent launch (Hopper) ------------------------------------------------
+ * sembed's own kernels after a GEMM are launched as programmatic dependents of the kernel before
+ * them: the launch is processed and the blocks may be placed while that kernel drains, and each
+ * such kernel waits at its first line (sembed__grid_dep_wait) until the previous grid has
+ * finished and its writes are visible. The results are the same; only the gap between kernels
+ * shrinks (a query is ~50 kernels of a few µs). Each also lets its own successor be placed early
+ * (sembed__grid_dep_launch): the small-M GEMM then loads its weights while its input is still
+ * being computed. SEMBED_CUDA_PDL=0 launches them plainly. */
+bool sembed__cu_pdl_on(void);
+
+static __device__ __forceinline__ void sembed__grid_dep_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+/* Lets the next kernel, if launched as a programmatic dependent, be placed now (it still waits
+ * for this whole grid at its sembed__grid_dep_wait). */
+static __device__ __forceinline__ void sembed__grid_dep_launch(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+/* What sembed's kernels begin with: the next kernel may be placed, this one waits for the last. */
+static __device__ __forceinline__ void sembed__grid_dep_sync(void) {
+    sembed__grid_dep_launch();
+    sembed__grid_dep_wait();
+}
+
+/* f<<<grid, block, smem, stream>>>(args...), as a programmatic dependent when that is on. */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t sembed__launch_pdl(void (*f)(KArgs...), dim3 grid, dim3 block,
+                                             size_t smem, cudaStream_t stream, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at, cfg.numAttrs = sembed__cu_pdl_on() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, f, ((KArgs)args)...);
+}
+
 /* ---- device helpers ------------------------------------------------------------------------ */
 
 static __device__ __forceinline__ float sembed__warp_sum(float v) {

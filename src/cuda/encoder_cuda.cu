@@ -363,7 +363,11 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
             s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln2_g, w->ln2_b, T, H, g->eps, st, err);
         MARK(OP_LN2);
     }
-    if (s == SEMBED_OK) s = sembed__cu_pool(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err);
+    /* no Dense module: pooling and normalization in one kernel */
+    const bool fused = g->n_dense == 0 && g->normalize;
+    if (s == SEMBED_OK)
+        s = fused ? sembed__cu_pool_normalize(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err)
+                  : sembed__cu_pool(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err);
     float *cur = g->pa, *nxt = g->pb;
     for (int32_t i = 0; i < g->n_dense && s == SEMBED_OK; i++) {
         s = sembed__cu_gemm(&g->g_dense[i], g->lt, nxt, cur, g->dense_w[i], g->dense_b[i], S,
@@ -373,7 +377,7 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
         float *t = cur;
         cur = nxt, nxt = t;
     }
-    if (s == SEMBED_OK && g->normalize) s = sembed__cu_normalize(cur, S, g->E, st, err);
+    if (s == SEMBED_OK && g->normalize && !fused) s = sembed__cu_normalize(cur, S, g->E, st, err);
     MARK(OP_POOL);
     if (s != SEMBED_OK) return s;
     SEMBED_CU(cudaMemcpyAsync(g->h_out, cur, sizeof(float) * (size_t)S * (size_t)g->E,

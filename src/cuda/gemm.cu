@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -68,6 +69,160 @@ static bool splits_nothing(const cublasLtMatmulAlgo_t *a) {
     return splitk <= 1 && red == CUBLASLT_REDUCTION_SCHEME_NONE;
 }
 
+/* ---- the small-M kernel ---------------------------------------------------------------------
+ * gemm_small v2: y (M, N) = x (M, K) · w (N, K)ᵀ + b for M <= 16·MT rows. A block of
+ * SMALL_WARPS warps owns 8 output columns per warp over all rows; the whole K runs in order, one
+ * mma.sync.m16n8k16 (fp16 in, fp32 accumulate) per 16 k, the bias added in fp32, one rounding
+ * to fp16. That is the order cuBLASLt's Hopper kernels (algorithm 66, every tile) sum in;
+ * whether this kernel gives their bits is checked at plan time on random data (same_rows) and
+ * by test_cuda_ops' gemm rows test, and the plan uses it only where it does.
+ * A query's GEMMs read 0.3-5 MB of weights: cuBLASLt's kernels take 7-14 µs there whatever the
+ * tile. Here the block's rows of x and w (all of K) are put in flight at once with cp.async, in
+ * SMALL_G groups along K that the mma chain consumes as they land (ldmatrix, rows padded by 16
+ * bytes: no bank conflicts). v1 (dev/kernels/gemm_small_v1.cu) loaded fragments from global
+ * memory step by step: 6 µs at K=384, 17 µs at K=1536. */
+#define SMALL_WARPS 4  /* warps per block: 32 output columns */
+#define SMALL_MT_MAX 4 /* m16 tiles: M <= 64 */
+#define SMALL_G 4      /* cp.async groups along K */
+#define SMALL_SMEM_MAX (200 * 1024)
+
+static __device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* shared bytes for MT m-tiles at K: x (16·MT rows) and w (8·SMALL_WARPS rows), K + 8 halves each */
+static size_t small_smem(int mt, int32_t K) {
+    return (size_t)(16 * mt + 8 * SMALL_WARPS) * (size_t)(K + 8) * 2;
+}
+
+template <int MT>
+static __global__ void __launch_bounds__(32 * SMALL_WARPS)
+    gemm_small_kernel(__half *y, const __half *x, const __half *w, const __half *b, int M, int N,
+                      int K) {
+    extern __shared__ __align__(16) __half sm[];
+    const int KP = K + 8; /* padded row */
+    __half *xs = sm, *ws = sm + (size_t)16 * MT * KP;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int nb = blockIdx.x * 8 * SMALL_WARPS; /* the block's first column */
+    const int nw = N - nb < 8 * SMALL_WARPS ? N - nb : 8 * SMALL_WARPS; /* its columns */
+    /* group q: k in [q·K/G, (q+1)·K/G) of w's nw rows, then (after the wait for the kernel
+     * before, which wrote x) of x's M rows, the others zero */
+    const int KG = K / SMALL_G, cpr = KG / 8; /* 16-byte chunks per row and group */
+    sembed__grid_dep_launch();
+#pragma unroll
+    for (int q = 0; q < SMALL_G; q++) {
+        for (int i = threadIdx.x; i < nw * cpr; i += 32 * SMALL_WARPS) {
+            const int n = i / cpr, k = q * KG + (i - n * cpr) * 8;
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                             smem_u32(ws + (size_t)n * KP + k)),
+                         "l"(w + (int64_t)(nb + n) * K + k));
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+    sembed__grid_dep_wait();
+#pragma unroll
+    for (int q = 0; q < SMALL_G; q++) {
+        for (int i = threadIdx.x; i < 16 * MT * cpr; i += 32 * SMALL_WARPS) {
+            const int r = i / cpr, k = q * KG + (i - r * cpr) * 8;
+            __half *d = xs + (size_t)r * KP + k;
+            if (r < M)
+                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(d)),
+                             "l"(x + (int64_t)r * K + k));
+            else
+                *(uint4 *)d = make_uint4(0u, 0u, 0u, 0u);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+    const int n0 = warp * 8; /* the warp's columns within the block */
+    const bool active = n0 < nw;
+    float acc[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.f;
+    /* ldmatrix rows: A (x) row lane&15 at k + (lane>>4)·8; B (w) row n0 + (lane&7) at
+     * k + (lane>>3)·8, four 8×8 matrices = two k-steps */
+    const uint32_t xa = smem_u32(xs + (size_t)(lane & 15) * KP + (lane >> 4) * 8);
+    const uint32_t wa = smem_u32(ws + (size_t)(n0 + (lane & 7)) * KP + (lane >> 3) * 8);
+#pragma unroll
+    for (int q = 0; q < SMALL_G; q++) {
+        if (q == 0) asm volatile("cp.async.wait_group %0;\n" ::"n"(SMALL_G - 1));
+        if (q == 1) asm volatile("cp.async.wait_group %0;\n" ::"n"(SMALL_G - 2));
+        if (q == 2) asm volatile("cp.async.wait_group %0;\n" ::"n"(SMALL_G - 3));
+        if (q == 3) asm volatile("cp.async.wait_group 0;\n" ::);
+        __syncthreads();
+        if (!active) continue;
+#pragma unroll 2
+        for (int k = q * KG; k < (q + 1) * KG; k += 32) {
+            /* the fragments of two k-steps first, then their mmas in k order */
+            uint32_t bf[4], af[2][MT][4];
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                         : "=r"(bf[0]), "=r"(bf[1]), "=r"(bf[2]), "=r"(bf[3])
+                         : "r"(wa + (uint32_t)k * 2));
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                                 : "=r"(af[h][mt][0]), "=r"(af[h][mt][1]), "=r"(af[h][mt][2]),
+                                   "=r"(af[h][mt][3])
+                                 : "r"(xa + (uint32_t)((mt * 16 * KP + k + h * 16) * 2)));
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++)
+                    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                        : "+f"(acc[mt][0]), "+f"(acc[mt][1]), "+f"(acc[mt][2]), "+f"(acc[mt][3])
+                        : "r"(af[h][mt][0]), "r"(af[h][mt][1]), "r"(af[h][mt][2]),
+                          "r"(af[h][mt][3]), "r"(bf[2 * h]), "r"(bf[2 * h + 1]));
+        }
+    }
+    if (!active) return;
+    const int g = lane >> 2, t = lane & 3, c = nb + n0 + 2 * t;
+    const float bias0 = b ? __half2float(b[c]) : 0.f, bias1 = b ? __half2float(b[c + 1]) : 0.f;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int r = mt * 16 + h * 8 + g;
+            if (r < M) {
+                float v0 = acc[mt][2 * h], v1 = acc[mt][2 * h + 1];
+                if (b) v0 += bias0, v1 += bias1; /* without a bias, -0 stays -0 */
+                *(__half2 *)(y + (int64_t)r * N + c) = __floats2half2_rn(v0, v1);
+            }
+        }
+}
+
+/* The most rows gemm_small_kernel takes for this shape (a multiple of 16, or 0): fp16, N a
+ * multiple of 8, K of 32·SMALL_G, and its shared memory within SMALL_SMEM_MAX. */
+static int64_t small_kernel_rows(const sembed__cu_gemm_shape *g) {
+    if (g->f32 || g->N % 8 != 0 || g->K % (32 * SMALL_G) != 0 || g->K <= 0) return 0;
+    int mt = SMALL_MT_MAX;
+    while (mt > 0 && small_smem(mt, g->K) > SMALL_SMEM_MAX) mt--;
+    return 16 * (int64_t)mt;
+}
+
+/* Lets each instantiation use up to SMALL_SMEM_MAX of shared memory (on the current device). */
+static cudaError_t small_kernel_setup(void) {
+    cudaError_t e = cudaSuccess;
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
+    return e;
+}
+
+static cudaError_t launch_small(__half *y, const __half *x, const __half *w, const __half *b,
+                                int64_t M, int32_t N, int32_t K, cudaStream_t st) {
+    const unsigned blocks = (unsigned)((N + 8 * SMALL_WARPS - 1) / (8 * SMALL_WARPS));
+    const int mt = (int)((M + 15) / 16);
+    const size_t sh = small_smem(mt, K);
+    const dim3 grid(blocks), block(32 * SMALL_WARPS);
+    if (mt == 1) return sembed__launch_pdl(gemm_small_kernel<1>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 2) return sembed__launch_pdl(gemm_small_kernel<2>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 3) return sembed__launch_pdl(gemm_small_kernel<3>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    return sembed__launch_pdl(gemm_small_kernel<4>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+}
+
 /* fills n halves with a fixed pseudo-random pattern in [-1, 1) (timing data, never zeros) */
 static __global__ void fill_kernel(__half *p, int64_t n) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -75,6 +230,19 @@ static __global__ void fill_kernel(__half *p, int64_t n) {
     uint32_t h = (uint32_t)i * 2654435761u + 12345u;
     h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
     p[i] = __float2half_rn((float)(h & 0xFFFF) / 32768.0f - 1.0f);
+}
+
+/* fills n halves with values of many exponents (|v| in 2^e0 .. 2^(e0+10), random sign and mantissa):
+ * the same sums taken in another order differ in their last bits far more often than sums of
+ * uniform data do, so a check of bits on them finds an algorithm that sums otherwise */
+static __global__ void fill_wide_kernel(__half *p, int64_t n, uint32_t seed, int e0) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    uint32_t h = (uint32_t)i * 2654435761u + seed;
+    h ^= h >> 16, h *= 2246822519u, h ^= h >> 13, h *= 3266489917u, h ^= h >> 16;
+    const float m = 1.0f + (float)(h & 0x3FF) / 1024.0f;
+    const float v = ldexpf(m, (int)((h >> 10) % 10u) + e0);
+    p[i] = __float2half_rn((h >> 20) & 1u ? -v : v);
 }
 
 /* The timing scratch: x (M_SEL, K), w (N, K), b (N), y (M_SEL, N), ws. */
@@ -86,26 +254,59 @@ typedef struct timing_bufs {
 } timing_bufs;
 
 #define M_SEL 8192 /* the rows the algorithm is chosen for, whatever the context's size */
+#define M_SMALL_CAP 256 /* the most rows a small-M algorithm may take */
 
-/* mean ms of one call of algo at M rows (2 warm-up calls, then reps), or -1 on failure */
-static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
-                       const cublasLtMatmulAlgo_t *a, int64_t M, const timing_bufs *t) {
+/* reps calls of algo (NULL: gemm_small_kernel) at M rows on t->st */
+static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
+                         const cublasLtMatmulAlgo_t *a, int64_t M, int reps, const timing_bufs *t) {
     gemm_descs d;
     sembed_error e;
-    if (make_descs(&d, g, M, g->bias ? (const void *)t->b : NULL, &e) != SEMBED_OK) return -1.f;
+    if (make_descs(&d, g, M, g->bias ? (const void *)t->b : NULL, &e) != SEMBED_OK) return false;
     const float one = 1.0f, zero = 0.0f;
-    const int reps = M >= 4096 ? 10 : 30;
-    for (int r = 0; r < 2 + reps; r++) {
-        if (r == 2 && cudaEventRecord(t->e0, t->st) != cudaSuccess) return -1.f;
-        if (cublasLtMatmul(lt, &d.op, &one, t->w, &d.a, t->x, &d.b, &zero, t->y, &d.c, t->y,
-                           &d.c, a, t->ws, g->ws_bytes, t->st) != CUBLAS_STATUS_SUCCESS)
-            return -1.f;
-    }
+    for (int r = 0; r < reps; r++)
+        if (!a ? launch_small(t->y, t->x, t->w, g->bias ? t->b : NULL, M, g->N, g->K, t->st) !=
+                     cudaSuccess
+               : cublasLtMatmul(lt, &d.op, &one, t->w, &d.a, t->x, &d.b, &zero, t->y, &d.c, t->y,
+                                &d.c, a, t->ws, g->ws_bytes, t->st) != CUBLAS_STATUS_SUCCESS)
+            return false;
+    return true;
+}
+
+/* mean ms of one call of algo (NULL: gemm_small_kernel) at M rows, or -1 on failure. Below
+ * 4096 rows the calls are timed as a CUDA graph (as the encoder runs small batches): launched
+ * one by one from the host, a call of a few µs measures the host's launch rate instead (v2's
+ * timing did: cuBLASLt's 7-14 µs at M=16 were mostly cublasLtMatmul's host side). */
+static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
+                       const cublasLtMatmulAlgo_t *a, int64_t M, const timing_bufs *t) {
     float ms = -1.f;
-    if (cudaEventRecord(t->e1, t->st) != cudaSuccess || cudaEventSynchronize(t->e1) != cudaSuccess ||
-        cudaEventElapsedTime(&ms, t->e0, t->e1) != cudaSuccess)
-        return -1.f;
-    return ms / (float)reps;
+    if (M >= 4096) {
+        const int reps = 10;
+        if (!enqueue_reps(lt, g, a, M, 2, t) || cudaEventRecord(t->e0, t->st) != cudaSuccess ||
+            !enqueue_reps(lt, g, a, M, reps, t) || cudaEventRecord(t->e1, t->st) != cudaSuccess ||
+            cudaEventSynchronize(t->e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, t->e0, t->e1) != cudaSuccess)
+            return -1.f;
+        return ms / (float)reps;
+    }
+    const int reps = 40;
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    if (cudaStreamBeginCapture(t->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return -1.f;
+    const bool ok = enqueue_reps(lt, g, a, M, reps, t);
+    if (cudaStreamEndCapture(t->st, &graph) != cudaSuccess || !ok ||
+        cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
+        ms = -2.f;
+    if (ms == -1.f && (cudaGraphLaunch(exec, t->st) != cudaSuccess ||
+                       cudaEventRecord(t->e0, t->st) != cudaSuccess ||
+                       cudaGraphLaunch(exec, t->st) != cudaSuccess ||
+                       cudaEventRecord(t->e1, t->st) != cudaSuccess ||
+                       cudaEventSynchronize(t->e1) != cudaSuccess ||
+                       cudaEventElapsedTime(&ms, t->e0, t->e1) != cudaSuccess))
+        ms = -2.f;
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    return ms < 0.f ? -1.f : ms / (float)reps;
 }
 
 /* The process-wide choice per (device, N, K, type, bias): every context of a process runs the
@@ -114,7 +315,8 @@ typedef struct plan_entry {
     int device;
     int32_t N, K;
     bool f32, bias;
-    cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulAlgo_t algo, algo_small;
+    int64_t M_small, M_own;
 } plan_entry;
 static std::mutex plan_mu;
 static std::vector<plan_entry> plan_cache;
@@ -124,72 +326,246 @@ static bool env_is(const char *name, const char *v) {
     return e && strcmp(e, v) == 0;
 }
 
+static void bufs_free(timing_bufs *t) {
+    if (t->st) cudaStreamSynchronize(t->st), cudaStreamDestroy(t->st);
+    if (t->e0) cudaEventDestroy(t->e0);
+    if (t->e1) cudaEventDestroy(t->e1);
+    cudaFree(t->x), cudaFree(t->w), cudaFree(t->b), cudaFree(t->y), cudaFree(t->ws);
+    *t = timing_bufs{};
+}
+
+/* The timing scratch for shape g, filled with uniform data. */
+static sembed_status bufs_new(timing_bufs *t, const sembed__cu_gemm_shape *g, sembed_error *err) {
+    *t = timing_bufs{};
+    const int64_t M = M_SEL, N = g->N, K = g->K;
+    if (cudaMalloc((void **)&t->x, (size_t)M * K * 2) != cudaSuccess ||
+        cudaMalloc((void **)&t->w, (size_t)N * K * 2) != cudaSuccess ||
+        cudaMalloc((void **)&t->b, (size_t)N * 2) != cudaSuccess ||
+        cudaMalloc((void **)&t->y, (size_t)M * N * 2) != cudaSuccess ||
+        cudaMalloc(&t->ws, g->ws_bytes ? g->ws_bytes : 1) != cudaSuccess) {
+        bufs_free(t);
+        return sembed__err(err, SEMBED_ERR_NOMEM, "CUDA backend: no device memory to time GEMM "
+                           "algorithms for N=%d, K=%d", g->N, g->K);
+    }
+    if (cudaStreamCreateWithFlags(&t->st, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreate(&t->e0) != cudaSuccess || cudaEventCreate(&t->e1) != cudaSuccess) {
+        bufs_free(t);
+        return sembed__err(err, SEMBED_ERR_BACKEND, "CUDA backend: stream/event creation failed");
+    }
+    fill_kernel<<<(unsigned)((M * K + 255) / 256), 256, 0, t->st>>>(t->x, M * K);
+    fill_kernel<<<(unsigned)((N * K + 255) / 256), 256, 0, t->st>>>(t->w, N * K);
+    fill_kernel<<<(unsigned)((N + 255) / 256), 256, 0, t->st>>>(t->b, N);
+    return SEMBED_OK;
+}
+
+static void print_algo(const sembed__cu_gemm_shape *g, const char *what, int i,
+                       const cublasLtMatmulAlgo_t *a) {
+    int32_t id = 0, tile = 0, stages = 0;
+    size_t wr;
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &wr);
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
+    cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
+    fprintf(stderr, "gemm N=%d K=%d %s %2d algo %d tile %d stages %d:", g->N, g->K, what, i, id,
+            tile, stages);
+}
+
 /* Times the candidates; writes the winner's index into *best. */
 static sembed_status pick_by_timing(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                                     const cublasLtMatmulAlgo_t *cand, int n, int *best,
-                                    sembed_error *err) {
-    timing_bufs t = {};
+                                    const timing_bufs *t, sembed_error *err) {
     const int64_t M = M_SEL, N = g->N, K = g->K;
-    sembed_status s = SEMBED_OK;
     const bool verbose = getenv("SEMBED_CUDA_GEMM_VERBOSE") != NULL;
     std::vector<float> tm((size_t)n * 3, -1.f);
     const int64_t Ms[3] = {M_SEL, 512, 16};
     float best_t[3] = {INFINITY, INFINITY, INFINITY};
     *best = 0;
-    if (cudaMalloc((void **)&t.x, (size_t)M * K * 2) != cudaSuccess ||
-        cudaMalloc((void **)&t.w, (size_t)N * K * 2) != cudaSuccess ||
-        cudaMalloc((void **)&t.b, (size_t)N * 2) != cudaSuccess ||
-        cudaMalloc((void **)&t.y, (size_t)M * N * 2) != cudaSuccess ||
-        cudaMalloc(&t.ws, g->ws_bytes ? g->ws_bytes : 1) != cudaSuccess) {
-        s = sembed__err(err, SEMBED_ERR_NOMEM, "CUDA backend: no device memory to time GEMM "
-                        "algorithms for N=%d, K=%d", g->N, g->K);
-        goto done;
-    }
-    if (cudaStreamCreateWithFlags(&t.st, cudaStreamNonBlocking) != cudaSuccess ||
-        cudaEventCreate(&t.e0) != cudaSuccess || cudaEventCreate(&t.e1) != cudaSuccess) {
-        s = sembed__err(err, SEMBED_ERR_BACKEND, "CUDA backend: stream/event creation failed");
-        goto done;
-    }
-    fill_kernel<<<(unsigned)((M * K + 255) / 256), 256, 0, t.st>>>(t.x, M * K);
-    fill_kernel<<<(unsigned)((N * K + 255) / 256), 256, 0, t.st>>>(t.w, N * K);
-    fill_kernel<<<(unsigned)((N + 255) / 256), 256, 0, t.st>>>(t.b, N);
     for (int i = 0; i < n; i++)
         for (int m = 0; m < 3; m++) {
-            const float v = time_algo(lt, g, &cand[i], Ms[m], &t);
+            const float v = time_algo(lt, g, &cand[i], Ms[m], t);
             tm[(size_t)i * 3 + m] = v;
             if (v > 0.f && v < best_t[m]) best_t[m] = v;
         }
     (void)cudaGetLastError(); /* a candidate that failed to run is just not chosen */
-    {
-        /* score: the large batch counts twice, a mid and a query-sized batch once each, each
-         * relative to the fastest candidate at that size */
-        float best_score = INFINITY;
-        for (int i = 0; i < n; i++) {
-            const float *v = &tm[(size_t)i * 3];
-            if (v[0] <= 0.f || v[1] <= 0.f || v[2] <= 0.f) continue;
-            const float sc = 2.f * v[0] / best_t[0] + v[1] / best_t[1] + v[2] / best_t[2];
-            if (verbose) {
-                int32_t id = 0, tile = 0, stages = 0;
-                size_t wr;
-                cublasLtMatmulAlgoConfigGetAttribute(&cand[i], CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &wr);
-                cublasLtMatmulAlgoConfigGetAttribute(&cand[i], CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
-                cublasLtMatmulAlgoConfigGetAttribute(&cand[i], CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
-                fprintf(stderr, "gemm N=%d K=%d cand %2d algo %d tile %d stages %d: M=%d %.4f ms "
-                        "(%.0f TFLOP/s), M=512 %.4f, M=16 %.4f, score %.3f\n", g->N, g->K, i, id,
-                        tile, stages, M_SEL, v[0], 2.0 * M * N * K / (v[0] * 1e9), v[1], v[2], sc);
-            }
-            if (sc < best_score) best_score = sc, *best = i;
+    /* score: the large batch counts twice, a mid and a query-sized batch once each, each
+     * relative to the fastest candidate at that size */
+    float best_score = INFINITY;
+    for (int i = 0; i < n; i++) {
+        const float *v = &tm[(size_t)i * 3];
+        if (v[0] <= 0.f || v[1] <= 0.f || v[2] <= 0.f) continue;
+        const float sc = 2.f * v[0] / best_t[0] + v[1] / best_t[1] + v[2] / best_t[2];
+        if (verbose) {
+            print_algo(g, "cand", i, &cand[i]);
+            fprintf(stderr, " M=%d %.4f ms (%.0f TFLOP/s), M=512 %.4f, M=16 %.4f, score %.3f\n",
+                    M_SEL, v[0], 2.0 * M * N * K / (v[0] * 1e9), v[1], v[2], sc);
         }
-        if (best_score == INFINITY)
-            s = sembed__err(err, SEMBED_ERR_BACKEND, "CUDA backend: no GEMM algorithm ran for "
-                            "N=%d, K=%d", g->N, g->K);
+        if (sc < best_score) best_score = sc, *best = i;
     }
-done:
-    if (t.st) cudaStreamSynchronize(t.st), cudaStreamDestroy(t.st);
-    if (t.e0) cudaEventDestroy(t.e0);
-    if (t.e1) cudaEventDestroy(t.e1);
-    cudaFree(t.x), cudaFree(t.w), cudaFree(t.b), cudaFree(t.y), cudaFree(t.ws);
-    return s;
+    if (best_score == INFINITY)
+        return sembed__err(err, SEMBED_ERR_BACKEND, "CUDA backend: no GEMM algorithm ran for "
+                           "N=%d, K=%d", g->N, g->K);
+    return SEMBED_OK;
+}
+
+/* One call of algo (NULL: gemm_small_kernel) at M rows: y = x · wᵀ + b. */
+static bool run_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
+                     const cublasLtMatmulAlgo_t *a, __half *y, const __half *x, int64_t M,
+                     const timing_bufs *t) {
+    if (!a) return launch_small(y, x, t->w, g->bias ? t->b : NULL, M, g->N, g->K, t->st) == cudaSuccess;
+    gemm_descs d;
+    sembed_error e;
+    if (make_descs(&d, g, M, g->bias ? (const void *)t->b : NULL, &e) != SEMBED_OK) return false;
+    const float one = 1.0f, zero = 0.0f;
+    return cublasLtMatmul(lt, &d.op, &one, t->w, &d.a, x, &d.b, &zero, y, &d.c, y, &d.c, a, t->ws,
+                          g->ws_bytes, t->st) == CUBLAS_STATUS_SUCCESS;
+}
+
+/* Does cand (NULL: gemm_small_kernel) give the same bits as algo for every row, at every M from
+ * 1 to cap (<= M_SMALL_CAP) that it could take? algo computes M_SMALL_CAP rows of wide-range
+ * random data once; cand computes slices of them at up to 28 sizes (1-9, around 16, 32, 64,
+ * 128, 256), each at another offset. The scratch must hold data of that kind (fill_wide_kernel). */
+static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
+                      const cublasLtMatmulAlgo_t *algo, const cublasLtMatmulAlgo_t *cand,
+                      int64_t cap, const timing_bufs *t) {
+    const int64_t N = g->N, K = g->K, C = M_SMALL_CAP;
+    __half *ref = t->y, *y2 = t->y + C * N;
+    std::vector<uint16_t> a((size_t)(C * N)), b((size_t)(C * N));
+    if (cudaMemsetAsync(ref, 0xFF, (size_t)(C * N) * 2, t->st) != cudaSuccess ||
+        !run_algo(lt, g, algo, ref, t->x, C, t) ||
+        cudaMemcpyAsync(a.data(), ref, a.size() * 2, cudaMemcpyDeviceToHost, t->st) != cudaSuccess)
+        return false;
+    /* row offsets keep x 256-byte aligned, as the planned calls see it */
+    int64_t align = 1;
+    while ((align * K * 2) % 256 != 0) align *= 2;
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48,
+                                 63, 64, 65, 96, 127, 128, 129, 160, 255, 256};
+    for (int64_t m : ms) {
+        if (m > cap) break;
+        int64_t off = (m * 37) % (C - m + 1);
+        off -= off % align;
+        if (cudaMemsetAsync(y2, 0xFF, (size_t)(m * N) * 2, t->st) != cudaSuccess ||
+            !run_algo(lt, g, cand, y2, t->x + off * K, m, t) ||
+            cudaMemcpyAsync(b.data(), y2, (size_t)(m * N) * 2, cudaMemcpyDeviceToHost, t->st) !=
+                cudaSuccess ||
+            cudaStreamSynchronize(t->st) != cudaSuccess)
+            return false;
+        if (memcmp(a.data() + off * N, b.data(), (size_t)(m * N) * 2) != 0) return false;
+    }
+    return true;
+}
+
+/* Looks for an algorithm faster than g->algo at a query's 16 rows whose rows are the same bits
+ * (same_rows); sets g->algo_small and g->M_small (the largest of 16, 32, ... M_SMALL_CAP up to
+ * which it stays faster), or leaves M_small 0. The candidates: cuBLASLt's heuristic at M = 16
+ * and 128 and the large-M list, without split-K or reduction, valid up to M_SMALL_CAP rows. */
+static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
+                       const std::vector<cublasLtMatmulAlgo_t> &big, timing_bufs *t) {
+    const bool verbose = getenv("SEMBED_CUDA_GEMM_VERBOSE") != NULL;
+    std::vector<cublasLtMatmulAlgo_t> cand;
+    auto add = [&](const cublasLtMatmulAlgo_t &a) {
+        for (const cublasLtMatmulAlgo_t &c : cand)
+            if (memcmp(&c, &a, sizeof a) == 0) return;
+        if (memcmp(&a, &g->algo, sizeof a) == 0 || !splits_nothing(&a)) return;
+        for (int64_t m : {(int64_t)1, (int64_t)2, (int64_t)7, (int64_t)16, (int64_t)64,
+                          (int64_t)M_SMALL_CAP})
+            if (!algo_fits(lt, g, &a, m)) return;
+        cand.push_back(a);
+    };
+    for (int64_t Mh : {(int64_t)16, (int64_t)128}) {
+        gemm_descs d;
+        sembed_error e;
+        if (make_descs(&d, g, Mh, g->bias ? FAKE_BIAS : NULL, &e) != SEMBED_OK) return;
+        cublasLtMatmulPreferenceOpaque_t pref;
+        if (cublasLtMatmulPreferenceInit(&pref) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulPreferenceSetAttribute(&pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &g->ws_bytes, sizeof g->ws_bytes) !=
+                CUBLAS_STATUS_SUCCESS)
+            return;
+        enum { N_RES = 64 };
+        cublasLtMatmulHeuristicResult_t res[N_RES];
+        int n_res = 0;
+        if (cublasLtMatmulAlgoGetHeuristic(lt, &d.op, &d.a, &d.b, &d.c, &d.c, &pref, N_RES, res,
+                                           &n_res) != CUBLAS_STATUS_SUCCESS)
+            n_res = 0;
+        for (int i = 0; i < n_res; i++)
+            if (res[i].state == CUBLAS_STATUS_SUCCESS) add(res[i].algo);
+    }
+    for (const cublasLtMatmulAlgo_t &a : big) add(a);
+    const float t_main = time_algo(lt, g, &g->algo, 16, t);
+    const int64_t NK = (int64_t)g->N * g->K;
+    auto fill_wide = [&]() {
+        fill_wide_kernel<<<(unsigned)((M_SMALL_CAP * (int64_t)g->K + 255) / 256), 256, 0, t->st>>>(
+            t->x, M_SMALL_CAP * (int64_t)g->K, 101u, -6);
+        fill_wide_kernel<<<(unsigned)((NK + 255) / 256), 256, 0, t->st>>>(t->w, NK, 202u, -9);
+        fill_wide_kernel<<<(unsigned)((g->N + 255) / 256), 256, 0, t->st>>>(t->b, g->N, 303u, -6);
+    };
+    auto fill_uniform = [&]() {
+        fill_kernel<<<(unsigned)((M_SEL * (int64_t)g->K + 255) / 256), 256, 0, t->st>>>(
+            t->x, M_SEL * (int64_t)g->K);
+        fill_kernel<<<(unsigned)((NK + 255) / 256), 256, 0, t->st>>>(t->w, NK);
+        fill_kernel<<<(unsigned)((g->N + 255) / 256), 256, 0, t->st>>>(t->b, g->N);
+    };
+    [&]() { /* cuBLASLt's candidates: the fastest at 16 rows with the same bits */
+        if (cand.empty()) return;
+        std::vector<std::pair<float, int>> by_t;
+        for (int i = 0; i < (int)cand.size(); i++) {
+            const float v = time_algo(lt, g, &cand[(size_t)i], 16, t);
+            if (v > 0.f && v < 0.9f * t_main) by_t.push_back({v, i});
+        }
+        (void)cudaGetLastError();
+        std::sort(by_t.begin(), by_t.end());
+        if (verbose)
+            fprintf(stderr, "gemm N=%d K=%d: main algorithm at M=16 %.4f ms; %d small-M candidates, "
+                    "%d faster by 10%%\n", g->N, g->K, t_main, (int)cand.size(), (int)by_t.size());
+        if (by_t.empty()) return;
+        fill_wide();
+        int chosen = -1;
+        for (size_t j = 0; j < by_t.size() && j < 12 && chosen < 0; j++) {
+            const cublasLtMatmulAlgo_t *a = &cand[(size_t)by_t[j].second];
+            const bool same = same_rows(lt, g, &g->algo, a, M_SMALL_CAP, t);
+            (void)cudaGetLastError();
+            if (verbose) {
+                print_algo(g, "small", by_t[j].second, a);
+                fprintf(stderr, " M=16 %.4f ms, same bits as the main algorithm: %s\n",
+                        by_t[j].first, same ? "yes" : "no");
+            }
+            if (same) chosen = by_t[j].second;
+        }
+        if (chosen < 0) return;
+        /* uniform data again for the timings; the largest size up to which it stays faster */
+        fill_uniform();
+        g->algo_small = cand[(size_t)chosen];
+        g->M_small = 16;
+        for (int64_t m = 32; m <= M_SMALL_CAP; m *= 2) {
+            const float ts = time_algo(lt, g, &g->algo_small, m, t), tb = time_algo(lt, g, &g->algo, m, t);
+            if (verbose)
+                fprintf(stderr, "gemm N=%d K=%d: M=%lld small %.4f ms, main %.4f ms\n", g->N, g->K,
+                        (long long)m, ts, tb);
+            if (!(ts > 0.f && ts < tb)) break;
+            g->M_small = m;
+        }
+        (void)cudaGetLastError();
+    }();
+    /* then our own kernel: the rows it takes are those up to which it beats what would run */
+    const int64_t own_rows = small_kernel_rows(g);
+    if (own_rows > 0 && !env_is("SEMBED_CUDA_GEMM_OWN", "0") && small_kernel_setup() == cudaSuccess) {
+        fill_wide();
+        const bool same = same_rows(lt, g, &g->algo, NULL, own_rows, t);
+        (void)cudaGetLastError();
+        fill_uniform();
+        for (int64_t m = 16; same && m <= own_rows; m += 16) {
+            const float to = time_algo(lt, g, NULL, m, t),
+                        tb = time_algo(lt, g, m <= g->M_small ? &g->algo_small : &g->algo, m, t);
+            if (verbose)
+                fprintf(stderr, "gemm N=%d K=%d: M=%lld own kernel %.4f ms, cuBLASLt %.4f ms\n",
+                        g->N, g->K, (long long)m, to, tb);
+            if (!(to > 0.f && to < tb)) break;
+            g->M_own = m;
+        }
+        (void)cudaGetLastError();
+        if (verbose)
+            fprintf(stderr, "gemm N=%d K=%d: own kernel same bits as the main algorithm: %s; "
+                    "used for M <= %lld\n", g->N, g->K, same ? "yes" : "no", (long long)g->M_own);
+    }
 }
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
@@ -205,7 +581,8 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
     bool cached = false;
     for (const plan_entry &p : plan_cache)
         if (p.device == device && p.N == N && p.K == K && p.f32 == f32 && p.bias == bias)
-            g->algo = p.algo, cached = true;
+            g->algo = p.algo, g->algo_small = p.algo_small, g->M_small = p.M_small,
+            g->M_own = p.M_own, cached = true;
     if (!cached) {
         /* The heuristic is asked at a fixed M whatever M_max is, so that contexts of every
          * size see the same candidates. */
@@ -243,12 +620,22 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
                                "of N=%d, K=%d, M up to %lld (%d candidates)",
                                f32 ? "fp32" : "fp16", N, K, (long long)M_max, n_res);
         int best = 0;
-        if (timed && cand.size() > 1) {
-            s = pick_by_timing(lt, g, cand.data(), (int)cand.size(), &best, err);
+        const bool small = timed && !env_is("SEMBED_CUDA_GEMM_SMALL", "0");
+        timing_bufs t = {};
+        if ((timed && cand.size() > 1) || small) {
+            s = bufs_new(&t, g, err);
             if (s != SEMBED_OK) return s;
         }
-        g->algo = cand[(size_t)best];
-        plan_cache.push_back(plan_entry{device, N, K, f32, bias, g->algo});
+        if (timed && cand.size() > 1)
+            s = pick_by_timing(lt, g, cand.data(), (int)cand.size(), &best, &t, err);
+        if (s == SEMBED_OK) {
+            g->algo = cand[(size_t)best];
+            if (small) pick_small(lt, g, cand, &t);
+        }
+        bufs_free(&t);
+        if (s != SEMBED_OK) return s;
+        plan_cache.push_back(
+            plan_entry{device, N, K, f32, bias, g->algo, g->algo_small, g->M_small, g->M_own});
     } else if (!algo_fits(lt, g, &g->algo, M_max)) {
         return sembed__err(err, SEMBED_ERR_BACKEND,
                            "cuBLASLt: the algorithm chosen for N=%d, K=%d does not fit M=%lld",
@@ -263,6 +650,13 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
     cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages,
                                          sizeof stages, &wr);
     g->tile_id = (int32_t)tile, g->stages_id = (int32_t)stages;
+    if (g->M_small > 0) {
+        cublasLtMatmulAlgoConfigGetAttribute(&g->algo_small, CUBLASLT_ALGO_CONFIG_ID,
+                                             &g->small_algo_id, sizeof g->small_algo_id, &wr);
+        cublasLtMatmulAlgoConfigGetAttribute(&g->algo_small, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile,
+                                             sizeof tile, &wr);
+        g->small_tile_id = (int32_t)tile;
+    }
     return SEMBED_OK;
 }
 
@@ -275,7 +669,13 @@ sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t l
     sembed_status s = make_descs(&d, g, M, b, err);
     if (s != SEMBED_OK) return s;
     const float one = 1.0f, zero = 0.0f;
-    SEMBED_CU(cublasLtMatmul(lt, &d.op, &one, w, &d.a, x, &d.b, &zero, y, &d.c, y, &d.c, &g->algo,
-                             ws, g->ws_bytes, stream));
+    if (M <= g->M_own) {
+        SEMBED_CU(launch_small((__half *)y, (const __half *)x, (const __half *)w,
+                               (const __half *)b, M, g->N, g->K, stream));
+        return SEMBED_OK;
+    }
+    const cublasLtMatmulAlgo_t *a = M <= g->M_small ? &g->algo_small : &g->algo;
+    SEMBED_CU(cublasLtMatmul(lt, &d.op, &one, w, &d.a, x, &d.b, &zero, y, &d.c, y, &d.c, a, ws,
+                             g->ws_bytes, stream));
     return SEMBED_OK;
 }

@@ -10,15 +10,25 @@
  * once per process and (device, N, K, type, bias) — the fastest by measurement at M = 8192, 512
  * and 16 among cuBLASLt's candidates without split-K or any reduction across CTAs, checked valid
  * for M = 1 .. max(M_max, 65536) — so that a row's result never depends on M nor on the context
- * (the batch-invariance contract). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed. */
+ * (the batch-invariance contract). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed.
+ * SEMBED_CUDA_GEMM_SMALL=0: no small-M algorithm; SEMBED_CUDA_GEMM_OWN=0: not the own kernel. */
 typedef struct sembed__cu_gemm_shape {
     cublasLtMatmulAlgo_t algo;
+    /* For M <= M_small (0: never): an algorithm faster at few rows whose rows were checked, on
+     * random data at every M it takes, to be the same bits as algo's (same K order, no split;
+     * the tiles differ). The check runs at plan time; a candidate that differs is not used. */
+    cublasLtMatmulAlgo_t algo_small;
+    int64_t M_small;
+    /* For M <= M_own (0: never; <= 64): gemm.cu's own small-M kernel, under the same check of
+     * bits against algo. It comes before algo_small. */
+    int64_t M_own;
     int32_t N, K;
     int64_t M_max;
     bool f32;        /* fp32 x, w, b, y; else fp16 with fp32 accumulation */
     bool bias;       /* b given on every call (cuBLASLt's BIAS epilogue) */
     size_t ws_bytes; /* workspace the algorithm may use */
     int32_t algo_id, tile_id, stages_id; /* for reports */
+    int32_t small_algo_id, small_tile_id;
 } sembed__cu_gemm_shape;
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,

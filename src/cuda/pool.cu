@@ -1,11 +1,15 @@
 /* pool.cu — pooling (one block per sequence, a thread per feature column, tokens summed in
- * order) and L2 normalization (one block per row, a fixed reduction tree) (kernels v1).
+ * order) and L2 normalization (one block per row, a fixed reduction tree) (kernels v1; v2 adds
+ * the normalization to the pooling kernel, for models with no Dense module).
  * Dimension letters: T tokens, S sequences, H hidden, F features per row. */
 #include "pool.cuh"
 
+/* norm: then the row is L2-normalized in place by the same block (the query's last kernel:
+ * one launch instead of two); each thread rescales the features it wrote. */
 static __global__ void __launch_bounds__(256)
     pool_kernel(float *out, const __half *x, const int32_t *seq_off, const int32_t *skip,
-                sembed__cu_pool_kinds kinds, int H) {
+                sembed__cu_pool_kinds kinds, int H, bool norm) {
+    sembed__grid_dep_sync();
     const int s = blockIdx.x;
     const int t0 = seq_off[s], L = seq_off[s + 1] - t0;
     int k0 = skip ? skip[s] : 0;
@@ -39,9 +43,30 @@ static __global__ void __launch_bounds__(256)
             }
         }
     }
+    if (!norm) return;
+    __shared__ float part[8];
+    float ss = 0.f;
+    for (int c = 0; c < kinds.n; c++)
+        for (int i = threadIdx.x; i < H; i += blockDim.x) {
+            const float v = out[s * F + (int64_t)c * H + i];
+            ss += v * v;
+        }
+    ss = sembed__warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; w++) tot += part[w];
+    const float n = fmaxf(sqrtf(tot), 1e-12f);
+    for (int c = 0; c < kinds.n; c++)
+        for (int i = threadIdx.x; i < H; i += blockDim.x) {
+            float *o = out + s * F + (int64_t)c * H + i;
+            *o = *o / n;
+        }
 }
 
 static __global__ void __launch_bounds__(256) normalize_kernel(float *x, int F) {
+    sembed__grid_dep_sync();
     __shared__ float part[8];
     float *v = x + (int64_t)blockIdx.x * F;
     float ss = 0.f;
@@ -61,15 +86,25 @@ sembed_status sembed__cu_pool(float *out, const __half *x, const int32_t *seq_of
                               int32_t H, cudaStream_t stream, sembed_error *err) {
     SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
     if (S <= 0) return SEMBED_OK;
-    pool_kernel<<<(unsigned)S, 256, 0, stream>>>(out, x, seq_off, skip, kinds, H);
-    SEMBED_CU_LAUNCHED();
+    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out, x,
+                                 seq_off, skip, kinds, H, false));
+    return SEMBED_OK;
+}
+
+sembed_status sembed__cu_pool_normalize(float *out, const __half *x, const int32_t *seq_off,
+                                        const int32_t *skip, sembed__cu_pool_kinds kinds,
+                                        int32_t S, int32_t H, cudaStream_t stream,
+                                        sembed_error *err) {
+    SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
+    if (S <= 0) return SEMBED_OK;
+    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out, x,
+                                 seq_off, skip, kinds, H, true));
     return SEMBED_OK;
 }
 
 sembed_status sembed__cu_normalize(float *x, int32_t S, int32_t F, cudaStream_t stream,
                                    sembed_error *err) {
     if (S <= 0) return SEMBED_OK;
-    normalize_kernel<<<(unsigned)S, 256, 0, stream>>>(x, F);
-    SEMBED_CU_LAUNCHED();
+    SEMBED_CU(sembed__launch_pdl(normalize_kernel, dim3((unsigned)S), dim3(256), 0, stream, x, F));
     return SEMBED_OK;
 }

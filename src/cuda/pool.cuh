@@ -20,6 +20,14 @@ sembed_status sembed__cu_pool(float *out,             /* (S, kinds.n * H) */
                               sembed__cu_pool_kinds kinds, int32_t S, int32_t H,
                               cudaStream_t stream, sembed_error *err);
 
+/* sembed__cu_pool, then each row divided by max(||row||_2, 1e-12), in one kernel. */
+sembed_status sembed__cu_pool_normalize(float *out,             /* (S, kinds.n * H) */
+                                        const __half *x,        /* (T, H) */
+                                        const int32_t *seq_off, /* (S+1) */
+                                        const int32_t *skip,    /* (S) or NULL */
+                                        sembed__cu_pool_kinds kinds, int32_t S, int32_t H,
+                                        cudaStream_t stream, sembed_error *err);
+
 /* x[s] /= max(||x[s]||_2, 1e-12), in place. */
 sembed_status sembed__cu_normalize(float *x, /* (S, F) */
                                    int32_t S, int32_t F, cudaStream_t stream, sembed_error *err);

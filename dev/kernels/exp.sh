@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# exp.sh — a short experiment on the GPU machine (run tool, carry .carry): builds through
+# scripts/gpu-check.sh's build step, runs the CUDA tests, then times sembed alone on the query and
+# fixed workloads under each setting given as an argument (an env assignment list, "-" for none):
+#   bash dev/kernels/exp.sh - SEMBED_CUDA_GEMM_SMALL=0
+# A dev tool, not the benchmark of record (that is scripts/gpu-check.sh, with the peers).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+export OUT
+W=/tmp/sembed-gpu M=/tmp/sembed-gpu/models
+mkdir -p $W
+GPU_CHECK_STEPS=build OUT=$W/check bash scripts/gpu-check.sh >"$W/build-step.log" 2>&1
+grep -q "^built" "$W/build-step.log" || { tail -40 "$W/build-step.log"; exit 1; }
+LIBD=$W/sysroot/usr/lib/x86_64-linux-gnu # gpu-check.sh's carried libraries, if it unpacked them
+[ -d "$LIBD" ] && export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
+for sl in 1x16 256x128 64x512; do
+    [ -f "$W/ids_$sl.i32" ] || python3 bench/gpu_torch.py ids "$W/ids_$sl.i32" 4 "${sl%x*}" "${sl#*x}" 7
+done
+if [ -z "${EXP_NO_TESTS:-}" ]; then
+    build-gpu/test_cuda_ops >"$OUT/ops.log" 2>&1; echo "test_cuda_ops rc=$?"
+    grep -E "gemm rows|FAIL" "$OUT/ops.log"; tail -1 "$OUT/ops.log"
+    SEMBED_MODELS=$M SEMBED_REQUIRE_MODELS=1 build-gpu/test_cuda_encode >"$OUT/enc.log" 2>&1
+    echo "test_cuda_encode rc=$?"; grep -E "FAIL|differ|invarian" "$OUT/enc.log" | head; tail -1 "$OUT/enc.log"
+fi
+b() { # label model S L reps
+    build-gpu/gpu_bench "$M/$2" "$W/ids_$3x$4.i32" 4 "$3" "$4" "$5" /dev/null "$1" 2>>"$OUT/verbose.log" |
+        python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(f\"{r['workload']:<40}{r['ms_p50']:9.4f}{r['ms_p99']:9.4f} {r['device']}\", ' '.join(f'{k}={v:.4f}' for k, v in r.get('op_ms', {}).items()))"
+}
+for setting in "$@"; do
+    echo "--- $setting" | tee -a "$OUT/verbose.log"
+    env_args=()
+    [ "$setting" != "-" ] && read -r -a env_args <<<"$setting"
+    (
+        [ ${#env_args[@]} -gt 0 ] && export "${env_args[@]}"
+        b "query-minilm-1x16 $setting" minilm-random 1 16 1000
+        b "query-minilm-1x16 $setting" minilm-random 1 16 1000
+        b "query-base-1x16 $setting" base-random 1 16 1000
+        [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-minilm-256x128 $setting" minilm-random 256 128 30
+        [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-base-256x128 $setting" base-random 256 128 20
+        [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-base-64x512 $setting" base-random 64 512 20
+    )
+done

@@ -128,7 +128,9 @@ typedef struct sembed__backend {
     void (*gemm_prep)(float *y,                /* (M, N) */
                       const float *x,          /* (M, K) */
                       const sembed__wprep *w,  /* (N, K) prepared */
-                      int64_t M, const sembed__exec *ex);
+                      int64_t M,
+                      sembed__act_kind act,    /* then y = act(y), bit for bit the backend's act */
+                      const sembed__exec *ex);
 } sembed__backend;
 
 extern const sembed__backend sembed__backend_ref;
@@ -160,7 +162,9 @@ void sembed__wprep_source(const sembed__wprep *p, const float **w, const float *
 
 /* The CPU backend's gemm_prep, and the floats of scratch it needs per thread for K <= max_k. */
 void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
-                           const sembed__exec *ex);
+                           sembed__act_kind act, const sembed__exec *ex);
+/* The CPU backend's act on x[0, n), on the calling thread. */
+void sembed__cpu_act_span(float *x, int64_t n, sembed__act_kind kind);
 int64_t sembed__cpu_prep_scratch(int32_t max_k);
 
 /* bf16(x - bf16(x)): the low part of x split in two bf16 values. */
@@ -194,8 +198,9 @@ typedef void (*sembed__pool_fn)(void *arg, int32_t task, int32_t n_tasks, int32_
 sembed_status sembed__pool_new(int32_t n_threads, sembed__pool **out, sembed_error *err);
 void sembed__pool_free(sembed__pool *p); /* NULL is a no-op */
 int32_t sembed__pool_threads(const sembed__pool *p); /* 1 for NULL */
-/* Runs fn for task 0..n_tasks-1 and returns when all are done. Thread t runs tasks t,
- * t + n_threads, ... (a fixed assignment). With p NULL, runs them all on the caller. */
+/* Runs fn for task 0..n_tasks-1 and returns when all are done. Threads claim tasks as they
+ * come free (which thread runs a task is not fixed: use `thread` only to pick scratch). With p
+ * NULL, runs them all on the caller. */
 void sembed__pool_run(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_tasks);
 
 /* Sets OpenBLAS's (process-wide) thread count. */

@@ -807,11 +807,16 @@ static void tokenize_task(void *v, int32_t task, int32_t n_tasks, int32_t thread
                                            &c->slots[task], NULL);
 }
 
-/* y = x · wᵀ + b for Linear j (0 qkv, 1 o, 2 i, 3 f) of layer l, in the context's precision. */
+/* y = act(x · wᵀ + b) for Linear j (0 qkv, 1 o, 2 i, 3 f) of layer l, in the context's
+ * precision (prepared GEMMs apply act to each block as they write it). */
 static void linear(sembed_ctx *c, int32_t l, int32_t j, float *y, const float *x, const float *w,
-                   const float *b, int32_t T, int32_t N, int32_t K) {
-    if (c->prep && c->prep[l * 4 + j]) c->be->gemm_prep(y, x, c->prep[l * 4 + j], T, &c->ex);
-    else c->be->gemm_bias(y, x, w, b, T, N, K, &c->ex);
+                   const float *b, int32_t T, int32_t N, int32_t K, sembed__act_kind act) {
+    if (c->prep && c->prep[l * 4 + j]) {
+        c->be->gemm_prep(y, x, c->prep[l * 4 + j], T, act, &c->ex);
+    } else {
+        c->be->gemm_bias(y, x, w, b, T, N, K, &c->ex);
+        c->be->act(y, (int64_t)T * N, act, &c->ex);
+    }
 }
 
 /* The forward pass over the packed batch of S texts, T tokens (c->ids, c->seq_off); writes the
@@ -843,13 +848,12 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, fl
                  H, m->eps, ex);
     for (int32_t l = 0; l < m->n_layers; l++) {
         const layer_w *w = &m->layers[l];
-        linear(c, l, 0, c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H); /* (T, 3H) */
+        linear(c, l, 0, c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H, SEMBED__ACTK_IDENTITY);
         be->attention(c->att, c->big, c->seq_off, m->rel_bias, S, H, m->A, m->R, ex);
-        linear(c, l, 1, c->tmp, c->att, w->o_w, w->o_b, T, H, H);
+        linear(c, l, 1, c->tmp, c->att, w->o_w, w->o_b, T, H, H, SEMBED__ACTK_IDENTITY);
         be->add_ln(c->x, c->tmp, c->x, w->ln1_g, w->ln1_b, T, H, m->eps, ex);
-        linear(c, l, 2, c->big, c->x, w->i_w, w->i_b, T, I, H); /* (T, I) */
-        be->act(c->big, (int64_t)T * I, m->act, ex);
-        linear(c, l, 3, c->tmp, c->big, w->f_w, w->f_b, T, H, I);
+        linear(c, l, 2, c->big, c->x, w->i_w, w->i_b, T, I, H, m->act); /* (T, I) */
+        linear(c, l, 3, c->tmp, c->big, w->f_w, w->f_b, T, H, I, SEMBED__ACTK_IDENTITY);
         be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, T, H, m->eps, ex);
     }
     be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex); /* (S, F) */

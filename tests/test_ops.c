@@ -219,8 +219,8 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     }
     CHECKF(s == SEMBED_OK, "wprep_new: %s", err.msg);
     gbuf r = galloc(M * N), c = galloc(M * N), f = galloc(M * N);
-    sembed__backend_ref.gemm_prep(r.p, x, p, M, &ex.ref);
-    sembed__backend_cpu.gemm_prep(c.p, x, p, M, &ex.cpu);
+    sembed__backend_ref.gemm_prep(r.p, x, p, M, SEMBED__ACTK_IDENTITY, &ex.ref);
+    sembed__backend_cpu.gemm_prep(c.p, x, p, M, SEMBED__ACTK_IDENTITY, &ex.cpu);
     sembed__backend_ref.gemm_bias(f.p, x, w, bias ? b : NULL, M, N, K, &ex.ref);
     CHECKF(guards_ok(&r) && guards_ok(&c), "gemm_prep %d %lldx%dx%d guards", prec, (long long)M, N, K);
     CHECKF(all_finite(c.p, M * N), "gemm_prep NaN");
@@ -244,11 +244,26 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     float *y = malloc(sizeof(float) * (size_t)(M * N));
     int bad = 0;
     for (int64_t m = 1; m + 1 <= M; m += m < 20 ? 1 : 17) {
-        sembed__backend_cpu.gemm_prep(y, x + K, p, m, &ex.cpu);
+        sembed__backend_cpu.gemm_prep(y, x + K, p, m, SEMBED__ACTK_IDENTITY, &ex.cpu);
         if (memcmp(y, c.p + N, sizeof(float) * (size_t)(m * N))) bad++;
     }
     CHECKF(bad == 0, "gemm_prep %s level %d N=%d K=%d: %d row sets differ from the full batch", name,
            level, N, K, bad);
+    /* the activation fused into the GEMM: the bits of the GEMM, then the backend's act pass;
+     * the reference's fused GEMM against the reference's act, too */
+    const sembed__act_kind acts[2] = {SEMBED__ACTK_GELU, SEMBED__ACTK_TANH};
+    for (int i = 0; i < 2; i++) {
+        sembed__backend_cpu.gemm_prep(y, x, p, M, acts[i], &ex.cpu);
+        memcpy(r.p, c.p, sizeof(float) * (size_t)(M * N));
+        sembed__backend_cpu.act(r.p, M * N, acts[i], &ex.cpu);
+        CHECKF(memcmp(y, r.p, sizeof(float) * (size_t)(M * N)) == 0,
+               "gemm_prep %s level %d %lldx%dx%d act %d: fused differs from gemm + act", name,
+               level, (long long)M, N, K, (int)acts[i]);
+    }
+    sembed__backend_ref.gemm_prep(y, x, p, M, SEMBED__ACTK_GELU, &ex.ref);
+    sembed__backend_ref.gemm_prep(r.p, x, p, M, SEMBED__ACTK_IDENTITY, &ex.ref);
+    sembed__backend_ref.act(r.p, M * N, SEMBED__ACTK_GELU, &ex.ref);
+    CHECKF(memcmp(y, r.p, sizeof(float) * (size_t)(M * N)) == 0, "ref gemm_prep GELU differs");
     free(y), free(x), free(w), free(b), free(r.raw), free(c.raw), free(f.raw);
     sembed__wprep_free(p);
     free_execs(&ex);

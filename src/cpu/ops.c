@@ -167,19 +167,24 @@ typedef struct act_args {
     const sembed__exec *ex;
 } act_args;
 
+void sembed__cpu_act_span(float *x, int64_t n, sembed__act_kind kind) {
+    if (n <= 0 || kind == SEMBED__ACTK_IDENTITY) return;
+#ifdef HAVE_X86
+    if (kind == SEMBED__ACTK_GELU && sembed__cpu_isa_get()->avx512) {
+        gelu_512(x, n);
+        return;
+    }
+#endif
+    const sembed__exec none = {0};
+    sembed__backend_ref.act(x, n, kind, &none); /* elementwise: needs no threads or scratch */
+}
+
 static void act_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     (void)thread;
     act_args *a = v;
     int64_t b, e;
     row_range(a->n, task, n_tasks, &b, &e);
-    if (e <= b) return;
-#ifdef HAVE_X86
-    if (a->kind == SEMBED__ACTK_GELU && sembed__cpu_isa_get()->avx512) {
-        gelu_512(a->x + b, e - b);
-        return;
-    }
-#endif
-    sembed__backend_ref.act(a->x + b, e - b, a->kind, a->ex);
+    if (e > b) sembed__cpu_act_span(a->x + b, e - b, a->kind);
 }
 
 static void cpu_act(float *x, int64_t n, sembed__act_kind kind, const sembed__exec *ex) {

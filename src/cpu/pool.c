@@ -45,6 +45,7 @@ struct sembed__pool {
     _Atomic int32_t sleepers;    /* workers waiting on `go` */
     _Atomic int32_t caller_sleeping;
     _Atomic bool stop;
+    _Atomic int32_t next; /* the run's next unclaimed task */
     /* the run: written by the caller before the generation is bumped */
     sembed__pool_fn fn;
     void *arg;
@@ -91,8 +92,15 @@ static bool run_done(sembed__pool *p, uint64_t unused) {
     return atomic_load_explicit(&p->pending, memory_order_acquire) == 0;
 }
 
-static void run_share(sembed__pool_fn fn, void *arg, int32_t n_tasks, int32_t id, int32_t n) {
-    for (int32_t t = id; t < n_tasks; t += n) fn(arg, t, n_tasks, id);
+/* Claims tasks until none is left: a thread that starts late (woken, or descheduled) takes
+ * fewer, so a run ends when the work does. Which thread runs a task changes nothing but the
+ * scratch it uses: tasks write disjoint outputs and reduce in a fixed order inside. */
+static void run_share(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_tasks, int32_t id) {
+    for (;;) {
+        const int32_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (t >= n_tasks) return;
+        fn(arg, t, n_tasks, id);
+    }
 }
 
 static void *worker_main(void *v) {
@@ -111,7 +119,7 @@ static void *worker_main(void *v) {
         }
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
         seen = atomic_load_explicit(&p->generation, memory_order_acquire);
-        run_share(p->fn, p->arg, p->n_tasks, id, p->n_threads);
+        run_share(p, p->fn, p->arg, p->n_tasks, id);
         if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_sleeping)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
@@ -142,6 +150,7 @@ sembed_status sembed__pool_new(int32_t n_threads, sembed__pool **out, sembed_err
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->caller_sleeping, 0);
     atomic_init(&p->stop, false);
+    atomic_init(&p->next, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -191,7 +200,7 @@ int32_t sembed__pool_threads(const sembed__pool *p) { return p ? p->n_threads : 
 void sembed__pool_run(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_tasks) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1) {
-        run_share(fn, arg, n_tasks, 0, 1);
+        for (int32_t t = 0; t < n_tasks; t++) fn(arg, t, n_tasks, 0);
         return;
     }
     SEMBED_ASSERT(p->n_started == p->n_threads - 1);
@@ -200,13 +209,14 @@ void sembed__pool_run(sembed__pool *p, sembed__pool_fn fn, void *arg, int32_t n_
     p->arg = arg;
     p->n_tasks = n_tasks;
     atomic_store(&p->pending, p->n_threads - 1);
-    atomic_fetch_add(&p->generation, 1); /* publishes fn, arg, n_tasks (seq_cst) */
+    atomic_store(&p->next, 0);
+    atomic_fetch_add(&p->generation, 1); /* publishes fn, arg, n_tasks, next (seq_cst) */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->go);
         pthread_mutex_unlock(&p->mu);
     }
-    run_share(fn, arg, n_tasks, 0, p->n_threads);
+    run_share(p, fn, arg, n_tasks, 0);
     if (!spin_until(p, run_done, 0)) {
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->caller_sleeping, 1);

@@ -693,6 +693,7 @@ typedef struct prep_args {
     int64_t M;
     int32_t n_panels, n_splits;
     bool shared; /* panels converted first, into the slots of panel_slot() */
+    sembed__act_kind act;
     const sembed__exec *ex;
 } prep_args;
 
@@ -823,12 +824,17 @@ static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
         s = slot_at(a, thread, 0);
         convert_panel(p, x, rows, s);
     }
-    compute_panel(p, a->y + (int64_t)panel * MB * p->N, x, rows, s, nb0, nb1,
-                  thread_area(a, thread));
+    float *y = a->y + (int64_t)panel * MB * p->N;
+    compute_panel(p, y, x, rows, s, nb0, nb1, thread_area(a, thread));
+    /* the activation on the block just written, while it is in cache (elementwise: the same
+     * bits as the backend's act pass over all of y) */
+    const int32_t n0 = nb0 * 16, n1 = nb1 * 16 < p->N ? nb1 * 16 : p->N;
+    for (int32_t r = 0; r < rows && a->act != SEMBED__ACTK_IDENTITY; r++)
+        sembed__cpu_act_span(y + (int64_t)r * p->N + n0, n1 - n0, a->act);
 }
 
 void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
-                           const sembed__exec *ex) {
+                           sembed__act_kind act, const sembed__exec *ex) {
     if (M <= 0) return;
     const int32_t nt = sembed__pool_threads(ex->pool);
     const int64_t panels = (M + MB - 1) / MB;
@@ -838,7 +844,7 @@ void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int
     int32_t splits = panels >= 2 * nt ? 1 : (int32_t)((2 * nt + panels - 1) / panels);
     if (splits > p->Np / 32) splits = p->Np / 32;
     const bool converts = p->precision != SEMBED_PRECISION_FP32 || p->split;
-    prep_args a = {y, x, p, M, (int32_t)panels, splits, splits > 1 && converts, ex};
+    prep_args a = {y, x, p, M, (int32_t)panels, splits, splits > 1 && converts, act, ex};
     if (a.shared) {
         SEMBED_ASSERT(panels <= 2 * (int64_t)nt);
         sembed__pool_run(ex->pool, convert_task, &a, (int32_t)panels);

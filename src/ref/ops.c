@@ -210,8 +210,8 @@ static float quantize_row(int32_t *q, const float *v, int32_t n) {
 }
 
 /* The scratch holds two rows of K int32: x's row and w's row, quantized one at a time. */
-static void ref_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
-                          const sembed__exec *ex) {
+static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int64_t M,
+                           const sembed__exec *ex) {
     const float *w, *b;
     int32_t N, K;
     sembed__wprep_source(p, &w, &b, &N, &K);
@@ -256,6 +256,15 @@ static void ref_gemm_prep(float *y, const float *x, const sembed__wprep *p, int6
             y[m * N + n] = fmaf((float)acc, sx * sw, b ? b[n] : 0.0f);
         }
     }
+}
+
+static void ref_gemm_prep(float *y, const float *x, const sembed__wprep *p, int64_t M,
+                          sembed__act_kind act, const sembed__exec *ex) {
+    gemm_prep_only(y, x, p, M, ex);
+    const float *w, *b;
+    int32_t N, K;
+    sembed__wprep_source(p, &w, &b, &N, &K);
+    if (act != SEMBED__ACTK_IDENTITY) ref_act(y, M * N, act, ex);
 }
 
 const sembed__backend sembed__backend_ref = {

@@ -161,10 +161,10 @@ static void test_embed_ln(int64_t T, int32_t H, bool with_type) {
 }
 
 static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool f32, bool bias,
-                      void *ws) {
+                      void *ws, sembed__act_kind act = SEMBED__ACTK_IDENTITY) {
     char name[96];
-    snprintf(name, sizeof name, "gemm %s M=%lld N=%d K=%d bias=%d", f32 ? "f32" : "f16",
-             (long long)M, N, K, bias);
+    snprintf(name, sizeof name, "gemm %s M=%lld N=%d K=%d bias=%d act=%d", f32 ? "f32" : "f16",
+             (long long)M, N, K, bias, (int)act);
     std::vector<float> x, w, b;
     void *dx, *dw, *db = NULL, *dy;
     if (f32) {
@@ -180,7 +180,7 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     sembed__cu_gemm_shape g;
     sembed_error e;
     const int64_t M_max = M > 4096 ? M : 4096;
-    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, M_max, f32, bias, (size_t)32 << 20, &e);
+    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, M_max, f32, bias, act, (size_t)32 << 20, &e);
     CHECKF(s == SEMBED_OK, "%s: %s", name, e.msg);
     if (s != SEMBED_OK) {
         check_guards_and_free(name);
@@ -192,6 +192,7 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     sembed__exec ex = ref_ex(1);
     sembed__backend_ref.gemm_bias(ref.data(), x.data(), w.data(), bias ? b.data() : NULL, M, N, K,
                                   &ex);
+    if (act != SEMBED__ACTK_IDENTITY) sembed__backend_ref.act(ref.data(), (int64_t)ref.size(), act, &ex);
     compare(name, f32 ? down_f((float *)dy, ref.size()) : down_h((__half *)dy, ref.size()), ref,
             f32 ? 1e-5 : 2e-3);
     /* batch invariance: rows computed alone (M=1) and in smaller batches match bit for bit */
@@ -216,14 +217,37 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     check_guards_and_free(name);
 }
 
+/* The small-M GEMM kernel by itself against the reference (no cuBLASLt: it also runs under
+ * racecheck, which cannot run cuBLASLt's kernels). */
+static void test_gemm_small(int64_t M, int32_t N, int32_t K, sembed__act_kind act, bool bias) {
+    char name[96];
+    snprintf(name, sizeof name, "gemm small-M kernel M=%lld N=%d K=%d act=%d bias=%d",
+             (long long)M, N, K, (int)act, bias);
+    std::vector<float> x, w, b;
+    void *dx = up_h(x, (size_t)M * K, 1.f), *dw = up_h(w, (size_t)N * K, 0.1f);
+    void *db = bias ? up_h(b, N, 1.f) : NULL;
+    void *dy = dalloc((size_t)M * N * 2);
+    CK(cudaMemset(dy, 0xFF, (size_t)M * N * 2));
+    OK(sembed__cu_gemm_small(dy, dx, dw, db, M, N, K, act, 0, &e_));
+    CK(cudaDeviceSynchronize());
+    std::vector<float> ref((size_t)M * N);
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.gemm_bias(ref.data(), x.data(), w.data(), bias ? b.data() : NULL, M, N, K,
+                                  &ex);
+    if (act != SEMBED__ACTK_IDENTITY) sembed__backend_ref.act(ref.data(), (int64_t)ref.size(), act, &ex);
+    compare(name, down_h((__half *)dy, ref.size()), ref, 2e-3);
+    check_guards_and_free(name);
+}
+
 /* Batch invariance of a planned fp16 GEMM over many M: every row computed in a batch of m rows
  * (m = 1 .. 300 and a few larger, each slice at another offset) is the same bits as in one
  * batch of M_ALL rows. Random data with many exponents, so that another order of the K sums
  * shows in the fp16 outputs. This is what lets the plan use a second algorithm for small M
  * (gemm.cuh's algo_small): the rows must not depend on which algorithm M picked. */
-static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, bool quick, void *ws) {
+static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, sembed__act_kind act,
+                           bool quick, void *ws) {
     char name[96];
-    snprintf(name, sizeof name, "gemm rows N=%d K=%d", N, K);
+    snprintf(name, sizeof name, "gemm rows N=%d K=%d act=%d", N, K, (int)act);
     const int64_t M_ALL = 1024;
     auto wide = [](size_t n, int e0) { /* |v| in 2^e0 .. 2^(e0+10) */
         std::vector<__half> h(n);
@@ -243,7 +267,7 @@ static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, bool quick
     CK(cudaMemcpy(db, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice));
     sembed__cu_gemm_shape g;
     sembed_error e;
-    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, 4096, false, true, (size_t)32 << 20, &e);
+    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, 4096, false, true, act, (size_t)32 << 20, &e);
     CHECKF(s == SEMBED_OK, "%s: %s", name, e.msg);
     if (s != SEMBED_OK) {
         check_guards_and_free(name);
@@ -407,7 +431,7 @@ static void test_pool(int32_t H, bool with_skip) {
     compare(name, down_f(out, S * F), ref, 1e-5);
     /* pooling and normalization in one kernel, against ref's pool then normalize */
     CK(cudaMemset(out, 0xFF, S * F * 4));
-    CHECKF(sembed__cu_pool_normalize(out, dx, doff, dskip, kinds, S, H, 0, &e) == SEMBED_OK, "%s",
+    CHECKF(sembed__cu_pool_normalize(out, NULL, dx, doff, dskip, kinds, S, H, 0, &e) == SEMBED_OK, "%s",
            e.msg);
     CK(cudaDeviceSynchronize());
     sembed__backend_ref.normalize(ref.data(), S, (int32_t)F, &ex);
@@ -416,9 +440,16 @@ static void test_pool(int32_t H, bool with_skip) {
     /* one kind, as MiniLM (mean) */
     sembed__cu_pool_kinds mean = {1, {SEMBED__POOLK_MEAN}};
     CK(cudaMemset(out, 0xFF, S * F * 4));
-    CHECKF(sembed__cu_pool_normalize(out, dx, doff, dskip, mean, S, H, 0, &e) == SEMBED_OK, "%s",
-           e.msg);
+    float *host = NULL, *host_d = NULL; /* the second output in mapped host memory */
+    CK(cudaHostAlloc((void **)&host, (size_t)S * H * 4, cudaHostAllocMapped));
+    CK(cudaHostGetDevicePointer((void **)&host_d, host, 0));
+    std::fill(host, host + (size_t)S * H, NAN);
+    CHECKF(sembed__cu_pool_normalize(out, host_d, dx, doff, dskip, mean, S, H, 0, &e) == SEMBED_OK,
+           "%s", e.msg);
     CK(cudaDeviceSynchronize());
+    CHECKF(memcmp(host, down_f(out, (size_t)S * H).data(), (size_t)S * H * 4) == 0,
+           "pool+normalize: the mapped host copy differs from the device output");
+    CK(cudaFreeHost(host));
     std::vector<float> ref1((size_t)S * H);
     sembed__backend_ref.pool(ref1.data(), x.data(), off.data(), with_skip ? skip.data() : NULL,
                              mean.k, 1, S, H, &ex);
@@ -466,6 +497,11 @@ int main(void) {
     const char *skip_env = getenv("SEMBED_TEST_SKIP_GEMM");
     const bool gemm = !skip_env || !*skip_env || strcmp(skip_env, "0") == 0;
     if (!gemm) printf("  GEMM tests skipped (SEMBED_TEST_SKIP_GEMM)\n");
+    test_gemm_small(1, 1152, 384, SEMBED__ACTK_IDENTITY, true);
+    test_gemm_small(16, 384, 1536, SEMBED__ACTK_IDENTITY, true);
+    test_gemm_small(17, 1536, 384, SEMBED__ACTK_GELU, true);
+    test_gemm_small(40, 776, 256, SEMBED__ACTK_IDENTITY, false); /* N not a multiple of 32 */
+    test_gemm_small(64, 768, 768, SEMBED__ACTK_GELU, false);
     if (gemm) {
     test_gemm(lt, 1, 8, 8, false, true, ws);
     test_gemm(lt, 7, 1152, 384, false, true, ws);
@@ -479,7 +515,13 @@ int main(void) {
     const int32_t rows_shapes[][2] = {{1152, 384}, {384, 384},  {1536, 384}, {384, 1536},
                                       {2304, 768}, {768, 768},  {3072, 768}, {768, 3072}};
     for (int i = 0; i < (quick ? 4 : 8); i++)
-        test_gemm_rows(lt, rows_shapes[i][0], rows_shapes[i][1], quick, ws);
+        test_gemm_rows(lt, rows_shapes[i][0], rows_shapes[i][1], SEMBED__ACTK_IDENTITY, quick, ws);
+    /* the FFN's first GEMM with its GELU: fused in the small-M kernel, a pass after cuBLASLt */
+    test_gemm_rows(lt, 1536, 384, SEMBED__ACTK_GELU, quick, ws);
+    if (!quick) test_gemm_rows(lt, 3072, 768, SEMBED__ACTK_GELU, quick, ws);
+    test_gemm(lt, 7, 1536, 384, false, true, ws, SEMBED__ACTK_GELU);
+    test_gemm(lt, 16, 3072, 768, false, true, ws, SEMBED__ACTK_GELU);
+    test_gemm(lt, 333, 1536, 384, false, true, ws, SEMBED__ACTK_GELU);
     }
     CK(cudaFree(ws));
     cublasLtDestroy(lt);

@@ -16,28 +16,12 @@ static __device__ __forceinline__ float act1(float x, sembed__act_kind kind) {
     return x;
 }
 
-/* Exact (erf) GELU for fp16 data, with erfc from Abramowitz & Stegun 7.1.26 (absolute error
- * under 1.5e-7, far below fp16's rounding) instead of erff: erff's branches and polynomial made
- * the pass ALU-bound (2.4 TB/s on an H200 for the FFN's (T, I)); this form is an approximate
- * reciprocal, an exponential and five FMAs. For x < 0 it is 0.5 x erfc(|x|/sqrt 2), so the tail keeps its
- * relative accuracy. */
-static __device__ __forceinline__ float gelu_f16path(float x) {
-    const float z = fabsf(x) * 0.70710678118654752f;
-    const float t = __fdividef(1.0f, fmaf(0.3275911f, z, 1.0f)); /* MUFU.RCP: __frcp_rn's IEEE
-                                                                     rounding costs a slow path */
-    float p = fmaf(1.061405429f, t, -1.453152027f);
-    p = fmaf(p, t, 1.421413741f);
-    p = fmaf(p, t, -0.284496736f);
-    p = fmaf(p, t, 0.254829592f);
-    const float erfc_z = p * t * __expf(-z * z);
-    return x >= 0.f ? x * (1.0f - 0.5f * erfc_z) : 0.5f * x * erfc_z;
-}
-
+/* fp16 GELU: sembed__gelu_f16 (act.cuh), shared with gemm.cu's small-M epilogue. */
 /* Two 16-byte vectors per thread, both loads issued before any math: one vector per thread left
  * too few bytes in flight to reach the card's bandwidth (2.5 of ~4.3 TB/s on an H200). */
 static __device__ __forceinline__ void gelu_h8(__half *x, int64_t i, int64_t n) {
     for (int64_t j = i; j < i + 8 && j < n; j++)
-        x[j] = __float2half_rn(gelu_f16path(__half2float(x[j])));
+        x[j] = __float2half_rn(sembed__gelu_f16(__half2float(x[j])));
 }
 static __global__ void act_f16_gelu_kernel(__half *x, int64_t n) {
     sembed__grid_dep_sync();
@@ -50,7 +34,7 @@ static __global__ void act_f16_gelu_kernel(__half *x, int64_t n) {
         sembed__h8_to_f(a, f);
         sembed__h8_to_f(b, g);
 #pragma unroll
-        for (int e = 0; e < 8; e++) f[e] = gelu_f16path(f[e]), g[e] = gelu_f16path(g[e]);
+        for (int e = 0; e < 8; e++) f[e] = sembed__gelu_f16(f[e]), g[e] = sembed__gelu_f16(g[e]);
         sembed__st_h8(x + i0, sembed__f_to_h8(f));
         sembed__st_h8(x + i1, sembed__f_to_h8(g));
     } else {

@@ -73,7 +73,8 @@ struct sembed__cuda {
     float *pa, *pb;              /* (S_max, max_dim) */
     void *ws;
     int32_t *d_ints, *h_ints; /* ids | pos_ids | seq_off | tiles, device and pinned host */
-    float *h_out;             /* (S_max, E) pinned */
+    float *h_out;             /* (S_max, E) pinned, mapped */
+    float *h_out_d;           /* h_out as the device sees it */
     /* CUDA graphs of whole batches (small ones; see encode) */
     graph_slot graphs[N_GRAPHS];
     uint64_t graph_clock;
@@ -257,16 +258,19 @@ static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_
         s = alloc_dev((void **)&g->d_ints, (size_t)g->n_ints_max * sizeof(int32_t), err);
     if (s != SEMBED_OK) return s;
     SEMBED_CU(cudaMallocHost((void **)&g->h_ints, (size_t)g->n_ints_max * sizeof(int32_t)));
-    SEMBED_CU(cudaMallocHost((void **)&g->h_out, S * (size_t)g->E * sizeof(float)));
+    SEMBED_CU(cudaHostAlloc((void **)&g->h_out, S * (size_t)g->E * sizeof(float),
+                            cudaHostAllocMapped));
+    SEMBED_CU(cudaHostGetDevicePointer((void **)&g->h_out_d, g->h_out, 0));
 
     const int32_t Hi = g->H, Ii = g->I;
-    s = sembed__cu_gemm_plan(&g->g_qkv, g->lt, 3 * Hi, Hi, g->T_max, false, true, WS_BYTES, err);
-    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_o, g->lt, Hi, Hi, g->T_max, false, true, WS_BYTES, err);
-    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_i, g->lt, Ii, Hi, g->T_max, false, true, WS_BYTES, err);
-    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_f, g->lt, Hi, Ii, g->T_max, false, true, WS_BYTES, err);
+    s = sembed__cu_gemm_plan(&g->g_qkv, g->lt, 3 * Hi, Hi, g->T_max, false, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_o, g->lt, Hi, Hi, g->T_max, false, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    /* the FFN's activation belongs to its first GEMM (fused there for small batches) */
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_i, g->lt, Ii, Hi, g->T_max, false, true, g->act, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_f, g->lt, Hi, Ii, g->T_max, false, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
     for (int32_t i = 0; i < m->n_dense && s == SEMBED_OK; i++)
         s = sembed__cu_gemm_plan(&g->g_dense[i], g->lt, m->dense[i].out, m->dense[i].in, g->S_max,
-                                 true, m->dense[i].b != NULL, WS_BYTES, err);
+                                 true, m->dense[i].b != NULL, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
     return s;
 }
 
@@ -333,7 +337,7 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
                              const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
                              int32_t S, int32_t T, sembed_error *err) {
     cudaStream_t st = g->stream;
-    const int32_t H = g->H, I = g->I;
+    const int32_t H = g->H;
     sembed_status s = sembed__cu_embed_ln(g->x, ids, pos_ids, g->word, g->pos, g->type, g->emb_g,
                                           g->emb_b, T, H, g->eps, st, err);
     MARK(OP_EMBED);
@@ -354,8 +358,7 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_i, g->lt, g->big, g->x, w->i_w, w->i_b, T, g->ws, st, err);
         MARK(OP_FI);
-        if (s == SEMBED_OK) s = sembed__cu_act_f16(g->big, (int64_t)T * I, g->act, st, err);
-        MARK(OP_ACT);
+        MARK(OP_ACT); /* the activation ran inside ffn_in_gemm (gemm.cuh): this reads ~0 */
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_f, g->lt, g->tmp, g->big, w->f_w, w->f_b, T, g->ws, st, err);
         MARK(OP_FO);
@@ -366,7 +369,8 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
     /* no Dense module: pooling and normalization in one kernel */
     const bool fused = g->n_dense == 0 && g->normalize;
     if (s == SEMBED_OK)
-        s = fused ? sembed__cu_pool_normalize(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err)
+        s = fused ? sembed__cu_pool_normalize(g->pa, g->h_out_d, g->x, seq_off, NULL, g->pool, S,
+                                              H, st, err)
                   : sembed__cu_pool(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err);
     float *cur = g->pa, *nxt = g->pb;
     for (int32_t i = 0; i < g->n_dense && s == SEMBED_OK; i++) {
@@ -380,8 +384,9 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
     if (s == SEMBED_OK && g->normalize && !fused) s = sembed__cu_normalize(cur, S, g->E, st, err);
     MARK(OP_POOL);
     if (s != SEMBED_OK) return s;
-    SEMBED_CU(cudaMemcpyAsync(g->h_out, cur, sizeof(float) * (size_t)S * (size_t)g->E,
-                              cudaMemcpyDeviceToHost, st));
+    if (!fused) /* the fused kernel wrote the vectors into h_out itself (mapped memory) */
+        SEMBED_CU(cudaMemcpyAsync(g->h_out, cur, sizeof(float) * (size_t)S * (size_t)g->E,
+                                  cudaMemcpyDeviceToHost, st));
     MARK(OP_COPY_OUT);
     return SEMBED_OK;
 }

@@ -3,6 +3,8 @@
  * Descriptors live on the stack (the Init forms), so a call allocates nothing. */
 #include "gemm.cuh"
 
+#include "act.cuh"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +97,7 @@ static size_t small_smem(int mt, int32_t K) {
     return (size_t)(16 * mt + 8 * SMALL_WARPS) * (size_t)(K + 8) * 2;
 }
 
-template <int MT>
+template <int MT, bool GELU>
 static __global__ void __launch_bounds__(32 * SMALL_WARPS)
     gemm_small_kernel(__half *y, const __half *x, const __half *w, const __half *b, int M, int N,
                       int K) {
@@ -187,7 +189,11 @@ static __global__ void __launch_bounds__(32 * SMALL_WARPS)
             if (r < M) {
                 float v0 = acc[mt][2 * h], v1 = acc[mt][2 * h + 1];
                 if (b) v0 += bias0, v1 += bias1; /* without a bias, -0 stays -0 */
-                *(__half2 *)(y + (int64_t)r * N + c) = __floats2half2_rn(v0, v1);
+                __half2 o = __floats2half2_rn(v0, v1);
+                if (GELU) /* as act.cu's pass does it: on the fp16 value, rounded again */
+                    o = __floats2half2_rn(sembed__gelu_f16(__low2float(o)),
+                                          sembed__gelu_f16(__high2float(o)));
+                *(__half2 *)(y + (int64_t)r * N + c) = o;
             }
         }
 }
@@ -196,31 +202,59 @@ static __global__ void __launch_bounds__(32 * SMALL_WARPS)
  * multiple of 8, K of 32·SMALL_G, and its shared memory within SMALL_SMEM_MAX. */
 static int64_t small_kernel_rows(const sembed__cu_gemm_shape *g) {
     if (g->f32 || g->N % 8 != 0 || g->K % (32 * SMALL_G) != 0 || g->K <= 0) return 0;
+    if (g->act != SEMBED__ACTK_IDENTITY && g->act != SEMBED__ACTK_GELU) return 0;
     int mt = SMALL_MT_MAX;
     while (mt > 0 && small_smem(mt, g->K) > SMALL_SMEM_MAX) mt--;
     return 16 * (int64_t)mt;
 }
 
 /* Lets each instantiation use up to SMALL_SMEM_MAX of shared memory (on the current device). */
-static cudaError_t small_kernel_setup(void) {
+template <bool GELU>
+static cudaError_t small_kernel_setup1(void) {
     cudaError_t e = cudaSuccess;
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, SMALL_SMEM_MAX);
+    const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<1, GELU>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<2, GELU>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<3, GELU>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<4, GELU>, a, SMALL_SMEM_MAX);
     return e;
 }
+static cudaError_t small_kernel_setup(void) {
+    const cudaError_t e = small_kernel_setup1<false>();
+    return e != cudaSuccess ? e : small_kernel_setup1<true>();
+}
 
-static cudaError_t launch_small(__half *y, const __half *x, const __half *w, const __half *b,
-                                int64_t M, int32_t N, int32_t K, cudaStream_t st) {
-    const unsigned blocks = (unsigned)((N + 8 * SMALL_WARPS - 1) / (8 * SMALL_WARPS));
+template <bool GELU>
+static cudaError_t launch_small1(__half *y, const __half *x, const __half *w, const __half *b,
+                                 int64_t M, int32_t N, int32_t K, cudaStream_t st) {
+    const dim3 grid((unsigned)((N + 8 * SMALL_WARPS - 1) / (8 * SMALL_WARPS))), block(32 * SMALL_WARPS);
     const int mt = (int)((M + 15) / 16);
     const size_t sh = small_smem(mt, K);
-    const dim3 grid(blocks), block(32 * SMALL_WARPS);
-    if (mt == 1) return sembed__launch_pdl(gemm_small_kernel<1>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
-    if (mt == 2) return sembed__launch_pdl(gemm_small_kernel<2>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
-    if (mt == 3) return sembed__launch_pdl(gemm_small_kernel<3>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
-    return sembed__launch_pdl(gemm_small_kernel<4>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 1) return sembed__launch_pdl(gemm_small_kernel<1, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 2) return sembed__launch_pdl(gemm_small_kernel<2, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 3) return sembed__launch_pdl(gemm_small_kernel<3, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    return sembed__launch_pdl(gemm_small_kernel<4, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+}
+
+/* gemm_small_kernel for g's shape and activation (GELU fused, or none) */
+static cudaError_t launch_small(const sembed__cu_gemm_shape *g, __half *y, const __half *x,
+                                const __half *w, const __half *b, int64_t M, cudaStream_t st) {
+    return g->act == SEMBED__ACTK_GELU ? launch_small1<true>(y, x, w, b, M, g->N, g->K, st)
+                                       : launch_small1<false>(y, x, w, b, M, g->N, g->K, st);
+}
+
+/* The small-M kernel alone (for its tests: against the reference, under compute-sanitizer). */
+sembed_status sembed__cu_gemm_small(void *y, const void *x, const void *w, const void *b,
+                                    int64_t M, int32_t N, int32_t K, sembed__act_kind act,
+                                    cudaStream_t stream, sembed_error *err) {
+    sembed__cu_gemm_shape g;
+    memset(&g, 0, sizeof g);
+    g.N = N, g.K = K, g.bias = b != NULL, g.act = act;
+    SEMBED_ASSERT(M >= 1 && M <= small_kernel_rows(&g));
+    SEMBED_CU(small_kernel_setup());
+    SEMBED_CU(launch_small(&g, (__half *)y, (const __half *)x, (const __half *)w,
+                           (const __half *)b, M, stream));
+    return SEMBED_OK;
 }
 
 /* fills n halves with a fixed pseudo-random pattern in [-1, 1) (timing data, never zeros) */
@@ -256,19 +290,28 @@ typedef struct timing_bufs {
 #define M_SEL 8192 /* the rows the algorithm is chosen for, whatever the context's size */
 #define M_SMALL_CAP 256 /* the most rows a small-M algorithm may take */
 
-/* reps calls of algo (NULL: gemm_small_kernel) at M rows on t->st */
+/* reps calls of algo (NULL: gemm_small_kernel, whose epilogue applies g->act) at M rows on
+ * t->st; with_act: a cuBLASLt call is followed by the activation pass, as sembed__cu_gemm does */
 static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
-                         const cublasLtMatmulAlgo_t *a, int64_t M, int reps, const timing_bufs *t) {
+                         const cublasLtMatmulAlgo_t *a, int64_t M, int reps, bool with_act,
+                         const timing_bufs *t) {
     gemm_descs d;
     sembed_error e;
     if (make_descs(&d, g, M, g->bias ? (const void *)t->b : NULL, &e) != SEMBED_OK) return false;
     const float one = 1.0f, zero = 0.0f;
-    for (int r = 0; r < reps; r++)
-        if (!a ? launch_small(t->y, t->x, t->w, g->bias ? t->b : NULL, M, g->N, g->K, t->st) !=
-                     cudaSuccess
-               : cublasLtMatmul(lt, &d.op, &one, t->w, &d.a, t->x, &d.b, &zero, t->y, &d.c, t->y,
-                                &d.c, a, t->ws, g->ws_bytes, t->st) != CUBLAS_STATUS_SUCCESS)
+    for (int r = 0; r < reps; r++) {
+        if (!a) {
+            if (launch_small(g, t->y, t->x, t->w, g->bias ? t->b : NULL, M, t->st) != cudaSuccess)
+                return false;
+            continue;
+        }
+        if (cublasLtMatmul(lt, &d.op, &one, t->w, &d.a, t->x, &d.b, &zero, t->y, &d.c, t->y, &d.c,
+                           a, t->ws, g->ws_bytes, t->st) != CUBLAS_STATUS_SUCCESS)
             return false;
+        if (with_act && g->act != SEMBED__ACTK_IDENTITY &&
+            sembed__cu_act_f16(t->y, M * g->N, g->act, t->st, &e) != SEMBED_OK)
+            return false;
+    }
     return true;
 }
 
@@ -277,12 +320,15 @@ static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
  * one by one from the host, a call of a few µs measures the host's launch rate instead (v2's
  * timing did: cuBLASLt's 7-14 µs at M=16 were mostly cublasLtMatmul's host side). */
 static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
-                       const cublasLtMatmulAlgo_t *a, int64_t M, const timing_bufs *t) {
+                       const cublasLtMatmulAlgo_t *a, int64_t M, const timing_bufs *t,
+                       bool with_act = false) {
     float ms = -1.f;
     if (M >= 4096) {
         const int reps = 10;
-        if (!enqueue_reps(lt, g, a, M, 2, t) || cudaEventRecord(t->e0, t->st) != cudaSuccess ||
-            !enqueue_reps(lt, g, a, M, reps, t) || cudaEventRecord(t->e1, t->st) != cudaSuccess ||
+        if (!enqueue_reps(lt, g, a, M, 2, with_act, t) ||
+            cudaEventRecord(t->e0, t->st) != cudaSuccess ||
+            !enqueue_reps(lt, g, a, M, reps, with_act, t) ||
+            cudaEventRecord(t->e1, t->st) != cudaSuccess ||
             cudaEventSynchronize(t->e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, t->e0, t->e1) != cudaSuccess)
             return -1.f;
@@ -292,7 +338,7 @@ static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     if (cudaStreamBeginCapture(t->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return -1.f;
-    const bool ok = enqueue_reps(lt, g, a, M, reps, t);
+    const bool ok = enqueue_reps(lt, g, a, M, reps, with_act, t);
     if (cudaStreamEndCapture(t->st, &graph) != cudaSuccess || !ok ||
         cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
         ms = -2.f;
@@ -315,6 +361,7 @@ typedef struct plan_entry {
     int device;
     int32_t N, K;
     bool f32, bias;
+    sembed__act_kind act;
     cublasLtMatmulAlgo_t algo, algo_small;
     int64_t M_small, M_own;
 } plan_entry;
@@ -410,7 +457,7 @@ static sembed_status pick_by_timing(cublasLtHandle_t lt, const sembed__cu_gemm_s
 static bool run_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                      const cublasLtMatmulAlgo_t *a, __half *y, const __half *x, int64_t M,
                      const timing_bufs *t) {
-    if (!a) return launch_small(y, x, t->w, g->bias ? t->b : NULL, M, g->N, g->K, t->st) == cudaSuccess;
+    if (!a) return launch_small(g, y, x, t->w, g->bias ? t->b : NULL, M, t->st) == cudaSuccess;
     gemm_descs d;
     sembed_error e;
     if (make_descs(&d, g, M, g->bias ? (const void *)t->b : NULL, &e) != SEMBED_OK) return false;
@@ -429,8 +476,11 @@ static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
     const int64_t N = g->N, K = g->K, C = M_SMALL_CAP;
     __half *ref = t->y, *y2 = t->y + C * N;
     std::vector<uint16_t> a((size_t)(C * N)), b((size_t)(C * N));
+    sembed_error e;
     if (cudaMemsetAsync(ref, 0xFF, (size_t)(C * N) * 2, t->st) != cudaSuccess ||
         !run_algo(lt, g, algo, ref, t->x, C, t) ||
+        (!cand && g->act != SEMBED__ACTK_IDENTITY && /* the own kernel's epilogue applies it */
+         sembed__cu_act_f16(ref, C * N, g->act, t->st, &e) != SEMBED_OK) ||
         cudaMemcpyAsync(a.data(), ref, a.size() * 2, cudaMemcpyDeviceToHost, t->st) != cudaSuccess)
         return false;
     /* row offsets keep x 256-byte aligned, as the planned calls see it */
@@ -554,7 +604,8 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
         fill_uniform();
         for (int64_t m = 16; same && m <= own_rows; m += 16) {
             const float to = time_algo(lt, g, NULL, m, t),
-                        tb = time_algo(lt, g, m <= g->M_small ? &g->algo_small : &g->algo, m, t);
+                        tb = time_algo(lt, g, m <= g->M_small ? &g->algo_small : &g->algo, m, t,
+                                       true);
             if (verbose)
                 fprintf(stderr, "gemm N=%d K=%d: M=%lld own kernel %.4f ms, cuBLASLt %.4f ms\n",
                         g->N, g->K, (long long)m, to, tb);
@@ -570,9 +621,11 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
                                    int32_t K, int64_t M_max, bool f32, bool bias,
-                                   size_t ws_bytes, sembed_error *err) {
+                                   sembed__act_kind act, size_t ws_bytes, sembed_error *err) {
+    SEMBED_ASSERT(!f32 || act == SEMBED__ACTK_IDENTITY);
     memset(g, 0, sizeof *g);
     g->N = N, g->K = K, g->M_max = M_max, g->f32 = f32, g->bias = bias, g->ws_bytes = ws_bytes;
+    g->act = act;
     int device = 0;
     SEMBED_CU(cudaGetDevice(&device));
     /* SEMBED_CUDA_GEMM=heuristic: cuBLASLt's first candidate (v1's rule), no timing */
@@ -580,7 +633,8 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
     std::lock_guard<std::mutex> lock(plan_mu);
     bool cached = false;
     for (const plan_entry &p : plan_cache)
-        if (p.device == device && p.N == N && p.K == K && p.f32 == f32 && p.bias == bias)
+        if (p.device == device && p.N == N && p.K == K && p.f32 == f32 && p.bias == bias &&
+            p.act == act)
             g->algo = p.algo, g->algo_small = p.algo_small, g->M_small = p.M_small,
             g->M_own = p.M_own, cached = true;
     if (!cached) {
@@ -635,7 +689,7 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
         bufs_free(&t);
         if (s != SEMBED_OK) return s;
         plan_cache.push_back(
-            plan_entry{device, N, K, f32, bias, g->algo, g->algo_small, g->M_small, g->M_own});
+            plan_entry{device, N, K, f32, bias, act, g->algo, g->algo_small, g->M_small, g->M_own});
     } else if (!algo_fits(lt, g, &g->algo, M_max)) {
         return sembed__err(err, SEMBED_ERR_BACKEND,
                            "cuBLASLt: the algorithm chosen for N=%d, K=%d does not fit M=%lld",
@@ -670,12 +724,14 @@ sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t l
     if (s != SEMBED_OK) return s;
     const float one = 1.0f, zero = 0.0f;
     if (M <= g->M_own) {
-        SEMBED_CU(launch_small((__half *)y, (const __half *)x, (const __half *)w,
-                               (const __half *)b, M, g->N, g->K, stream));
+        SEMBED_CU(launch_small(g, (__half *)y, (const __half *)x, (const __half *)w,
+                               (const __half *)b, M, stream));
         return SEMBED_OK;
     }
     const cublasLtMatmulAlgo_t *a = M <= g->M_small ? &g->algo_small : &g->algo;
     SEMBED_CU(cublasLtMatmul(lt, &d.op, &one, w, &d.a, x, &d.b, &zero, y, &d.c, y, &d.c, a, ws,
                              g->ws_bytes, stream));
+    if (g->act != SEMBED__ACTK_IDENTITY)
+        return sembed__cu_act_f16((__half *)y, M * g->N, g->act, stream, err);
     return SEMBED_OK;
 }

@@ -1,6 +1,7 @@
-/* gemm.cuh — y = x · wᵀ + b through cuBLASLt with one algorithm fixed per shape at plan time
- * (backend.h's gemm_bias on the GPU). fp16 data with fp32 accumulation for the encoder, plain
- * fp32 for Dense modules. Not a GEMM kernel of our own, and never cuBLASLt's GELU epilogue. */
+/* gemm.cuh — y = act(x · wᵀ + b) through cuBLASLt with one algorithm fixed per shape at plan
+ * time (backend.h's gemm_bias, and act for the FFN, on the GPU), and for a few rows a kernel of
+ * its own with the same bits. fp16 data with fp32 accumulation for the encoder, plain fp32 for
+ * Dense modules. Never cuBLASLt's GELU epilogue (the tanh form). */
 #ifndef SEMBED_CUDA_GEMM_CUH
 #define SEMBED_CUDA_GEMM_CUH
 
@@ -26,6 +27,8 @@ typedef struct sembed__cu_gemm_shape {
     int64_t M_max;
     bool f32;        /* fp32 x, w, b, y; else fp16 with fp32 accumulation */
     bool bias;       /* b given on every call (cuBLASLt's BIAS epilogue) */
+    sembed__act_kind act; /* applied to the fp16 output: in the small-M kernel's epilogue, else
+                             by act.cu's pass after cuBLASLt (the same function, the same bits) */
     size_t ws_bytes; /* workspace the algorithm may use */
     int32_t algo_id, tile_id, stages_id; /* for reports */
     int32_t small_algo_id, small_tile_id;
@@ -33,14 +36,21 @@ typedef struct sembed__cu_gemm_shape {
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
                                    int32_t K, int64_t M_max, bool f32, bool bias,
+                                   sembed__act_kind act, /* IDENTITY for f32 */
                                    size_t ws_bytes, sembed_error *err);
 
-/* y = x · wᵀ + b. y must not overlap x. ws: g->ws_bytes of device memory. */
+/* y = act(x · wᵀ + b). y must not overlap x. ws: g->ws_bytes of device memory. */
 sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t lt,
                               void *y,       /* (M, N) */
                               const void *x, /* (M, K) */
                               const void *w, /* (N, K) */
                               const void *b, /* (N), or NULL when !g->bias */
                               int64_t M, void *ws, cudaStream_t stream, sembed_error *err);
+
+/* The small-M kernel by itself, whatever the plan chose (for tests): M <= 64, fp16, N a
+ * multiple of 8, K of 128, act IDENTITY or GELU. */
+sembed_status sembed__cu_gemm_small(void *y, const void *x, const void *w, const void *b,
+                                    int64_t M, int32_t N, int32_t K, sembed__act_kind act,
+                                    cudaStream_t stream, sembed_error *err);
 
 #endif

@@ -7,8 +7,8 @@
 /* norm: then the row is L2-normalized in place by the same block (the query's last kernel:
  * one launch instead of two); each thread rescales the features it wrote. */
 static __global__ void __launch_bounds__(256)
-    pool_kernel(float *out, const __half *x, const int32_t *seq_off, const int32_t *skip,
-                sembed__cu_pool_kinds kinds, int H, bool norm) {
+    pool_kernel(float *out, float *out2, const __half *x, const int32_t *seq_off,
+                const int32_t *skip, sembed__cu_pool_kinds kinds, int H, bool norm) {
     sembed__grid_dep_sync();
     const int s = blockIdx.x;
     const int t0 = seq_off[s], L = seq_off[s + 1] - t0;
@@ -61,7 +61,9 @@ static __global__ void __launch_bounds__(256)
     for (int c = 0; c < kinds.n; c++)
         for (int i = threadIdx.x; i < H; i += blockDim.x) {
             float *o = out + s * F + (int64_t)c * H + i;
-            *o = *o / n;
+            const float v = *o / n;
+            *o = v;
+            if (out2) out2[s * F + (int64_t)c * H + i] = v;
         }
 }
 
@@ -86,19 +88,19 @@ sembed_status sembed__cu_pool(float *out, const __half *x, const int32_t *seq_of
                               int32_t H, cudaStream_t stream, sembed_error *err) {
     SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
     if (S <= 0) return SEMBED_OK;
-    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out, x,
-                                 seq_off, skip, kinds, H, false));
+    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out,
+                                 (float *)NULL, x, seq_off, skip, kinds, H, false));
     return SEMBED_OK;
 }
 
-sembed_status sembed__cu_pool_normalize(float *out, const __half *x, const int32_t *seq_off,
-                                        const int32_t *skip, sembed__cu_pool_kinds kinds,
-                                        int32_t S, int32_t H, cudaStream_t stream,
-                                        sembed_error *err) {
+sembed_status sembed__cu_pool_normalize(float *out, float *out2, const __half *x,
+                                        const int32_t *seq_off, const int32_t *skip,
+                                        sembed__cu_pool_kinds kinds, int32_t S, int32_t H,
+                                        cudaStream_t stream, sembed_error *err) {
     SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
     if (S <= 0) return SEMBED_OK;
-    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out, x,
-                                 seq_off, skip, kinds, H, true));
+    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out, out2,
+                                 x, seq_off, skip, kinds, H, true));
     return SEMBED_OK;
 }
 

@@ -20,8 +20,10 @@ sembed_status sembed__cu_pool(float *out,             /* (S, kinds.n * H) */
                               sembed__cu_pool_kinds kinds, int32_t S, int32_t H,
                               cudaStream_t stream, sembed_error *err);
 
-/* sembed__cu_pool, then each row divided by max(||row||_2, 1e-12), in one kernel. */
+/* sembed__cu_pool, then each row divided by max(||row||_2, 1e-12), in one kernel; the result
+ * also into out2 when that is not NULL (host memory mapped for the device: no copy after). */
 sembed_status sembed__cu_pool_normalize(float *out,             /* (S, kinds.n * H) */
+                                        float *out2,            /* (S, kinds.n * H) or NULL */
                                         const __half *x,        /* (T, H) */
                                         const int32_t *seq_off, /* (S+1) */
                                         const int32_t *skip,    /* (S) or NULL */

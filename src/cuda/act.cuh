@@ -8,21 +8,27 @@
 /* Exact (erf) GELU for fp16 data, with erfc from Abramowitz & Stegun 7.1.26 (absolute error
  * under 1.5e-7, far below fp16's rounding) instead of erff: erff's branches and polynomial made
  * the pass ALU-bound (2.4 TB/s on an H200 for the FFN's (T, I)); this form is an approximate
- * reciprocal, an exponential and five FMAs. For x < 0 it is 0.5 x erfc(|x|/sqrt 2), so the tail
+ * reciprocal, an exponential and five FMAs (v3: both without denormal fix-ups). For x < 0 it is 0.5 x erfc(|x|/sqrt 2), so the tail
  * keeps its relative accuracy. Here, in one place, because two kernels compute it and must agree
  * bit for bit: act.cu's pass and the small-M GEMM's epilogue (gemm.cu). */
 static __device__ __forceinline__ float sembed__gelu_f16(float x) {
+    /* MUFU.RCP and MUFU.EX2 without the denormal fix-ups that __fdividef and __expf carry
+     * outside -ftz (two FMULs, a compare and a select each): the reciprocal's argument is in
+     * [1, 5], and an exponential small enough to be denormal gives a GELU far below fp16's
+     * smallest value either way (v2 spent 12 FMULs per element, mostly on those fix-ups) */
     const float z = fabsf(x) * 0.70710678118654752f;
-    const float t = __fdividef(1.0f, fmaf(0.3275911f, z, 1.0f)); /* MUFU.RCP: __frcp_rn's IEEE
-                                                                     rounding costs a slow path */
+    float t, e;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(t) : "f"(fmaf(0.3275911f, z, 1.0f)));
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(__fmul_rn(__fmul_rn(z, z), -1.4426950408889634f)));
     float p = fmaf(1.061405429f, t, -1.453152027f);
     p = fmaf(p, t, 1.421413741f);
     p = fmaf(p, t, -0.284496736f);
     p = fmaf(p, t, 0.254829592f);
-    const float erfc_z = __fmul_rn(__fmul_rn(p, t), __expf(-z * z));
-    /* the rounding of each step spelled out: no contraction that could differ between kernels */
-    return x >= 0.f ? __fmul_rn(x, __fsub_rn(1.0f, __fmul_rn(0.5f, erfc_z)))
-                    : __fmul_rn(__fmul_rn(0.5f, x), erfc_z);
+    const float erfc_z = __fmul_rn(__fmul_rn(p, t), e);
+    /* x (1 - erfc/2) for x >= 0 is (x/2)(2 - erfc), to the bit (the halvings are exact): one
+     * product after a select. The rounding of each step spelled out: no contraction that could
+     * differ between kernels. */
+    return __fmul_rn(__fmul_rn(0.5f, x), x >= 0.f ? __fsub_rn(2.0f, erfc_z) : erfc_z);
 }
 
 /* x = act(x) in place, fp16 storage, fp32 arithmetic. */

@@ -315,26 +315,16 @@ static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
     return true;
 }
 
-/* mean ms of one call of algo (NULL: gemm_small_kernel) at M rows, or -1 on failure. Below
- * 4096 rows the calls are timed as a CUDA graph (as the encoder runs small batches): launched
- * one by one from the host, a call of a few µs measures the host's launch rate instead (v2's
- * timing did: cuBLASLt's 7-14 µs at M=16 were mostly cublasLtMatmul's host side). */
+/* mean ms of one call of algo (NULL: gemm_small_kernel) at M rows, or -1 on failure. The calls
+ * are timed as a CUDA graph (as the encoder runs small batches): launched one by one from the
+ * host, a call of a few µs measures the host's launch rate instead (v2's timing did: cuBLASLt's
+ * 7-14 µs at M=16 were mostly cublasLtMatmul's host side, and at M=8192, 10-20 µs calls, the
+ * same tile timed 28% apart in two processes). */
 static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                        const cublasLtMatmulAlgo_t *a, int64_t M, const timing_bufs *t,
                        bool with_act = false) {
     float ms = -1.f;
-    if (M >= 4096) {
-        const int reps = 10;
-        if (!enqueue_reps(lt, g, a, M, 2, with_act, t) ||
-            cudaEventRecord(t->e0, t->st) != cudaSuccess ||
-            !enqueue_reps(lt, g, a, M, reps, with_act, t) ||
-            cudaEventRecord(t->e1, t->st) != cudaSuccess ||
-            cudaEventSynchronize(t->e1) != cudaSuccess ||
-            cudaEventElapsedTime(&ms, t->e0, t->e1) != cudaSuccess)
-            return -1.f;
-        return ms / (float)reps;
-    }
-    const int reps = 40;
+    const int reps = M >= 4096 ? 20 : 40;
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     if (cudaStreamBeginCapture(t->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return -1.f;

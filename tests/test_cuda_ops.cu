@@ -160,6 +160,17 @@ static void test_embed_ln(int64_t T, int32_t H, bool with_type) {
     check_guards_and_free(name);
 }
 
+/* act(x · wᵀ + b) by the reference ops: what a GEMM test compares with. */
+static std::vector<float> ref_linear(const std::vector<float> &x, const std::vector<float> &w,
+                                     const float *b, int64_t M, int32_t N, int32_t K,
+                                     sembed__act_kind act) {
+    std::vector<float> ref((size_t)M * N);
+    sembed__exec ex = ref_ex(1);
+    sembed__backend_ref.gemm_bias(ref.data(), x.data(), w.data(), b, M, N, K, &ex);
+    if (act != SEMBED__ACTK_IDENTITY) sembed__backend_ref.act(ref.data(), (int64_t)ref.size(), act, &ex);
+    return ref;
+}
+
 static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool f32, bool bias,
                       void *ws, sembed__act_kind act = SEMBED__ACTK_IDENTITY) {
     char name[96];
@@ -188,11 +199,7 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     }
     OK(sembed__cu_gemm(&g, lt, dy, dx, dw, db, M, ws, 0, &e_));
     CK(cudaDeviceSynchronize());
-    std::vector<float> ref((size_t)M * N);
-    sembed__exec ex = ref_ex(1);
-    sembed__backend_ref.gemm_bias(ref.data(), x.data(), w.data(), bias ? b.data() : NULL, M, N, K,
-                                  &ex);
-    if (act != SEMBED__ACTK_IDENTITY) sembed__backend_ref.act(ref.data(), (int64_t)ref.size(), act, &ex);
+    const std::vector<float> ref = ref_linear(x, w, bias ? b.data() : NULL, M, N, K, act);
     compare(name, f32 ? down_f((float *)dy, ref.size()) : down_h((__half *)dy, ref.size()), ref,
             f32 ? 1e-5 : 2e-3);
     /* batch invariance: rows computed alone (M=1) and in smaller batches match bit for bit */
@@ -230,11 +237,7 @@ static void test_gemm_small(int64_t M, int32_t N, int32_t K, sembed__act_kind ac
     CK(cudaMemset(dy, 0xFF, (size_t)M * N * 2));
     OK(sembed__cu_gemm_small(dy, dx, dw, db, M, N, K, act, 0, &e_));
     CK(cudaDeviceSynchronize());
-    std::vector<float> ref((size_t)M * N);
-    sembed__exec ex = ref_ex(1);
-    sembed__backend_ref.gemm_bias(ref.data(), x.data(), w.data(), bias ? b.data() : NULL, M, N, K,
-                                  &ex);
-    if (act != SEMBED__ACTK_IDENTITY) sembed__backend_ref.act(ref.data(), (int64_t)ref.size(), act, &ex);
+    const std::vector<float> ref = ref_linear(x, w, bias ? b.data() : NULL, M, N, K, act);
     compare(name, down_h((__half *)dy, ref.size()), ref, 2e-3);
     check_guards_and_free(name);
 }

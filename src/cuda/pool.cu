@@ -6,6 +6,19 @@
 
 /* norm: then the row is L2-normalized in place by the same block (the query's last kernel:
  * one launch instead of two); each thread rescales the features it wrote. */
+/* The sum of each thread's v over a block of 256 threads (8 warps), in the same order every
+ * time. */
+static __device__ float block_sum_256(float v) {
+    __shared__ float part[8];
+    v = sembed__warp_sum(v);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int w = 0; w < 8; w++) tot += part[w];
+    return tot;
+}
+
 static __global__ void __launch_bounds__(256)
     pool_kernel(float *out, float *out2, const __half *x, const int32_t *seq_off,
                 const int32_t *skip, sembed__cu_pool_kinds kinds, int H, bool norm) {
@@ -44,20 +57,13 @@ static __global__ void __launch_bounds__(256)
         }
     }
     if (!norm) return;
-    __shared__ float part[8];
     float ss = 0.f;
     for (int c = 0; c < kinds.n; c++)
         for (int i = threadIdx.x; i < H; i += blockDim.x) {
             const float v = out[s * F + (int64_t)c * H + i];
             ss += v * v;
         }
-    ss = sembed__warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    float tot = 0.f;
-#pragma unroll
-    for (int w = 0; w < 8; w++) tot += part[w];
-    const float n = fmaxf(sqrtf(tot), 1e-12f);
+    const float n = fmaxf(sqrtf(block_sum_256(ss)), 1e-12f);
     for (int c = 0; c < kinds.n; c++)
         for (int i = threadIdx.x; i < H; i += blockDim.x) {
             float *o = out + s * F + (int64_t)c * H + i;
@@ -69,17 +75,10 @@ static __global__ void __launch_bounds__(256)
 
 static __global__ void __launch_bounds__(256) normalize_kernel(float *x, int F) {
     sembed__grid_dep_sync();
-    __shared__ float part[8];
     float *v = x + (int64_t)blockIdx.x * F;
     float ss = 0.f;
     for (int i = threadIdx.x; i < F; i += blockDim.x) ss += v[i] * v[i];
-    ss = sembed__warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    float tot = 0.f;
-#pragma unroll
-    for (int w = 0; w < 8; w++) tot += part[w];
-    const float n = fmaxf(sqrtf(tot), 1e-12f);
+    const float n = fmaxf(sqrtf(block_sum_256(ss)), 1e-12f);
     for (int i = threadIdx.x; i < F; i += blockDim.x) v[i] = v[i] / n;
 }
 

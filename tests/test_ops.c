@@ -132,7 +132,7 @@ static void test_add_ln(sembed__pool *pool, int64_t T, int32_t H) {
     free_execs(&ex);
 }
 
-static void test_act(sembed__pool *pool, int64_t n) {
+static void test_act(sembed__pool *pool, int64_t n, int32_t level) {
     execs ex = make_execs(pool, 1, 1, 1, 1);
     for (int k = SEMBED__ACTK_IDENTITY; k <= SEMBED__ACTK_SIGMOID; k++) {
         gbuf r = galloc(n), c = galloc(n);
@@ -142,11 +142,11 @@ static void test_act(sembed__pool *pool, int64_t n) {
         sembed__backend_cpu.act(c.p, n, (sembed__act_kind)k, &ex.cpu);
         CHECKF(guards_ok(&r) && guards_ok(&c), "act %d n=%lld guards", k, (long long)n);
         CHECKF(all_finite(c.p, n), "act %d NaN", k);
-        /* exact GELU runs a vectorized erf (A&S 7.1.26, |error| <= 1.5e-7) on AVX-512: values
-         * here reach |x| = 6, so 0.5 * 6 * 1.5e-7 plus rounding; the rest run ref's code */
+        /* exact GELU runs a vectorized erf (A&S 7.1.26, |error| <= 1.5e-7) on AVX-512 and AVX2:
+         * values here reach |x| = 6, so 0.5 * 6 * 1.5e-7 plus rounding; the rest run ref's code */
         const double tol = k == SEMBED__ACTK_GELU ? 1e-6 : 0;
         double d = max_abs_diff(r.p, c.p, n);
-        CHECKF(d <= tol, "act %d n=%lld differs by %g", k, (long long)n, d);
+        CHECKF(d <= tol, "act %d level %d n=%lld differs by %g", k, level, (long long)n, d);
         free(r.raw), free(c.raw);
     }
     /* exact GELU at known points (torch.nn.functional.gelu, float32) */
@@ -270,7 +270,7 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
 }
 
 static void test_attention(sembed__pool *pool, const int32_t *lens, int32_t S, int32_t H,
-                           int32_t A, bool rel) {
+                           int32_t A, bool rel, int32_t level) {
     int32_t seq_off[65];
     SEMBED_ASSERT(S <= 64);
     int32_t T = pack(seq_off, lens, S), max_len = 0;
@@ -285,7 +285,7 @@ static void test_attention(sembed__pool *pool, const int32_t *lens, int32_t S, i
     CHECKF(guards_ok(&r) && guards_ok(&c), "attention guards");
     CHECKF(all_finite(c.p, (int64_t)T * H), "attention NaN");
     double d = max_abs_diff(r.p, c.p, (int64_t)T * H);
-    CHECKF(d <= 2e-5, "attention S=%d H=%d A=%d max_len=%d rel=%d: max diff %g", S, H, A, max_len, rel, d);
+    CHECKF(d <= 2e-5, "attention level %d S=%d H=%d A=%d max_len=%d rel=%d: max diff %g", level, S, H, A, max_len, rel, d);
     /* each sequence alone gives bit-identical rows */
     int bad = 0;
     for (int32_t s = 0; s < S; s++) {
@@ -295,7 +295,7 @@ static void test_attention(sembed__pool *pool, const int32_t *lens, int32_t S, i
         if (memcmp(o, c.p + (int64_t)seq_off[s] * H, sizeof(float) * (size_t)lens[s] * H)) bad++;
         free(o);
     }
-    CHECKF(bad == 0, "attention: %d sequences differ alone vs packed", bad);
+    CHECKF(bad == 0, "attention level %d: %d sequences differ alone vs packed", level, bad);
     free(qkv), free(bias), free(r.raw), free(c.raw);
     free_execs(&ex);
 }
@@ -376,7 +376,12 @@ int main(void) {
             test_embed_ln(pool, Ts[i], Hs[j], j % 2 == 0);
             test_add_ln(pool, Ts[i], Hs[j]);
         }
-    test_act(pool, 1), test_act(pool, 13), test_act(pool, 100003);
+    /* at every instruction-set level (GELU: AVX-512 16 lanes, AVX2 8 lanes, the reference's) */
+    for (int32_t level = 4; level >= 0; level--) {
+        sembed__cpu_isa_cap(level);
+        test_act(pool, 1, level), test_act(pool, 13, level), test_act(pool, 100003, level);
+    }
+    sembed__cpu_isa_cap(4);
 
     const int64_t Ms[] = {1, 3, 15, 16, 17, 129};
     const int32_t NK[][2] = {{1, 1}, {5, 3}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}};
@@ -406,12 +411,17 @@ int main(void) {
     const int32_t l1[] = {1};
     const int32_t l2[] = {3, 1, 17, 2, 64, 5};
     const int32_t l3[] = {130, 7, 256, 1, 33};
-    for (int rel = 0; rel < 2; rel++) {
-        test_attention(pool, l1, 1, 8, 2, rel);
-        test_attention(pool, l2, 6, 12, 3, rel);
-        test_attention(pool, l2, 6, 64, 1, rel);
-        test_attention(pool, l3, 5, 384, 12, rel);
+    /* at every level: AVX-512 16 lanes, AVX2 8 lanes, plain C */
+    for (int32_t level = 4; level >= 0; level--) {
+        sembed__cpu_isa_cap(level);
+        for (int rel = 0; rel < 2; rel++) {
+            test_attention(pool, l1, 1, 8, 2, rel, level);
+            test_attention(pool, l2, 6, 12, 3, rel, level);
+            test_attention(pool, l2, 6, 64, 1, rel, level);
+            test_attention(pool, l3, 5, 384, 12, rel, level);
+        }
     }
+    sembed__cpu_isa_cap(4);
     test_pool_norm(pool, l1, 1, 5);
     test_pool_norm(pool, l2, 6, 11);
     test_pool_norm(pool, l3, 5, 384);

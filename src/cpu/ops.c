@@ -21,6 +21,7 @@
 #include <immintrin.h>
 #define HAVE_X86 1
 #define T512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl")))
+#define T256 __attribute__((target("avx2,fma")))
 
 /* e^x, 16 lanes: Cephes' expf (x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n by
  * scalef); within 2 ulp of expf for x in [-87, 88]. */
@@ -69,6 +70,74 @@ T512 static void gelu_512(float *x, int64_t n) {
     if (i < n) {
         const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(x + i, m, gelu512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+/* ---- the same on 8 lanes, for CPUs with AVX2 + FMA but no AVX-512 (or capped to AVX2) ---- */
+
+/* Lanes i < n of a mask for _mm256_maskload_ps / _mm256_maskstore_ps (n may be <= 0 or > 8). */
+T256 static inline __m256i mask256(int32_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+T256 static inline float hmax256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+T256 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* exp512 on 8 lanes. AVX2 has no scalef: 2^n is built from its exponent bits, exact for the
+ * clamped n in [-126, 127], so p * 2^n rounds once, as scalef does. */
+T256 static inline __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* gelu512 on 8 lanes: the same A&S 7.1.26 erf (absolute error <= 1.5e-7). */
+T256 static inline __m256 gelu256(__m256 x) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+    const __m256 az = _mm256_andnot_ps(signbit, z);
+    const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
+                                   _mm256_fmadd_ps(az, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(1.061405429f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+    p = _mm256_mul_ps(p, t);
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(az, az)));
+    const __m256 erf_abs = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f)); /* erf(|z|) */
+    const __m256 erf = _mm256_or_ps(erf_abs, _mm256_and_ps(z, signbit)); /* erf is odd */
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x),
+                         _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
+}
+
+T256 static void gelu_256(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu256(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        const __m256i m = mask256((int32_t)(n - i));
+        _mm256_maskstore_ps(x + i, m, gelu256(_mm256_maskload_ps(x + i, m)));
     }
 }
 #endif
@@ -172,6 +241,10 @@ void sembed__cpu_act_span(float *x, int64_t n, sembed__act_kind kind) {
 #ifdef HAVE_X86
     if (kind == SEMBED__ACTK_GELU && sembed__cpu_isa_get()->avx512) {
         gelu_512(x, n);
+        return;
+    }
+    if (kind == SEMBED__ACTK_GELU && sembed__cpu_isa_get()->avx2) {
+        gelu_256(x, n);
         return;
     }
 #endif
@@ -377,6 +450,65 @@ T512 static void att_task_512(void *v, int32_t task, int32_t n_tasks, int32_t th
         }
     }
 }
+
+/* att_task_512 on 8 lanes (Kᵀ padded to Lp = L rounded up to 8), exp by exp256: the same sums
+ * in the same orders, so a sequence's result again depends on nothing else. */
+T256 static void att_task_256(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
+    (void)n_tasks;
+    const att_args *a = v;
+    const int32_t s = task / a->A, h = task % a->A;
+    const int32_t H = a->H, D = H / a->A, R = a->R;
+    const int32_t t0 = a->seq_off[s], L = a->seq_off[s + 1] - t0, Lp = (L + 7) / 8 * 8;
+    const int64_t ld = 3 * (int64_t)H;
+    const float scale = 1.0f / sqrtf((float)D);
+    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
+    SEMBED_ASSERT((int64_t)D * Lp + Lp <= per_thread);
+    float *kt = a->ex->scratch + (int64_t)thread * per_thread; /* (D, Lp) */
+    float *sc = kt + (int64_t)D * Lp;                          /* (Lp) */
+    const float *bias = a->rel_bias ? a->rel_bias + (int64_t)h * (2 * R - 1) + R - 1 : NULL;
+    SEMBED_ASSERT(!bias || L <= R);
+
+    for (int32_t j = 0; j < Lp; j++) {
+        const float *k = a->qkv + (t0 + j) * ld + H + h * D;
+        for (int32_t d = 0; d < D; d++) kt[(int64_t)d * Lp + j] = j < L ? k[d] : 0.0f;
+    }
+    const __m256i last = mask256(L - (Lp - 8)), all = mask256(8);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int32_t i = 0; i < L; i++) {
+        const float *q = a->qkv + (t0 + i) * ld + h * D;
+        __m256 mx = ninf;
+        for (int32_t j0 = 0; j0 < Lp; j0 += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int32_t d = 0; d < D; d++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), _mm256_loadu_ps(kt + (int64_t)d * Lp + j0), acc);
+            acc = _mm256_mul_ps(acc, _mm256_set1_ps(scale));
+            const __m256i m = j0 + 8 < Lp ? all : last;
+            /* the masked load reads no bias past j = L - 1 (it may lie past the table) */
+            if (bias) acc = _mm256_add_ps(acc, _mm256_maskload_ps(bias + j0 - i, m));
+            _mm256_storeu_ps(sc + j0, acc);
+            mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, acc, _mm256_castsi256_ps(m)));
+        }
+        const __m256 vmax = _mm256_set1_ps(hmax256(mx));
+        __m256 vsum = _mm256_setzero_ps();
+        for (int32_t j0 = 0; j0 < Lp; j0 += 8) {
+            const __m256i m = j0 + 8 < Lp ? all : last;
+            const __m256 p = _mm256_and_ps(_mm256_castsi256_ps(m),
+                                           exp256(_mm256_sub_ps(_mm256_loadu_ps(sc + j0), vmax)));
+            _mm256_storeu_ps(sc + j0, p);
+            vsum = _mm256_add_ps(vsum, p);
+        }
+        const __m256 inv = _mm256_set1_ps(1.0f / hsum256(vsum));
+        float *dst = a->out + (int64_t)(t0 + i) * H + h * D;
+        for (int32_t d0 = 0; d0 < D; d0 += 8) {
+            const __m256i m = mask256(D - d0);
+            __m256 o = _mm256_setzero_ps();
+            for (int32_t j = 0; j < L; j++)
+                o = _mm256_fmadd_ps(_mm256_set1_ps(sc[j]),
+                                    _mm256_maskload_ps(a->qkv + (t0 + j) * ld + 2 * H + h * D + d0, m), o);
+            _mm256_maskstore_ps(dst + d0, m, _mm256_mul_ps(o, inv));
+        }
+    }
+}
 #endif
 
 static void cpu_attention(float *out, const float *qkv, const int32_t *seq_off,
@@ -386,6 +518,10 @@ static void cpu_attention(float *out, const float *qkv, const int32_t *seq_off,
 #ifdef HAVE_X86
     if (sembed__cpu_isa_get()->avx512) {
         sembed__pool_run(ex->pool, att_task_512, &a, S * A);
+        return;
+    }
+    if (sembed__cpu_isa_get()->avx2) {
+        sembed__pool_run(ex->pool, att_task_256, &a, S * A);
         return;
     }
 #endif

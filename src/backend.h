@@ -147,8 +147,8 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
 void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
 /* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of a layer
  * gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 and
- * FP32_STRICT are prepared (split for AMX, or packed for the AVX-512 kernel) where the CPU has
- * AVX-512; INT8 keeps qkv and FFN
+ * FP32_STRICT are prepared (split for AMX, or packed for the AVX-512 or AVX2 kernel) where the
+ * CPU has AVX2 or better; INT8 keeps qkv and FFN
  * out (the GEMMs whose int8 error costs most) in BF16 where the CPU has AVX512_BF16, else in
  * FP32. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which);

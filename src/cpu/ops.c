@@ -342,29 +342,54 @@ typedef struct att_args {
     const sembed__exec *ex;
 } att_args;
 
+/* One (sequence, head) of an attention task: its rows, and its thread's scratch: Kᵀ (D, Lp)
+ * filled (Lp = L rounded up to `lanes`, the columns past L zero), then scores (Lp) and an
+ * output row (D). */
+typedef struct att_head {
+    const att_args *a;
+    int32_t h, H, D, t0, L, Lp;
+    int64_t ld;
+    float scale;
+    float *kt, *sc, *o;
+    const float *bias; /* the head's relative position bias at distance 0, or NULL */
+} att_head;
+
+static att_head att_head_at(const void *v, int32_t task, int32_t thread, int32_t lanes) {
+    const att_args *a = v;
+    att_head g = {.a = a, .h = task % a->A, .H = a->H, .D = a->H / a->A};
+    const int32_t s = task / a->A, R = a->R;
+    g.t0 = a->seq_off[s];
+    g.L = a->seq_off[s + 1] - g.t0;
+    g.Lp = (g.L + lanes - 1) / lanes * lanes;
+    g.ld = 3 * (int64_t)g.H;
+    g.scale = 1.0f / sqrtf((float)g.D);
+    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
+    SEMBED_ASSERT((int64_t)g.D * g.Lp + g.Lp + g.D <= per_thread);
+    g.kt = a->ex->scratch + (int64_t)thread * per_thread;
+    g.sc = g.kt + (int64_t)g.D * g.Lp;
+    g.o = g.sc + g.Lp;
+    g.bias = a->rel_bias ? a->rel_bias + (int64_t)g.h * (2 * R - 1) + R - 1 : NULL;
+    SEMBED_ASSERT(!g.bias || g.L <= R);
+    for (int32_t j = 0; j < g.Lp; j++) {
+        const float *k = a->qkv + (g.t0 + j) * g.ld + g.H + g.h * g.D;
+        for (int32_t d = 0; d < g.D; d++) g.kt[(int64_t)d * g.Lp + j] = j < g.L ? k[d] : 0.0f;
+    }
+    return g;
+}
+
 /* One (sequence, head): scores = q·Kᵀ by broadcasting each q[d] over a row of Kᵀ (a loop the
  * compiler vectorizes without reassociating: each score still sums d = 0..D-1 in order), then
  * softmax, then out = Σ_j p_j v_j accumulated in j order. Depends only on the sequence. */
 static void att_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     (void)n_tasks;
-    const att_args *a = v;
-    const int32_t s = task / a->A, h = task % a->A;
-    const int32_t H = a->H, D = H / a->A, R = a->R;
-    const int32_t t0 = a->seq_off[s], L = a->seq_off[s + 1] - t0;
-    const int64_t ld = 3 * (int64_t)H;
-    const float scale = 1.0f / sqrtf((float)D);
-    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
-    SEMBED_ASSERT((int64_t)D * L + L + D <= per_thread);
-    float *kt = a->ex->scratch + (int64_t)thread * per_thread; /* (D, L) */
-    float *sc = kt + (int64_t)D * L; /* (L) */
-    float *o = sc + L;               /* (D) */
-    const float *bias = a->rel_bias ? a->rel_bias + (int64_t)h * (2 * R - 1) + R - 1 : NULL;
-    SEMBED_ASSERT(!bias || L <= R);
-
-    for (int32_t j = 0; j < L; j++) {
-        const float *k = a->qkv + (t0 + j) * ld + H + h * D;
-        for (int32_t d = 0; d < D; d++) kt[(int64_t)d * L + j] = k[d];
-    }
+    const att_head g = att_head_at(v, task, thread, 1);
+    const att_args *a = g.a;
+    const int32_t h = g.h, H = g.H, D = g.D, t0 = g.t0, L = g.L;
+    const int64_t ld = g.ld;
+    const float scale = g.scale;
+    float *kt = g.kt, *sc = g.sc;
+    float *o = g.o;
+    const float *bias = g.bias;
     for (int32_t i = 0; i < L; i++) {
         const float *q = a->qkv + (t0 + i) * ld + h * D;
         for (int32_t j = 0; j < L; j++) sc[j] = 0.0f;
@@ -399,23 +424,13 @@ static void att_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
  * j = 0..L-1 in order, so a sequence's result depends on nothing else. */
 T512 static void att_task_512(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     (void)n_tasks;
-    const att_args *a = v;
-    const int32_t s = task / a->A, h = task % a->A;
-    const int32_t H = a->H, D = H / a->A, R = a->R;
-    const int32_t t0 = a->seq_off[s], L = a->seq_off[s + 1] - t0, Lp = (L + 15) / 16 * 16;
-    const int64_t ld = 3 * (int64_t)H;
-    const float scale = 1.0f / sqrtf((float)D);
-    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
-    SEMBED_ASSERT((int64_t)D * Lp + Lp <= per_thread);
-    float *kt = a->ex->scratch + (int64_t)thread * per_thread; /* (D, Lp) */
-    float *sc = kt + (int64_t)D * Lp;                          /* (Lp) */
-    const float *bias = a->rel_bias ? a->rel_bias + (int64_t)h * (2 * R - 1) + R - 1 : NULL;
-    SEMBED_ASSERT(!bias || L <= R);
-
-    for (int32_t j = 0; j < Lp; j++) {
-        const float *k = a->qkv + (t0 + j) * ld + H + h * D;
-        for (int32_t d = 0; d < D; d++) kt[(int64_t)d * Lp + j] = j < L ? k[d] : 0.0f;
-    }
+    const att_head g = att_head_at(v, task, thread, 16);
+    const att_args *a = g.a;
+    const int32_t h = g.h, H = g.H, D = g.D, t0 = g.t0, L = g.L, Lp = g.Lp;
+    const int64_t ld = g.ld;
+    const float scale = g.scale;
+    float *kt = g.kt, *sc = g.sc;
+    const float *bias = g.bias;
     const __mmask16 last = (__mmask16)(L % 16 ? (1u << (L % 16)) - 1 : 0xffff);
     for (int32_t i = 0; i < L; i++) {
         const float *q = a->qkv + (t0 + i) * ld + h * D;
@@ -455,23 +470,13 @@ T512 static void att_task_512(void *v, int32_t task, int32_t n_tasks, int32_t th
  * in the same orders, so a sequence's result again depends on nothing else. */
 T256 static void att_task_256(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
     (void)n_tasks;
-    const att_args *a = v;
-    const int32_t s = task / a->A, h = task % a->A;
-    const int32_t H = a->H, D = H / a->A, R = a->R;
-    const int32_t t0 = a->seq_off[s], L = a->seq_off[s + 1] - t0, Lp = (L + 7) / 8 * 8;
-    const int64_t ld = 3 * (int64_t)H;
-    const float scale = 1.0f / sqrtf((float)D);
-    const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
-    SEMBED_ASSERT((int64_t)D * Lp + Lp <= per_thread);
-    float *kt = a->ex->scratch + (int64_t)thread * per_thread; /* (D, Lp) */
-    float *sc = kt + (int64_t)D * Lp;                          /* (Lp) */
-    const float *bias = a->rel_bias ? a->rel_bias + (int64_t)h * (2 * R - 1) + R - 1 : NULL;
-    SEMBED_ASSERT(!bias || L <= R);
-
-    for (int32_t j = 0; j < Lp; j++) {
-        const float *k = a->qkv + (t0 + j) * ld + H + h * D;
-        for (int32_t d = 0; d < D; d++) kt[(int64_t)d * Lp + j] = j < L ? k[d] : 0.0f;
-    }
+    const att_head g = att_head_at(v, task, thread, 8);
+    const att_args *a = g.a;
+    const int32_t h = g.h, H = g.H, D = g.D, t0 = g.t0, L = g.L, Lp = g.Lp;
+    const int64_t ld = g.ld;
+    const float scale = g.scale;
+    float *kt = g.kt, *sc = g.sc;
+    const float *bias = g.bias;
     const __m256i last = mask256(L - (Lp - 8)), all = mask256(8);
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     for (int32_t i = 0; i < L; i++) {

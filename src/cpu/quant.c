@@ -328,6 +328,25 @@ typedef struct tilecfg {
     uint8_t rows[16];
 } tilecfg;
 
+/* Palette 1, tiles 0-7 all 16 rows of 64 bytes: C tiles 0-3 (2x2 of 16x16 32-bit), A tiles 4-5,
+ * B tiles 6-7. */
+TAMX static void amx_config(void) {
+    tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
+    _tile_loadconfig(&cfg);
+}
+
+/* C tiles 0-3 to cbuf (32 rows x 32 columns of 32 bits: tiles 0 1 above 2 3). */
+TAMX static inline void stored_tiles(void *cbuf) {
+    int32_t *c = cbuf;
+    _tile_stored(0, c, 128);
+    _tile_stored(1, c + 16, 128);
+    _tile_stored(2, c + 512, 128);
+    _tile_stored(3, c + 528, 128);
+}
+
 /* Full 32-row (or 16-row) tiles of a panel with AMX: C tiles 0-3 (2x2 of 16x16 int32), A tiles
  * 4-5 (16 rows x 64 k), B tiles 6-7 (64 k x 16 columns). Returns the rows done (a multiple of
  * 16); the caller finishes the rest with VNNI. cbuf: 32x32 int32. */
@@ -335,11 +354,7 @@ TAMX static int32_t q8_amx(float *y, int32_t ldy, const int8_t *q, const float *
                            const sembed__wprep *p, int32_t nb0, int32_t nb1, int32_t *cbuf) {
     const int64_t Kp = p->Kp;
     const int8_t *W = p->packed;
-    tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-    _tile_loadconfig(&cfg);
+    amx_config();
     int32_t r0 = 0;
     for (; r0 + 16 <= rows; r0 += 32) {
         const bool two = r0 + 32 <= rows;
@@ -362,10 +377,7 @@ TAMX static int32_t q8_amx(float *y, int32_t ldy, const int8_t *q, const float *
                     _tile_dpbssd(3, 5, 7);
                 }
             }
-            _tile_stored(0, cbuf, 128);
-            _tile_stored(1, cbuf + 16, 128);
-            _tile_stored(2, cbuf + 512, 128);
-            _tile_stored(3, cbuf + 528, 128);
+            stored_tiles(cbuf);
             for (int32_t r = 0; r < (two ? 32 : 16); r++)
                 for (int j = 0; j < 2; j++)
                     q8_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_si512(cbuf + r * 32 + j * 16),
@@ -408,6 +420,17 @@ TBF16 static inline void bf_store(float *yr, __m512 acc, const sembed__wprep *p,
     else if (left > 0) _mm512_mask_storeu_ps(yr + n, (__mmask16)((1u << left) - 1), v);
 }
 
+/* The fp32 C tiles of rows r0.. (32, or 16 when !two) and blocks nb, nb+1 to y, + bias. */
+TAMX static void store_bf_tiles(float *y, int32_t ldy, float *cbuf, int32_t r0, int32_t rows,
+                                bool two, const sembed__wprep *p, int32_t nb) {
+    stored_tiles(cbuf);
+    const int32_t nr = two ? 32 : 16;
+    for (int32_t r = 0; r < nr && r0 + r < rows; r++)
+        for (int j = 0; j < 2; j++)
+            bf_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_ps(cbuf + r * 32 + j * 16), p,
+                     (nb + j) * 16);
+}
+
 /* AVX512_BF16: 4 rows x 2 blocks per step, vdpbf16ps over k pairs in order. */
 TBF16 static void bf16_avx(float *y, int32_t ldy, const uint16_t *q, int32_t rows,
                            const sembed__wprep *p, int32_t nb0, int32_t nb1) {
@@ -440,16 +463,25 @@ TBF16 static void bf16_avx(float *y, int32_t ldy, const uint16_t *q, int32_t row
         }
 }
 
+/* C tiles 0, 1 (and 2, 3 when two) += the 16-row A tiles at a0 (a1; bf16 rows of Kp) times
+ * the B tiles 6, 7 already loaded. */
+TAMX static inline void dp_bf16_rows(const uint16_t *a0, const uint16_t *a1, bool two, int64_t Kp) {
+    _tile_loadd(4, a0, Kp * 2);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if (two) {
+        _tile_loadd(5, a1, Kp * 2);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+}
+
 /* AMX bf16: rows a multiple of 16 (the panel is zero-padded), 2x2 tiles as q8_amx. */
 TAMX static void bf16_amx(float *y, int32_t ldy, const uint16_t *q, int32_t rows, int32_t rows_pad,
                           const sembed__wprep *p, int32_t nb0, int32_t nb1, float *cbuf) {
     const int64_t Kp = p->Kp;
     const uint16_t *W = p->packed;
-    tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-    _tile_loadconfig(&cfg);
+    amx_config();
     for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
         const bool two = r0 + 32 <= rows_pad;
         const uint16_t *a0 = q + (int64_t)r0 * Kp, *a1 = a0 + 16 * Kp;
@@ -460,26 +492,11 @@ TAMX static void bf16_amx(float *y, int32_t ldy, const uint16_t *q, int32_t rows
             _tile_zero(2);
             _tile_zero(3);
             for (int64_t c = 0; c < Kp / 32; c++) {
-                _tile_loadd(4, a0 + c * 32, Kp * 2);
                 _tile_loadd(6, b0 + c * 512, 64);
                 _tile_loadd(7, b1 + c * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                if (two) {
-                    _tile_loadd(5, a1 + c * 32, Kp * 2);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
+                dp_bf16_rows(a0 + c * 32, a1 + c * 32, two, Kp);
             }
-            _tile_stored(0, cbuf, 128);
-            _tile_stored(1, cbuf + 16, 128);
-            _tile_stored(2, cbuf + 512, 128);
-            _tile_stored(3, cbuf + 528, 128);
-            const int32_t nr = two ? 32 : 16;
-            for (int32_t r = 0; r < nr && r0 + r < rows; r++)
-                for (int j = 0; j < 2; j++)
-                    bf_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_ps(cbuf + r * 32 + j * 16), p,
-                             (nb + j) * 16);
+            store_bf_tiles(y, ldy, cbuf, r0, rows, two, p, nb);
         }
     }
     _tile_release();
@@ -524,11 +541,7 @@ TAMX static void bf16x3_amx(float *y, int32_t ldy, const uint16_t *xh, const uin
                             int32_t nb1, float *cbuf) {
     const int64_t Kp = p->Kp;
     const uint16_t *Wh = p->packed, *Wl = Wh + (int64_t)p->Np * Kp;
-    tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) cfg.rows[i] = 16, cfg.colsb[i] = 64;
-    _tile_loadconfig(&cfg);
+    amx_config();
     for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
         const bool two = r0 + 32 <= rows_pad;
         const uint16_t *h0 = xh + (int64_t)r0 * Kp, *h1 = h0 + 16 * Kp;
@@ -543,42 +556,13 @@ TAMX static void bf16x3_amx(float *y, int32_t ldy, const uint16_t *xh, const uin
             for (int64_t c = 0; c < Kp / 32; c++) {
                 _tile_loadd(6, bh0 + c * 512, 64); /* wh */
                 _tile_loadd(7, bh1 + c * 512, 64);
-                _tile_loadd(4, h0 + c * 32, Kp * 2); /* xh·wh */
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                if (two) {
-                    _tile_loadd(5, h1 + c * 32, Kp * 2);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                _tile_loadd(4, l0 + c * 32, Kp * 2); /* xl·wh */
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                if (two) {
-                    _tile_loadd(5, l1 + c * 32, Kp * 2);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                _tile_loadd(6, bl0 + c * 512, 64); /* wl */
+                dp_bf16_rows(h0 + c * 32, h1 + c * 32, two, Kp); /* xh·wh */
+                dp_bf16_rows(l0 + c * 32, l1 + c * 32, two, Kp); /* xl·wh */
+                _tile_loadd(6, bl0 + c * 512, 64);               /* wl */
                 _tile_loadd(7, bl1 + c * 512, 64);
-                _tile_loadd(4, h0 + c * 32, Kp * 2); /* xh·wl */
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                if (two) {
-                    _tile_loadd(5, h1 + c * 32, Kp * 2);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
+                dp_bf16_rows(h0 + c * 32, h1 + c * 32, two, Kp); /* xh·wl */
             }
-            _tile_stored(0, cbuf, 128);
-            _tile_stored(1, cbuf + 16, 128);
-            _tile_stored(2, cbuf + 512, 128);
-            _tile_stored(3, cbuf + 528, 128);
-            const int32_t nr = two ? 32 : 16;
-            for (int32_t r = 0; r < nr && r0 + r < rows; r++)
-                for (int j = 0; j < 2; j++)
-                    bf_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_ps(cbuf + r * 32 + j * 16), p,
-                             (nb + j) * 16);
+            store_bf_tiles(y, ldy, cbuf, r0, rows, two, p, nb);
         }
     }
     _tile_release();

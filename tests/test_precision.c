@@ -153,6 +153,12 @@ int main(void) {
                   strstr(err.msg, "precision 7"));
             p.precision = (sembed_precision)-1;
             CHECK(sembed_ctx_new(model, &p, &ctx, &err) == SEMBED_ERR_INVALID_ARG && !ctx);
+            /* a malformed spin setting is refused, naming the variable */
+            setenv("SEMBED_POOL_SPIN_US", "1e3", 1);
+            p.precision = SEMBED_PRECISION_FP32;
+            CHECK(sembed_ctx_new(model, &p, &ctx, &err) == SEMBED_ERR_INVALID_ARG && !ctx &&
+                  strstr(err.msg, "SEMBED_POOL_SPIN_US"));
+            unsetenv("SEMBED_POOL_SPIN_US");
             /* contexts share the model's prepared weights: a second fp32 context gives the
              * first's bits, and keeps working after the first (and an int8 one) is freed */
             sembed_ctx *a = NULL, *b = NULL, *q8 = NULL;

@@ -13,6 +13,7 @@
  * `pending` (caller_sleeping). */
 #include "backend.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -137,16 +138,22 @@ sembed_status sembed__pool_new(int32_t n_threads, sembed__pool **out, sembed_err
     if (n_threads < 1 || n_threads > 1024)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG, "n_threads %d is outside 1..1024",
                            n_threads);
-    sembed__pool *p = sembed__calloc(1, sizeof *p);
-    if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory creating a thread pool");
-    p->n_threads = n_threads;
     int64_t spin_us = SPIN_US_DEFAULT;
     const char *env = getenv("SEMBED_POOL_SPIN_US");
     if (env && *env) {
         char *end;
-        long long v = strtoll(env, &end, 10);
-        if (*end == '\0' && v >= 0 && v <= 1000000) spin_us = v;
+        errno = 0;
+        const long long v = strtoll(env, &end, 10);
+        if (*end != '\0' || errno || v < 0 || v > 1000000)
+            return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                               "SEMBED_POOL_SPIN_US is '%.40s': expected microseconds, an "
+                               "integer in 0..1000000",
+                               env);
+        spin_us = v;
     }
+    sembed__pool *p = sembed__calloc(1, sizeof *p);
+    if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory creating a thread pool");
+    p->n_threads = n_threads;
     p->spin_ns = spin_us * 1000;
     atomic_init(&p->generation, 0);
     atomic_init(&p->pending, 0);

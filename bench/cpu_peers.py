@@ -281,7 +281,7 @@ def main():
         engines, closers = {}, []
         for peer in peers:
             if peer.startswith("sembed"):
-                # sembed (fp32: bf16x3 on AMX), sembed-int8, sembed-fp32-strict (fp32 FMA only)
+                # sembed (fp32: bf16 + int8 parts on AMX), sembed-int8, sembed-fp32-strict (fp32 FMA only)
                 prec = peer[len("sembed-"):] if peer.startswith("sembed-") else "fp32"
                 try:
                     se = Sembed(lib, mdir, a.threads, prec)

@@ -138,8 +138,15 @@ extern const sembed__backend sembed__backend_cpu;
 
 /* ---- reduced-precision weights (src/cpu/quant.c) ------------------------------------------ */
 
+/* INT8 weights with each activation taken as two int8 digits: x ≈ q·sx + q2·sx2 per row
+ * (sx = max|x|/127, q2 the rounded remainder at a 254x finer step), y = fmaf(Σ q·qw, sx·sw,
+ * fmaf(Σ q2·qw, sx2·sw, b)): int8 weight bytes, activations to about 15 bits, and exact integer
+ * sums (so every kernel and the reference agree bit for bit). A preparation's precision is then
+ * SEMBED_PRECISION_INT8 with sembed__wprep_digits 2. Internal: not a sembed_precision. */
+#define SEMBED__PRECISION_INT8X2 16
+
 /* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _FP32_STRICT,
- * _INT8 or _BF16; the pointers must outlive the result). BF16 needs AVX512_BF16:
+ * _INT8, SEMBED__PRECISION_INT8X2 or _BF16; the pointers must outlive the result). BF16 needs AVX512_BF16:
  * SEMBED_ERR_UNSUPPORTED without. FP32 is split (sembed__wprep_split) where the CPU has AMX
  * bf16; FP32_STRICT never is (its preparation then reports precision FP32). */
 sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
@@ -148,13 +155,16 @@ void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
 /* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of a layer
  * gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 and
  * FP32_STRICT are prepared (split for AMX, or packed for the AVX-512 or AVX2 kernel) where the
- * CPU has AVX2 or better; INT8 keeps qkv and FFN
- * out (the GEMMs whose int8 error costs most) in BF16 where the CPU has AVX512_BF16, else in
- * FP32. */
+ * CPU has AVX2 or better; INT8 takes INT8X2 for qkv, FFN in and FFN out (whose inputs carry
+ * outliers: LayerNorm outputs, GELU's tail) and INT8 for the attention output, on every CPU. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which);
 int32_t sembed__wprep_precision(const sembed__wprep *p);
-/* FP32 prepared where the CPU has AMX bf16 is `split`: y = Σ_k xh·wh + xl·wh + xh·wl with
- * v = hi + lo, hi = bf16(v), lo = bf16(v - hi) (src/cpu/quant.c, bf16x3_amx). */
+/* INT8: int8 digits per activation, 1 or 2 (SEMBED__PRECISION_INT8X2); 1 otherwise. */
+int32_t sembed__wprep_digits(const sembed__wprep *p);
+/* FP32 prepared where the CPU has AMX (bf16 and int8) is `split`: w = wh + wl with wh = bf16(w)
+ * and wl = w - wh kept as int8 per output channel; y = Σ_k xh·wh + xl·wh (xh = bf16(x), xl =
+ * bf16(x - xh)) + the exact int8 sums of x's two INT8X2 digits times wl (src/cpu/quant.c,
+ * split_amx). */
 bool sembed__wprep_split(const sembed__wprep *p);
 /* The fp32 weights a preparation came from: w (N, K), b (N) or NULL, and N, K. */
 void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,

@@ -30,10 +30,12 @@
 
 struct sembed__wprep {
     int32_t N, K, Np, Kp, precision;
-    bool split;         /* FP32 as two bf16 parts, hi and lo, for AMX (see bf16x3_amx) */
+    int32_t digits;     /* INT8: int8 digits per activation (1, or 2: SEMBED__PRECISION_INT8X2) */
+    bool split;         /* FP32 as a bf16 hi part and an int8 lo part, for AMX (split_amx) */
     const float *w, *b; /* the fp32 source (for the reference) */
     void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2);
-                         * FP32 split: the BF16 layout twice, hi parts then lo parts */
+                         * FP32 split: the BF16 layout of the hi parts, then the INT8 layout
+                         * of the lo parts (w - hi, quantized per output channel: scale) */
     float *scale;       /* (Np) INT8 per-channel scales; 0 for padding */
     int32_t *comp;      /* (Np) INT8: 128 * Σ_k q[n, k], for VNNI's unsigned x operand */
     float *bias;        /* (Np) b or 0 */
@@ -60,13 +62,19 @@ static uint16_t bf16_bits(float x) {
 }
 
 int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
+int32_t sembed__wprep_digits(const sembed__wprep *p) { return p->digits; }
 bool sembed__wprep_split(const sembed__wprep *p) { return p->split; }
 
 float sembed__bf16_lo(float x) { return sembed__bf16_round(x - sembed__bf16_round(x)); }
 
 /* Measured on all-MiniLM-L6-v2 over 1,500 mixed passages and 300 queries (bench/cpu_peers.py's
  * check): all four GEMMs in int8 gave a min cosine to fp32 of 0.9930 and a top-10 overlap of
- * 0.936; qkv in bf16 0.9964 / 0.957; qkv and FFN out in bf16 0.9980 / 0.969; all bf16 0.99996. */
+ * 0.936; qkv in bf16 0.9964 / 0.957; qkv and FFN out in bf16 0.9980 / 0.969; all bf16 0.99996.
+ * Simulated over 400 golden texts (torch, per GEMM): the error is the activations' (LayerNorm
+ * outputs with outlier channels into qkv and FFN in, GELU's tail into FFN out); int8 weights
+ * with activations in two int8 digits (INT8X2) for those three and plain int8 for attention
+ * out: min cosine 0.99646, against 0.99566 for bf16 qkv / FFN out — at one byte per weight
+ * instead of two, and the same exact integer sums on every CPU. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     /* fp32: packed weights and our AVX-512 or AVX2 kernel (OpenBLAS repacks the weights on
@@ -75,8 +83,8 @@ int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
      * OpenBLAS */
     if (precision == SEMBED_PRECISION_FP32 || precision == SEMBED_PRECISION_FP32_STRICT)
         return isa->avx2 ? precision : -1;
-    if (precision != SEMBED_PRECISION_INT8 || which == 1 || which == 2) return precision;
-    return isa->avx512_bf16 ? SEMBED_PRECISION_BF16 : isa->avx2 ? SEMBED_PRECISION_FP32 : -1;
+    if (precision != SEMBED_PRECISION_INT8) return precision;
+    return which == 1 ? SEMBED_PRECISION_INT8 : SEMBED__PRECISION_INT8X2;
 }
 
 void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
@@ -97,12 +105,16 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
                                 int32_t precision, sembed__wprep **out, sembed_error *err) {
     *out = NULL;
     if (precision != SEMBED_PRECISION_FP32 && precision != SEMBED_PRECISION_INT8 &&
-        precision != SEMBED_PRECISION_BF16 && precision != SEMBED_PRECISION_FP32_STRICT)
+        precision != SEMBED_PRECISION_BF16 && precision != SEMBED_PRECISION_FP32_STRICT &&
+        precision != SEMBED__PRECISION_INT8X2)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
-                           "precision %d is not fp32 (0), int8 (1), bf16 (2) or fp32-strict (3)",
-                           precision);
+                           "precision %d is not fp32 (0), int8 (1), bf16 (2), fp32-strict (3) or "
+                           "int8x2 (%d)",
+                           precision, SEMBED__PRECISION_INT8X2);
     const bool strict = precision == SEMBED_PRECISION_FP32_STRICT;
     if (strict) precision = SEMBED_PRECISION_FP32;
+    const int32_t digits = precision == SEMBED__PRECISION_INT8X2 ? 2 : 1;
+    if (digits == 2) precision = SEMBED_PRECISION_INT8;
     if (precision == SEMBED_PRECISION_BF16 && !sembed__cpu_isa_get()->avx512_bf16)
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                            "precision bf16 needs a CPU with AVX512_BF16 (this one has none, or "
@@ -111,13 +123,15 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
         return sembed__err(err, SEMBED_ERR_INVALID_ARG, "cannot prepare a %d x %d weight", N, K);
     sembed__wprep *p = sembed__calloc(1, sizeof *p);
     if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
-    p->N = N, p->K = K, p->precision = precision, p->w = w, p->b = b;
-    p->split = precision == SEMBED_PRECISION_FP32 && !strict && sembed__cpu_isa_get()->amx_bf16;
+    p->N = N, p->K = K, p->precision = precision, p->digits = digits, p->w = w, p->b = b;
+    p->split = precision == SEMBED_PRECISION_FP32 && !strict && sembed__cpu_isa_get()->amx_bf16 &&
+               sembed__cpu_isa_get()->amx_int8;
     p->Np = (N + 31) / 32 * 32;
     p->Kp = (K + 63) / 64 * 64;
     const size_t elems = (size_t)p->Np * (size_t)p->Kp;
     const size_t esize = precision == SEMBED_PRECISION_INT8 ? 1
-                         : precision == SEMBED_PRECISION_BF16 ? 2 : 4; /* split: 2 x 2 bytes */
+                         : precision == SEMBED_PRECISION_BF16 ? 2
+                         : p->split ? 3 : 4; /* split: 2 bytes hi + 1 byte lo */
     p->packed = sembed__calloc(elems, esize);
     p->scale = sembed__calloc((size_t)p->Np, sizeof(float));
     p->comp = sembed__calloc((size_t)p->Np, sizeof(int32_t));
@@ -132,11 +146,21 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
         const float *wn = w + (int64_t)n * K;
         const int64_t nb = n / 16, j = n % 16;
         p->bias[n] = b ? b[n] : 0.0f;
-        if (p->split) {
-            uint16_t *hi = (uint16_t *)p->packed + nb * Kp * 16, *lo = hi + (int64_t)p->Np * Kp;
+        if (p->split) { /* lo = wn - bf16(wn) (exact in fp32), as int8 with its row's scale */
+            uint16_t *hi = (uint16_t *)p->packed + nb * Kp * 16;
+            int8_t *lo = (int8_t *)((uint16_t *)p->packed + (int64_t)p->Np * Kp) + nb * Kp * 16;
+            float amax = 0;
             for (int32_t k = 0; k < K; k++) {
                 hi[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(wn[k]);
-                lo[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(sembed__bf16_lo(wn[k]));
+                const float l = fabsf(wn[k] - sembed__bf16_round(wn[k]));
+                amax = l > amax ? l : amax;
+            }
+            if (amax > 0) {
+                const float inv = 127.0f / amax;
+                for (int32_t k = 0; k < K; k++)
+                    lo[(k / 4) * 64 + j * 4 + k % 4] =
+                        (int8_t)(int32_t)nearbyintf((wn[k] - sembed__bf16_round(wn[k])) * inv);
+                p->scale[n] = amax / 127.0f;
             }
             continue;
         }
@@ -173,28 +197,39 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
 /* ---- activations ---------------------------------------------------------------------------- */
 
 /* Quantizes rows [0, rows) of x (ldx = K) into q (rows_pad, Kp) int8 and sx (rows_pad);
- * rows rows..rows_pad-1 and columns K..Kp-1 are zero. The reference's quantize_row. */
-static void quantize_rows_c(int8_t *q, float *sx, const float *x, int32_t rows, int32_t rows_pad,
-                            int32_t K, int32_t Kp) {
+ * rows rows..rows_pad-1 and columns K..Kp-1 are zero. The reference's quantize_row. With q2
+ * (not NULL), the second digit too, into q2 and sx2 (the reference's quantize_row2):
+ * q2 = clamp(rne((x - q·sx) · 32258/amax), ±127), sx2 = amax/32258 (32258 = 127·254). */
+static void quantize_rows_c(int8_t *q, float *sx, int8_t *q2, float *sx2, const float *x,
+                            int32_t rows, int32_t rows_pad, int32_t K, int32_t Kp) {
     for (int32_t r = 0; r < rows_pad; r++) {
-        int8_t *qr = q + (int64_t)r * Kp;
+        int8_t *qr = q + (int64_t)r * Kp, *q2r = q2 ? q2 + (int64_t)r * Kp : NULL;
         memset(qr, 0, (size_t)Kp);
         sx[r] = 0;
+        if (q2) memset(q2r, 0, (size_t)Kp), sx2[r] = 0;
         if (r >= rows) continue;
         const float *v = x + (int64_t)r * K;
         float amax = 0;
         for (int32_t k = 0; k < K; k++) amax = fabsf(v[k]) > amax ? fabsf(v[k]) : amax;
         if (amax == 0) continue;
-        const float inv = 127.0f / amax;
+        const float inv = 127.0f / amax, s = amax / 127.0f;
         for (int32_t k = 0; k < K; k++) qr[k] = (int8_t)(int32_t)nearbyintf(v[k] * inv);
-        sx[r] = amax / 127.0f;
+        sx[r] = s;
+        if (!q2) continue;
+        const float inv2 = 32258.0f / amax;
+        for (int32_t k = 0; k < K; k++) {
+            const float q2f = nearbyintf(fmaf(-(float)qr[k], s, v[k]) * inv2);
+            q2r[k] = (int8_t)(q2f > 127 ? 127 : q2f < -127 ? -127 : (int32_t)q2f);
+        }
+        sx2[r] = amax / 32258.0f;
     }
 }
 
 /* The int8 GEMM of rows [0, rows) of one panel and column blocks [nb0, nb1), plain C:
- * acc = Σ_k q_x q_w exactly, y = fmaf(acc, sx*sw, b). */
+ * acc = Σ_k q_x q_w exactly, y = fmaf(acc, sx*sw, b), or fmaf(acc, sx*sw, y) with add_y (the
+ * first digit of an INT8X2 GEMM over the second's result). */
 static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
-                        const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+                        const sembed__wprep *p, int32_t nb0, int32_t nb1, bool add_y) {
     const int8_t *W = p->packed;
     const int64_t Kp = p->Kp;
     for (int32_t r = 0; r < rows; r++)
@@ -203,7 +238,8 @@ static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx,
             const int8_t *qr = q + (int64_t)r * Kp;
             int32_t acc = 0;
             for (int64_t k = 0; k < Kp; k++) acc += (int32_t)qr[k] * wb[(k / 4) * 64 + k % 4];
-            y[(int64_t)r * ldy + n] = fmaf((float)acc, sx[r] * p->scale[n], p->bias[n]);
+            float *yo = y + (int64_t)r * ldy + n;
+            *yo = fmaf((float)acc, sx[r] * p->scale[n], add_y ? *yo : p->bias[n]);
         }
 }
 
@@ -215,13 +251,15 @@ static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx,
                           "amx-tile,amx-int8,amx-bf16")))
 #define TBF16 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 
-T512 static void quantize_rows_512(int8_t *q, float *sx, const float *x, int32_t rows,
-                                   int32_t rows_pad, int32_t K, int32_t Kp) {
+T512 static void quantize_rows_512(int8_t *q, float *sx, int8_t *q2, float *sx2, const float *x,
+                                   int32_t rows, int32_t rows_pad, int32_t K, int32_t Kp) {
     for (int32_t r = 0; r < rows_pad; r++) {
-        int8_t *qr = q + (int64_t)r * Kp;
+        int8_t *qr = q + (int64_t)r * Kp, *q2r = q2 ? q2 + (int64_t)r * Kp : NULL;
         sx[r] = 0;
+        if (q2) sx2[r] = 0;
         if (r >= rows) {
             memset(qr, 0, (size_t)Kp);
+            if (q2) memset(q2r, 0, (size_t)Kp);
             continue;
         }
         const float *v = x + (int64_t)r * K;
@@ -236,35 +274,49 @@ T512 static void quantize_rows_512(int8_t *q, float *sx, const float *x, int32_t
         const float amax = _mm512_reduce_max_ps(mx);
         if (amax == 0) {
             memset(qr, 0, (size_t)Kp);
+            if (q2) memset(q2r, 0, (size_t)Kp);
             continue;
         }
-        /* q = round-to-nearest-even(v * inv), the reference's nearbyintf in the default mode */
-        const __m512 inv = _mm512_set1_ps(127.0f / amax);
+        /* q = round-to-nearest-even(v * inv), the reference's nearbyintf in the default mode;
+         * q2 = the same of (v - q·s) · inv2, clamped to ±127 */
+        const __m512 inv = _mm512_set1_ps(127.0f / amax), s = _mm512_set1_ps(amax / 127.0f);
+        const __m512 inv2 = _mm512_set1_ps(32258.0f / amax);
+        const __m512i lim = _mm512_set1_epi32(127);
         for (k = 0; k < Kp; k += 16) {
             const int32_t left = K - k;
             __mmask16 mk = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-            __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, v + k), inv));
+            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
+            __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(f, inv));
             _mm_storeu_si128((__m128i *)(qr + k), _mm512_cvtsepi32_epi8(qi));
+            if (!q2) continue;
+            const __m512 res = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(qi), s, f);
+            __m512i q2i = _mm512_cvtps_epi32(_mm512_mul_ps(res, inv2));
+            q2i = _mm512_max_epi32(_mm512_min_epi32(q2i, lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+            _mm_storeu_si128((__m128i *)(q2r + k), _mm512_cvtsepi32_epi8(q2i));
         }
         sx[r] = amax / 127.0f;
+        if (q2) sx2[r] = amax / 32258.0f;
     }
 }
 
-/* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N. */
+/* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N; with
+ * add_y, fmaf(acc, sx[r]*scale[n], y[r, n]) (q8_kernel_c's). */
 T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
-                                 int32_t n) {
-    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sxr), _mm512_loadu_ps(p->scale + n));
-    const __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, _mm512_loadu_ps(p->bias + n));
+                                 int32_t n, bool add_y) {
     const int32_t left = p->N - n;
-    if (left >= 16) _mm512_storeu_ps(yr + n, v);
-    else if (left > 0) _mm512_mask_storeu_ps(yr + n, (__mmask16)((1u << left) - 1), v);
+    if (left <= 0) return;
+    const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+    const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sxr), _mm512_loadu_ps(p->scale + n));
+    const __m512 c = add_y ? _mm512_maskz_loadu_ps(mk, yr + n) : _mm512_loadu_ps(p->bias + n);
+    _mm512_mask_storeu_ps(yr + n, mk, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, c));
 }
 
 /* MR rows x NB blocks of 16 columns with vpdpbusd: x is unsigned (q + 128, by flipping the sign
  * bit), so acc - comp[n] is Σ q_x q_w. Rows r0.., blocks nb... */
 #define Q8_VNNI(MR, NB)                                                                          \
     TVNNI static void q8_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,               \
-                                          const float *sx, const sembed__wprep *p, int32_t nb) { \
+                                          const float *sx, const sembed__wprep *p, int32_t nb,   \
+                                          bool add_y) {                                          \
         const int64_t Kp = p->Kp;                                                                \
         const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
         __m512i acc[MR][NB];                                                                     \
@@ -285,7 +337,7 @@ T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed
             const __m512i comp = _mm512_loadu_si512(p->comp + (nb + j) * 16);                   \
             for (int r = 0; r < MR; r++)                                                         \
                 q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(acc[r][j], comp), sx[r], p,      \
-                         (nb + j) * 16);                                                         \
+                         (nb + j) * 16, add_y);                                                  \
         }                                                                                        \
     }
 Q8_VNNI(1, 4)
@@ -302,7 +354,7 @@ Q8_VNNI(5, 2)
 Q8_VNNI(6, 2)
 
 typedef void (*q8_vnni_fn)(float *, int32_t, const int8_t *, const float *, const sembed__wprep *,
-                           int32_t);
+                           int32_t, bool);
 static const q8_vnni_fn q8_vnni4[7] = {NULL,         q8_vnni_1x4, q8_vnni_2x4, q8_vnni_3x4,
                                        q8_vnni_4x4, q8_vnni_5x4, q8_vnni_6x4};
 static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q8_vnni_3x2,
@@ -310,13 +362,13 @@ static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q
 
 /* Rows [0, rows) of a panel, blocks [nb0, nb1) (an even count: Np is a multiple of 32). */
 static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
-                    const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+                    const sembed__wprep *p, int32_t nb0, int32_t nb1, bool add_y) {
     for (int32_t nb = nb0; nb < nb1;) {
         const bool four = nb + 4 <= nb1;
         for (int32_t r = 0; r < rows; r += 6) {
             const int32_t mr = rows - r < 6 ? rows - r : 6;
             (four ? q8_vnni4 : q8_vnni2)[mr](y + (int64_t)r * ldy, ldy, q + (int64_t)r * p->Kp,
-                                             sx + r, p, nb);
+                                             sx + r, p, nb, add_y);
         }
         nb += four ? 4 : 2;
     }
@@ -347,18 +399,20 @@ TAMX static inline void stored_tiles(void *cbuf) {
     _tile_stored(3, c + 528, 128);
 }
 
-/* Full 32-row (or 16-row) tiles of a panel with AMX: C tiles 0-3 (2x2 of 16x16 int32), A tiles
- * 4-5 (16 rows x 64 k), B tiles 6-7 (64 k x 16 columns). Returns the rows done (a multiple of
- * 16); the caller finishes the rest with VNNI. cbuf: 32x32 int32. */
-TAMX static int32_t q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
-                           const sembed__wprep *p, int32_t nb0, int32_t nb1, int32_t *cbuf) {
+/* A panel with AMX, rows_pad a multiple of 16 (the quantized panel is zero past `rows`; the
+ * sums are exact integers, so padding changes no row's result): C tiles 0-3 (2x2 of 16x16
+ * int32), A tiles 4-5 (16 rows x 64 k), B tiles 6-7 (64 k x 16 columns). cbuf: 32x32 int32.
+ * With q2 (INT8X2), tile 5 holds the same 16 rows' second digit instead of the next 16 rows,
+ * and y = fmaf(acc, sx*sw, fmaf(acc2, sx2*sw, b)) as q8_kernel_c's two passes give. */
+TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
+                        const int8_t *q2, const float *sx2, int32_t rows, int32_t rows_pad,
+                        const sembed__wprep *p, int32_t nb0, int32_t nb1, int32_t *cbuf) {
     const int64_t Kp = p->Kp;
     const int8_t *W = p->packed;
     amx_config();
-    int32_t r0 = 0;
-    for (; r0 + 16 <= rows; r0 += 32) {
-        const bool two = r0 + 32 <= rows;
-        const int8_t *a0 = q + (int64_t)r0 * Kp, *a1 = a0 + 16 * Kp;
+    for (int32_t r0 = 0; r0 < rows_pad; r0 += q2 ? 16 : 32) {
+        const bool two = q2 || r0 + 32 <= rows_pad;
+        const int8_t *a0 = q + (int64_t)r0 * Kp, *a1 = q2 ? q2 + (int64_t)r0 * Kp : a0 + 16 * Kp;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
             const int8_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
             _tile_zero(0);
@@ -378,18 +432,20 @@ TAMX static int32_t q8_amx(float *y, int32_t ldy, const int8_t *q, const float *
                 }
             }
             stored_tiles(cbuf);
-            for (int32_t r = 0; r < (two ? 32 : 16); r++)
+            for (int32_t r = 0; r < 16 && q2 && r0 + r < rows; r++)
+                for (int j = 0; j < 2; j++) {
+                    float *yr = y + (int64_t)(r0 + r) * ldy;
+                    const int32_t *c = cbuf + r * 32 + j * 16;
+                    q8_store(yr, _mm512_loadu_si512(c + 512), sx2[r0 + r], p, (nb + j) * 16, false);
+                    q8_store(yr, _mm512_loadu_si512(c), sx[r0 + r], p, (nb + j) * 16, true);
+                }
+            for (int32_t r = 0; r < (two ? 32 : 16) && !q2 && r0 + r < rows; r++)
                 for (int j = 0; j < 2; j++)
                     q8_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_si512(cbuf + r * 32 + j * 16),
-                             sx[r0 + r], p, (nb + j) * 16);
-        }
-        if (!two) {
-            r0 += 16;
-            break;
+                             sx[r0 + r], p, (nb + j) * 16, false);
         }
     }
     _tile_release();
-    return r0;
 }
 
 /* ---- BF16 ---------------------------------------------------------------------------------- */
@@ -530,17 +586,22 @@ TBF16 static void bf16_split_rows(uint16_t *hi, uint16_t *lo, const float *x, in
     }
 }
 
-/* FP32 on AMX: with x = xh + xl and w = wh + wl (each part bf16, x - xh - xl = O(2^-17 |x|)),
- * y = Σ_k xh·wh + xl·wh + xh·wl, the products exact and summed in the tiles' fp32, per 32 k
- * in that order (xl·wl, O(2^-16), is left out): about 16 bits of each product instead of
- * fp32's 24, well inside the golden tolerance, and 3 tile products instead of 16 FMA chains —
- * PyTorch's float32_matmul_precision "high" on oneDNN does the same. Rows a multiple of 16
- * (the panels are zero-padded), so every row takes this path at every M: batch invariant. */
-TAMX static void bf16x3_amx(float *y, int32_t ldy, const uint16_t *xh, const uint16_t *xl,
-                            int32_t rows, int32_t rows_pad, const sembed__wprep *p, int32_t nb0,
-                            int32_t nb1, float *cbuf) {
+/* FP32 on AMX: x = xh + xl (bf16 parts, x - xh - xl = O(2^-17 |x|)) and w = wh + wl with wh
+ * bf16 and wl = w - wh exact, stored as int8 with its output channel's scale sl (a step of
+ * max|wl|/127 = O(2^-16 max|w|)); x is also taken as two int8 digits (q·sx + q2·sx2, the
+ * INT8X2 quantization). y = fmaf(Σ q·wl_q, sx·sl, fmaf(Σ q2·wl_q, sx2·sl, Σ (xh·wh + xl·wh) + b)):
+ * the bf16 products exact and summed in the tiles' fp32 per 32 k in order, the int8 sums exact.
+ * About 16 bits of each product where fp32 has 24 (PyTorch's float32_matmul_precision "high"
+ * takes xh·wl in bf16 instead), at 3 bytes per weight instead of 4: a query streams its weights
+ * from memory, so bytes are its time. Rows a multiple of 16 (the panels are zero-padded), so
+ * every row takes this path at every M: batch invariant. */
+TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint16_t *xl,
+                           const int8_t *q, const float *sx, const int8_t *q2, const float *sx2,
+                           int32_t rows, int32_t rows_pad, const sembed__wprep *p, int32_t nb0,
+                           int32_t nb1, float *cbuf) {
     const int64_t Kp = p->Kp;
-    const uint16_t *Wh = p->packed, *Wl = Wh + (int64_t)p->Np * Kp;
+    const uint16_t *Wh = p->packed;
+    const int8_t *Wl = (const int8_t *)(Wh + (int64_t)p->Np * Kp);
     amx_config();
     for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
         const bool two = r0 + 32 <= rows_pad;
@@ -548,7 +609,6 @@ TAMX static void bf16x3_amx(float *y, int32_t ldy, const uint16_t *xh, const uin
         const uint16_t *l0 = xl + (int64_t)r0 * Kp, *l1 = l0 + 16 * Kp;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
             const uint16_t *bh0 = Wh + (int64_t)nb * Kp * 16, *bh1 = bh0 + Kp * 16;
-            const uint16_t *bl0 = Wl + (int64_t)nb * Kp * 16, *bl1 = bl0 + Kp * 16;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
@@ -558,11 +618,36 @@ TAMX static void bf16x3_amx(float *y, int32_t ldy, const uint16_t *xh, const uin
                 _tile_loadd(7, bh1 + c * 512, 64);
                 dp_bf16_rows(h0 + c * 32, h1 + c * 32, two, Kp); /* xh·wh */
                 dp_bf16_rows(l0 + c * 32, l1 + c * 32, two, Kp); /* xl·wh */
-                _tile_loadd(6, bl0 + c * 512, 64);               /* wl */
-                _tile_loadd(7, bl1 + c * 512, 64);
-                dp_bf16_rows(h0 + c * 32, h1 + c * 32, two, Kp); /* xh·wl */
             }
-            store_bf_tiles(y, ldy, cbuf, r0, rows, two, p, nb);
+            store_bf_tiles(y, ldy, cbuf, r0, rows, two, p, nb); /* y = Σ + b */
+            /* + x·wl per 16 rows: C tiles 0, 1 first digits, 2, 3 second digits */
+            const int8_t *bl0 = Wl + (int64_t)nb * Kp * 16, *bl1 = bl0 + Kp * 16;
+            for (int32_t rr = r0; rr < r0 + (two ? 32 : 16) && rr < rows; rr += 16) {
+                const int8_t *a0 = q + (int64_t)rr * Kp, *a1 = q2 + (int64_t)rr * Kp;
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (int64_t c = 0; c < Kp / 64; c++) {
+                    _tile_loadd(6, bl0 + c * 1024, 64);
+                    _tile_loadd(7, bl1 + c * 1024, 64);
+                    _tile_loadd(4, a0 + c * 64, Kp);
+                    _tile_dpbssd(0, 4, 6);
+                    _tile_dpbssd(1, 4, 7);
+                    _tile_loadd(5, a1 + c * 64, Kp);
+                    _tile_dpbssd(2, 5, 6);
+                    _tile_dpbssd(3, 5, 7);
+                }
+                int32_t *ci = (int32_t *)cbuf;
+                stored_tiles(ci);
+                for (int32_t r = 0; r < 16 && rr + r < rows; r++)
+                    for (int j = 0; j < 2; j++) {
+                        float *yr = y + (int64_t)(rr + r) * ldy;
+                        const int32_t *cr = ci + r * 32 + j * 16;
+                        q8_store(yr, _mm512_loadu_si512(cr + 512), sx2[rr + r], p, (nb + j) * 16, true);
+                        q8_store(yr, _mm512_loadu_si512(cr), sx[rr + r], p, (nb + j) * 16, true);
+                    }
+            }
         }
     }
     _tile_release();
@@ -706,29 +791,39 @@ static void f32_c(float *y, int32_t ldy, const float *x, int32_t rows, const sem
 }
 
 /* The split FP32 GEMM in plain C (a preparation made with AMX, run with the ISA capped below
- * it: tests only): the same three products from the source weights, in fp32. */
-static void f32_split_c(float *y, int32_t ldy, const float *x, int32_t rows,
-                        const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+ * it: tests only): split_amx's sums, the bf16 ones in fp32 in k order, from the panel's int8
+ * digits of x and the packed int8 lo parts. */
+static void f32_split_c(float *y, int32_t ldy, const float *x, const int8_t *q, const float *sx,
+                        const int8_t *q2, const float *sx2, int32_t rows, const sembed__wprep *p,
+                        int32_t nb0, int32_t nb1) {
+    const int64_t Kp = p->Kp;
+    const int8_t *Wl = (const int8_t *)((const uint16_t *)p->packed + (int64_t)p->Np * Kp);
     for (int32_t r = 0; r < rows; r++)
         for (int32_t n = nb0 * 16; n < nb1 * 16 && n < p->N; n++) {
             const float *xr = x + (int64_t)r * p->K, *wn = p->w + (int64_t)n * p->K;
+            const int8_t *wl = Wl + (int64_t)(n / 16) * Kp * 16 + (n % 16) * 4;
             float acc = 0;
+            int32_t a1 = 0, a2 = 0;
             for (int64_t k = 0; k < p->K; k++) {
                 const float xh = sembed__bf16_round(xr[k]), xl = sembed__bf16_lo(xr[k]);
-                const float wh = sembed__bf16_round(wn[k]), wl = sembed__bf16_lo(wn[k]);
-                acc += xh * wh + xl * wh + xh * wl;
+                const float wh = sembed__bf16_round(wn[k]);
+                acc += xh * wh + xl * wh;
+                a1 += (int32_t)q[(int64_t)r * Kp + k] * wl[(k / 4) * 64 + k % 4];
+                a2 += (int32_t)q2[(int64_t)r * Kp + k] * wl[(k / 4) * 64 + k % 4];
             }
-            y[(int64_t)r * ldy + n] = acc + p->bias[n];
+            const float c = fmaf((float)a2, sx2[r] * p->scale[n], acc + p->bias[n]);
+            y[(int64_t)r * ldy + n] = fmaf((float)a1, sx[r] * p->scale[n], c);
         }
 }
 
 /* ---- the op ---------------------------------------------------------------------------------- */
 
-/* Per thread: a 32x32 tile buffer and two panel slots, each MB scales and a panel (MB, Kp) of
- * int8, bf16 or two bf16 (at most MB * Kp floats), plus alignment slack. Two slots, because a
+/* Per thread: a 32x32 tile buffer and two panel slots, each 2 MB scales and a panel (MB, Kp)
+ * of int8 (one or two digits) or bf16, or for split fp32 two bf16 (hi, lo) then two int8 digits
+ * (at most 1.5 MB * Kp floats), plus alignment slack. Two slots, because a
  * GEMM of few panels converts each panel once into a shared slot (panel i in thread i/2's slot
  * i%2; fewer than 2 panels per thread) and then splits its columns among the threads. */
-static int64_t slot_floats(int64_t Kp) { return MB + MB * Kp; }
+static int64_t slot_floats(int64_t Kp) { return 2 * MB + MB * Kp + MB * Kp / 2; }
 
 int64_t sembed__cpu_prep_scratch(int32_t max_k) {
     const int64_t Kp = (max_k + 63) / 64 * 64;
@@ -747,8 +842,10 @@ typedef struct prep_args {
 } prep_args;
 
 typedef struct panel_slot {
-    float *sx;  /* (MB) int8 row scales */
-    void *buf;  /* (MB, Kp) int8 or bf16, or two (MB, Kp) bf16 (hi, lo); 64-byte aligned */
+    float *sx;  /* (MB) int8 row scales, then (MB) the second digit's (INT8X2) */
+    void *buf;  /* (MB, Kp) int8 or bf16, or two (MB, Kp) int8 (INT8X2: first digits, second
+                 * digits), or split: two (MB, Kp) bf16 (hi, lo) then the two int8 digit panels;
+                 * 64-byte aligned */
 } panel_slot;
 
 static float *thread_area(const prep_args *a, int32_t thread) {
@@ -760,7 +857,7 @@ static float *thread_area(const prep_args *a, int32_t thread) {
 
 static panel_slot slot_at(const prep_args *a, int32_t thread, int32_t slot) {
     float *s = thread_area(a, thread) + 32 * 32 + slot * slot_floats(a->p->Kp);
-    return (panel_slot){s, s + MB};
+    return (panel_slot){s, s + 2 * MB};
 }
 
 static int32_t rows_of(const prep_args *a, int32_t panel) {
@@ -768,32 +865,51 @@ static int32_t rows_of(const prep_args *a, int32_t panel) {
     return (int32_t)(a->M - m0 < MB ? a->M - m0 : MB);
 }
 
-/* Rows [0, rows) of one panel of x as its kernel reads them. */
-static void convert_panel(const sembed__wprep *p, const float *x, int32_t rows, panel_slot s) {
+/* Rows [ra, rb) of one panel of x (`rows` rows from x on) as its kernel reads them; the rows
+ * from `rows` to the end of the last AMX tile are zeroed. Row by row, so parts of a panel can
+ * be converted by different threads. */
+static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, int32_t ra,
+                         int32_t rb, panel_slot s) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
-    (void)isa;
-    if (p->precision == SEMBED_PRECISION_FP32) {
+    if (p->precision == SEMBED_PRECISION_FP32 && !p->split) return; /* the kernels read x */
+    const bool amx = p->precision == SEMBED_PRECISION_BF16 ? isa->amx_bf16
+                     : p->split ? isa->amx_bf16 && isa->amx_int8
+                                : isa->avx512 && isa->amx_int8;
+    const int32_t pad = amx ? (rows + 15) / 16 * 16 : rows;
+    if (rb > pad) rb = pad;
+    if (rb <= ra) return;
+    const int32_t real = rows < rb ? (rows > ra ? rows - ra : 0) : rb - ra, n = rb - ra;
+    const int64_t Kp = p->Kp, plane = (int64_t)MB * Kp;
+    const float *xr = x + (int64_t)ra * p->K;
+    float *sx = s.sx + ra, *sx2 = s.sx + MB + ra;
+    if (p->split) { /* bf16 hi, bf16 lo, int8 digit 1, int8 digit 2: four planes */
+        uint16_t *xh = (uint16_t *)s.buf + ra * Kp, *xl = xh + plane;
+        int8_t *q = (int8_t *)((uint16_t *)s.buf + 2 * plane) + ra * Kp, *q2 = q + plane;
 #ifdef HAVE_X86
-        if (p->split && isa->amx_bf16) {
-            uint16_t *xh = s.buf, *xl = xh + (int64_t)MB * p->Kp;
-            bf16_split_rows(xh, xl, x, rows, (rows + 15) / 16 * 16, p->K, p->Kp);
+        if (amx) {
+            bf16_split_rows(xh, xl, xr, real, n, p->K, (int32_t)Kp);
+            quantize_rows_512(q, sx, q2, sx2, xr, real, n, p->K, (int32_t)Kp);
+            return;
         }
 #endif
-        return; /* the other fp32 kernels read x */
+        (void)xh, (void)xl;
+        quantize_rows_c(q, sx, q2, sx2, xr, real, n, p->K, (int32_t)Kp);
+        return;
     }
     if (p->precision == SEMBED_PRECISION_BF16) {
 #ifdef HAVE_X86
-        bf16_rows(s.buf, x, rows, isa->amx_bf16 ? (rows + 15) / 16 * 16 : rows, p->K, p->Kp);
+        bf16_rows((uint16_t *)s.buf + ra * Kp, xr, real, n, p->K, (int32_t)Kp);
 #endif
         return;
     }
+    int8_t *q = (int8_t *)s.buf + ra * Kp, *q2 = p->digits == 2 ? q + plane : NULL;
 #ifdef HAVE_X86
     if (isa->avx512) {
-        quantize_rows_512(s.buf, s.sx, x, rows, rows, p->K, p->Kp);
+        quantize_rows_512(q, sx, q2, q2 ? sx2 : NULL, xr, real, n, p->K, (int32_t)Kp);
         return;
     }
 #endif
-    quantize_rows_c(s.buf, s.sx, x, rows, rows, p->K, p->Kp);
+    quantize_rows_c(q, sx, q2, q2 ? sx2 : NULL, xr, real, n, p->K, (int32_t)Kp);
 }
 
 /* y rows [0, rows), column blocks [nb0, nb1), from a converted panel (and x, for fp32). */
@@ -802,15 +918,17 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     (void)isa, (void)cbuf;
     if (p->precision == SEMBED_PRECISION_FP32) {
-#ifdef HAVE_X86
-        if (p->split && isa->amx_bf16) {
-            const uint16_t *xh = s.buf, *xl = xh + (int64_t)MB * p->Kp;
-            bf16x3_amx(y, p->N, xh, xl, rows, (rows + 15) / 16 * 16, p, nb0, nb1, cbuf);
-            return;
-        }
-#endif
         if (p->split) {
-            f32_split_c(y, p->N, x, rows, p, nb0, nb1);
+            const uint16_t *xh = s.buf, *xl = xh + (int64_t)MB * p->Kp;
+            const int8_t *q = (const int8_t *)(xl + (int64_t)MB * p->Kp), *q2 = q + MB * p->Kp;
+#ifdef HAVE_X86
+            if (isa->amx_bf16 && isa->amx_int8) {
+                split_amx(y, p->N, xh, xl, q, s.sx, q2, s.sx + MB, rows, (rows + 15) / 16 * 16, p,
+                          nb0, nb1, cbuf);
+                return;
+            }
+#endif
+            f32_split_c(y, p->N, x, q, s.sx, q2, s.sx + MB, rows, p, nb0, nb1);
             return;
         }
 #ifdef HAVE_X86
@@ -835,28 +953,32 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
 #endif
         return;
     }
-    const int8_t *q = s.buf;
-    int32_t done = 0;
+    const int8_t *q = s.buf, *q2 = p->digits == 2 ? q + (int64_t)MB * p->Kp : NULL;
+    const float *sx2 = s.sx + MB;
 #ifdef HAVE_X86
-    if (isa->avx512) {
-        if (isa->amx_int8) done = q8_amx(y, p->N, q, s.sx, rows, p, nb0, nb1, cbuf);
-        if (isa->avx512_vnni) {
-            q8_vnni(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, s.sx + done,
-                    rows - done, p, nb0, nb1);
-            return;
-        }
+    if (isa->avx512 && isa->amx_int8) {
+        q8_amx(y, p->N, q, s.sx, q2, sx2, rows, (rows + 15) / 16 * 16, p, nb0, nb1, cbuf);
+        return;
+    }
+    if (isa->avx512_vnni) { /* INT8X2: the second digit, then the first over it */
+        if (q2) q8_vnni(y, p->N, q2, sx2, rows, p, nb0, nb1, false);
+        q8_vnni(y, p->N, q, s.sx, rows, p, nb0, nb1, q2 != NULL);
+        return;
     }
 #endif
-    q8_kernel_c(y + (int64_t)done * p->N, p->N, q + (int64_t)done * p->Kp, s.sx + done,
-                rows - done, p, nb0, nb1);
+    if (q2) q8_kernel_c(y, p->N, q2, sx2, rows, p, nb0, nb1, false);
+    q8_kernel_c(y, p->N, q, s.sx, rows, p, nb0, nb1, q2 != NULL);
 }
 
-/* Shared mode, first pass: panel `task` into thread task/2's slot task%2. */
+/* Shared mode, first pass: part task % parts of panel task / parts (parts = n_tasks / panels)
+ * into thread panel/2's slot panel%2. */
 static void convert_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
-    (void)n_tasks, (void)thread;
+    (void)thread;
     const prep_args *a = v;
-    convert_panel(a->p, a->x + (int64_t)task * MB * a->p->K, rows_of(a, task),
-                  slot_at(a, task / 2, task % 2));
+    const int32_t parts = n_tasks / a->n_panels, panel = task / parts, part = task % parts;
+    const int32_t rows = rows_of(a, panel), pad = (rows + 15) / 16 * 16;
+    convert_rows(a->p, a->x + (int64_t)panel * MB * a->p->K, rows, pad * part / parts,
+                 pad * (part + 1) / parts, slot_at(a, panel / 2, panel % 2));
 }
 
 static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
@@ -875,7 +997,7 @@ static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
         s = slot_at(a, panel / 2, panel % 2);
     } else {
         s = slot_at(a, thread, 0);
-        convert_panel(p, x, rows, s);
+        convert_rows(p, x, rows, 0, MB, s);
     }
     float *y = a->y + (int64_t)panel * MB * p->N;
     compute_panel(p, y, x, rows, s, nb0, nb1, thread_area(a, thread));
@@ -900,7 +1022,9 @@ void sembed__cpu_gemm_prep(float *y, const float *x, const sembed__wprep *p, int
     prep_args a = {y, x, p, M, (int32_t)panels, splits, splits > 1 && converts, act, ex};
     if (a.shared) {
         SEMBED_ASSERT(panels <= 2 * (int64_t)nt);
-        sembed__pool_run(ex->pool, convert_task, &a, (int32_t)panels);
+        /* a panel's rows split among the threads when there are fewer panels than threads */
+        const int32_t parts = panels >= nt ? 1 : (int32_t)((nt + panels - 1) / panels);
+        sembed__pool_run(ex->pool, convert_task, &a, (int32_t)panels * parts);
     }
     sembed__pool_run(ex->pool, prep_task, &a, (int32_t)panels * splits);
 }

@@ -27,8 +27,8 @@ int32_t sembed__mpnet_bucket(int32_t rel, int32_t num_buckets, int32_t max_dista
 static int64_t ref_scratch_floats(int32_t max_len, int32_t head_dim, int32_t min_dim,
                                   int32_t max_dim, int32_t n_threads) {
     (void)head_dim, (void)min_dim, (void)n_threads;
-    /* one row of attention scores; two int8-quantized rows of a prepared GEMM */
-    return max_len > 2 * (int64_t)max_dim ? max_len : 2 * (int64_t)max_dim;
+    /* one row of attention scores; four rows of a prepared GEMM (int8 and float) */
+    return max_len > 4 * (int64_t)max_dim ? max_len : 4 * (int64_t)max_dim;
 }
 
 /* out (H) = LayerNorm(v (H)) * gamma + beta, statistics in double. */
@@ -209,7 +209,22 @@ static float quantize_row(int32_t *q, const float *v, int32_t n) {
     return amax / 127.0f;
 }
 
-/* The scratch holds two rows of K int32: x's row and w's row, quantized one at a time. */
+/* quantize_row, and the remainder's digit: q2 = clamp(rne((v - q·s) · 32258/max|v|), ±127),
+ * *s2 = max|v| / 32258 (32258 = 127·254; SEMBED__PRECISION_INT8X2). Returns s. */
+static float quantize_row2(int32_t *q, int32_t *q2, float *s2, const float *v, int32_t n) {
+    const float s = quantize_row(q, v, n);
+    float amax = 0;
+    for (int32_t i = 0; i < n; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+    *s2 = amax / 32258.0f;
+    for (int32_t i = 0; i < n; i++) {
+        const float r = amax == 0 ? 0 : nearbyintf(fmaf(-(float)q[i], s, v[i]) * (32258.0f / amax));
+        q2[i] = r > 127 ? 127 : r < -127 ? -127 : (int32_t)r;
+    }
+    return s;
+}
+
+/* The scratch holds three rows of K int32: x's row (its two digits) and w's row, quantized one
+ * at a time. */
 static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int64_t M,
                            const sembed__exec *ex) {
     const float *w, *b;
@@ -219,18 +234,30 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
         ref_gemm_bias(y, x, w, b, M, N, K, ex);
         return;
     }
-    if (sembed__wprep_split(p)) {
-        for (int64_t m = 0; m < M; m++)
+    if (sembed__wprep_split(p)) { /* src/cpu/quant.c split_amx */
+        SEMBED_ASSERT(ex->scratch_floats >= 4 * (int64_t)K);
+        int32_t *qx = (int32_t *)ex->scratch, *qx2 = qx + K, *qw = qx2 + K;
+        float *wl = (float *)(qw + K);
+        for (int64_t m = 0; m < M; m++) {
+            float sx2 = 0;
+            const float sx = quantize_row2(qx, qx2, &sx2, x + m * K, K);
             for (int32_t n = 0; n < N; n++) {
+                const float *wn = w + (int64_t)n * K;
+                for (int32_t k = 0; k < K; k++) wl[k] = wn[k] - sembed__bf16_round(wn[k]);
+                const float sl = quantize_row(qw, wl, K);
                 double acc = 0;
+                int64_t a1 = 0, a2 = 0;
                 for (int32_t k = 0; k < K; k++) {
-                    const float xv = x[m * K + k], wv = w[(int64_t)n * K + k];
-                    const double xh = sembed__bf16_round(xv), xl = sembed__bf16_lo(xv);
-                    const double wh = sembed__bf16_round(wv), wl = sembed__bf16_lo(wv);
-                    acc += xh * wh + xl * wh + xh * wl;
+                    const float xv = x[m * K + k];
+                    const double wh = sembed__bf16_round(wn[k]);
+                    acc += (double)sembed__bf16_round(xv) * wh + (double)sembed__bf16_lo(xv) * wh;
+                    a1 += (int64_t)qx[k] * qw[k];
+                    a2 += (int64_t)qx2[k] * qw[k];
                 }
-                y[m * N + n] = (float)(acc + (b ? b[n] : 0.0));
+                const float c = fmaf((float)a2, sx2 * sl, (float)(acc + (b ? b[n] : 0.0)));
+                y[m * N + n] = fmaf((float)a1, sx * sl, c);
             }
+        }
         return;
     }
     if (sembed__wprep_precision(p) == SEMBED_PRECISION_BF16) {
@@ -245,15 +272,21 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
         return;
     }
     SEMBED_ASSERT(sembed__wprep_precision(p) == SEMBED_PRECISION_INT8);
-    SEMBED_ASSERT(ex->scratch_floats >= 2 * (int64_t)K);
-    int32_t *qx = (int32_t *)ex->scratch, *qw = qx + K;
+    const bool two = sembed__wprep_digits(p) == 2;
+    SEMBED_ASSERT(ex->scratch_floats >= 3 * (int64_t)K);
+    int32_t *qx = (int32_t *)ex->scratch, *qw = qx + K, *qx2 = qw + K;
     for (int64_t m = 0; m < M; m++) {
-        const float sx = quantize_row(qx, x + m * K, K);
+        float sx2 = 0;
+        const float sx = two ? quantize_row2(qx, qx2, &sx2, x + m * K, K)
+                             : quantize_row(qx, x + m * K, K);
         for (int32_t n = 0; n < N; n++) {
             const float sw = quantize_row(qw, w + (int64_t)n * K, K);
-            int64_t acc = 0;
+            int64_t acc = 0, acc2 = 0;
             for (int32_t k = 0; k < K; k++) acc += (int64_t)qx[k] * qw[k];
-            y[m * N + n] = fmaf((float)acc, sx * sw, b ? b[n] : 0.0f);
+            for (int32_t k = 0; k < K && two; k++) acc2 += (int64_t)qx2[k] * qw[k];
+            float c = b ? b[n] : 0.0f;
+            if (two) c = fmaf((float)acc2, sx2 * sw, c);
+            y[m * N + n] = fmaf((float)acc, sx * sw, c);
         }
     }
 }

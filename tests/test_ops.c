@@ -260,16 +260,20 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     sembed__backend_ref.gemm_bias(f.p, x, w, bias ? b : NULL, M, N, K, &ex.ref);
     CHECKF(guards_ok(&r) && guards_ok(&c), "gemm_prep %d %lldx%dx%d guards", prec, (long long)M, N, K);
     CHECKF(all_finite(c.p, M * N), "gemm_prep NaN");
-    const char *name = sembed_precision_name((sembed_precision)prec);
+    const char *name = prec == SEMBED__PRECISION_INT8X2 ? "int8x2"
+                       : sembed_precision_name((sembed_precision)prec);
+    const bool exact = sembed__wprep_precision(p) == SEMBED_PRECISION_INT8; /* int8 and int8x2 */
     double d = max_abs_diff(r.p, c.p, M * N);
     /* bf16 products are exact in fp32; the sums differ by fp32 rounding only */
-    double tol = prec == SEMBED_PRECISION_INT8 ? 0 : 1.2e-7 * sqrt((double)K) * (K / 4.0 + 1) + 1e-6;
+    double tol = exact ? 0 : 1.2e-7 * sqrt((double)K) * (K / 4.0 + 1) + 1e-6;
     /* fp32 inputs: only the sums round; split fp32 (AMX): bf16 products, as bf16 */
     if (sembed__wprep_precision(p) == SEMBED_PRECISION_FP32 && !sembed__wprep_split(p)) tol /= 4;
     CHECKF(d <= tol, "gemm_prep %s level %d %lldx%dx%d: max diff to ref %g > %g", name, level,
            (long long)M, N, K, d, tol);
     /* against fp32: |x| <= 2, |w| <= 0.2, quantization steps 2/254 and 0.2/254 (int8) */
-    double e = max_abs_diff(f.p, c.p, M * N), etol = (prec == SEMBED_PRECISION_INT8 ? 0.02 : 0.004) * sqrt((double)K) + 1e-3;
+    double e = max_abs_diff(f.p, c.p, M * N), etol = (exact ? 0.02 : 0.004) * sqrt((double)K) + 1e-3;
+    /* int8x2: x to about 2^-15 of its row's max, so mostly w's int8 steps (0.2/254) remain */
+    if (sembed__wprep_digits(p) == 2) etol = 0.005 * sqrt((double)K) + 1e-3;
     /* split fp32: products to about 2^-16, far nearer fp32 than bf16's 2^-8 */
     if (sembed__wprep_split(p)) etol = 2e-5 * sqrt((double)K) + 1e-5;
     if (getenv("SEMBED_TEST_VERBOSE"))
@@ -379,6 +383,37 @@ static void test_pool_norm(sembed__pool *pool, const int32_t *lens, int32_t S, i
     free_execs(&ex);
 }
 
+/* A split FP32 preparation (made where the CPU has AMX) run with the ISA capped below AMX takes
+ * the plain-C fallback (f32_split_c): the same sums, the bf16 ones in another order, so near the
+ * AMX result and the reference. */
+static void test_split_fallback(sembed__pool *pool, int64_t M, int32_t N, int32_t K) {
+    sembed__cpu_isa_cap(4);
+    execs ex = make_execs(pool, 1, 1, N < K ? N : K, N > K ? N : K);
+    float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)N * K),
+          *b = malloc(sizeof(float) * (size_t)N);
+    fill(x, M * K, 2), fill(w, (int64_t)N * K, 0.2f), fill(b, N, 1);
+    sembed__wprep *p = NULL;
+    sembed_error err;
+    CHECKF(sembed__wprep_new(w, b, N, K, SEMBED_PRECISION_FP32, &p, &err) == SEMBED_OK, "%s", err.msg);
+    if (p && sembed__wprep_split(p)) {
+        gbuf r = galloc(M * N), a = galloc(M * N), c = galloc(M * N);
+        sembed__backend_ref.gemm_prep(r.p, x, p, M, SEMBED__ACTK_IDENTITY, &ex.ref);
+        sembed__backend_cpu.gemm_prep(a.p, x, p, M, SEMBED__ACTK_IDENTITY, &ex.cpu);
+        sembed__cpu_isa_cap(3);
+        sembed__backend_cpu.gemm_prep(c.p, x, p, M, SEMBED__ACTK_IDENTITY, &ex.cpu);
+        sembed__cpu_isa_cap(4);
+        const double tol = 1.2e-7 * sqrt((double)K) * (K / 4.0 + 1) + 1e-6;
+        CHECKF(guards_ok(&c) && all_finite(c.p, M * N), "split fallback %lldx%dx%d", (long long)M, N, K);
+        CHECKF(max_abs_diff(r.p, c.p, M * N) <= tol && max_abs_diff(a.p, c.p, M * N) <= tol,
+               "split fallback %lldx%dx%d: %g to ref, %g to AMX (tolerance %g)", (long long)M, N,
+               K, max_abs_diff(r.p, c.p, M * N), max_abs_diff(a.p, c.p, M * N), tol);
+        free(r.raw), free(a.raw), free(c.raw);
+    }
+    sembed__wprep_free(p);
+    free(x), free(w), free(b);
+    free_execs(&ex);
+}
+
 static void test_mpnet_buckets(void) {
     t_lines *l = t_lines_open("tests/data/mpnet/rel_buckets.txt");
     CHECK(l != NULL);
@@ -440,12 +475,16 @@ int main(void) {
     const int32_t QNK[][2] = {{1, 1}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}, {50, 130}};
     for (int32_t level = 4; level >= 0; level--) {
         sembed__cpu_isa_cap(level);
-        for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_FP32_STRICT; prec++)
+        for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_FP32_STRICT + 1; prec++)
             for (int i = 0; i < 8; i++)
                 for (int j = 0; j < 6; j++)
                     if (QM[i] * QNK[j][0] * QNK[j][1] < 60000000)
-                        test_gemm_prep(pool, prec, QM[i], QNK[j][0], QNK[j][1], (i + j) % 2 == 0, level);
+                        test_gemm_prep(pool, prec > SEMBED_PRECISION_FP32_STRICT
+                                                 ? SEMBED__PRECISION_INT8X2 : prec,
+                                       QM[i], QNK[j][0], QNK[j][1], (i + j) % 2 == 0, level);
     }
+    test_split_fallback(pool, 17, 37, 53);
+    test_split_fallback(pool, 40, 384, 1536);
     sembed__cpu_isa_cap(4);
     sembed__wprep *bad = NULL;
     CHECK(sembed__wprep_new(NULL, NULL, 3, 3, 7, &bad, &err) == SEMBED_ERR_INVALID_ARG && !bad);

@@ -34,8 +34,10 @@ struct sembed__wprep {
     bool split;         /* FP32 as a bf16 hi part and an int8 lo part, for AMX (split_amx) */
     const float *w, *b; /* the fp32 source (for the reference) */
     void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2);
-                         * FP32 split: the BF16 layout of the hi parts, then the INT8 layout
-                         * of the lo parts (w - hi, quantized per output channel: scale) */
+                         * FP32 split: per pair of 16-column blocks (96 Kp bytes, one stream),
+                         * the hi parts' bf16 tiles (per 32 k: block 0's, block 1's), then the
+                         * lo parts' int8 tiles (per 64 k: block 0's, block 1's); lo = w - hi,
+                         * quantized per output channel (scale). split_hi / split_lo */
     float *scale;       /* (Np) INT8 per-channel scales; 0 for padding */
     int32_t *comp;      /* (Np) INT8: 128 * Σ_k q[n, k], for VNNI's unsigned x operand */
     float *bias;        /* (Np) b or 0 */
@@ -59,6 +61,16 @@ static uint16_t bf16_bits(float x) {
     uint32_t u;
     memcpy(&u, &r, 4);
     return (uint16_t)(u >> 16);
+}
+
+/* Byte offsets in a split preparation of column n's hi (bf16) and lo (int8) parts at k. */
+static inline int64_t split_hi(int64_t Kp, int32_t n, int32_t k) {
+    return (int64_t)(n / 32) * 96 * Kp + (int64_t)(k / 32) * 2048 + (n / 16 % 2) * 1024 +
+           (k % 32 / 2) * 64 + (n % 16) * 4 + (k % 2) * 2;
+}
+static inline int64_t split_lo(int64_t Kp, int32_t n, int32_t k) {
+    return (int64_t)(n / 32) * 96 * Kp + 64 * Kp + (int64_t)(k / 64) * 2048 + (n / 16 % 2) * 1024 +
+           (k % 64 / 4) * 64 + (n % 16) * 4 + k % 4;
 }
 
 int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
@@ -147,19 +159,19 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
         const int64_t nb = n / 16, j = n % 16;
         p->bias[n] = b ? b[n] : 0.0f;
         if (p->split) { /* lo = wn - bf16(wn) (exact in fp32), as int8 with its row's scale */
-            uint16_t *hi = (uint16_t *)p->packed + nb * Kp * 16;
-            int8_t *lo = (int8_t *)((uint16_t *)p->packed + (int64_t)p->Np * Kp) + nb * Kp * 16;
+            uint8_t *base = p->packed;
             float amax = 0;
             for (int32_t k = 0; k < K; k++) {
-                hi[(k / 2) * 32 + j * 2 + k % 2] = bf16_bits(wn[k]);
+                const uint16_t h = bf16_bits(wn[k]);
+                memcpy(base + split_hi(Kp, n, k), &h, 2);
                 const float l = fabsf(wn[k] - sembed__bf16_round(wn[k]));
                 amax = l > amax ? l : amax;
             }
             if (amax > 0) {
                 const float inv = 127.0f / amax;
                 for (int32_t k = 0; k < K; k++)
-                    lo[(k / 4) * 64 + j * 4 + k % 4] =
-                        (int8_t)(int32_t)nearbyintf((wn[k] - sembed__bf16_round(wn[k])) * inv);
+                    base[split_lo(Kp, n, k)] = (uint8_t)(int8_t)(int32_t)nearbyintf(
+                        (wn[k] - sembed__bf16_round(wn[k])) * inv);
                 p->scale[n] = amax / 127.0f;
             }
             continue;
@@ -432,13 +444,20 @@ TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
                 }
             }
             stored_tiles(cbuf);
-            for (int32_t r = 0; r < 16 && q2 && r0 + r < rows; r++)
-                for (int j = 0; j < 2; j++) {
-                    float *yr = y + (int64_t)(r0 + r) * ldy;
+            for (int32_t j = 0; j < 2 && q2; j++) { /* one pass: q8_store twice, fused */
+                const int32_t n = (nb + j) * 16, left = p->N - n;
+                if (left <= 0) break;
+                const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+                const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
+                for (int32_t r = 0; r < 16 && r0 + r < rows; r++) {
                     const int32_t *c = cbuf + r * 32 + j * 16;
-                    q8_store(yr, _mm512_loadu_si512(c + 512), sx2[r0 + r], p, (nb + j) * 16, false);
-                    q8_store(yr, _mm512_loadu_si512(c), sx[r0 + r], p, (nb + j) * 16, true);
+                    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c + 512)),
+                                               _mm512_mul_ps(_mm512_set1_ps(sx2[r0 + r]), sw), b);
+                    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c)),
+                                        _mm512_mul_ps(_mm512_set1_ps(sx[r0 + r]), sw), v);
+                    _mm512_mask_storeu_ps(y + (int64_t)(r0 + r) * ldy + n, mk, v);
                 }
+            }
             for (int32_t r = 0; r < (two ? 32 : 16) && !q2 && r0 + r < rows; r++)
                 for (int j = 0; j < 2; j++)
                     q8_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_si512(cbuf + r * 32 + j * 16),
@@ -600,53 +619,65 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
                            int32_t rows, int32_t rows_pad, const sembed__wprep *p, int32_t nb0,
                            int32_t nb1, float *cbuf) {
     const int64_t Kp = p->Kp;
-    const uint16_t *Wh = p->packed;
-    const int8_t *Wl = (const int8_t *)(Wh + (int64_t)p->Np * Kp);
+    const uint8_t *W = p->packed;
+    int32_t *ci = (int32_t *)(cbuf + 32 * 32); /* after the fp32 tiles: the int32 ones */
     amx_config();
-    for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
-        const bool two = r0 + 32 <= rows_pad;
-        const uint16_t *h0 = xh + (int64_t)r0 * Kp, *h1 = h0 + 16 * Kp;
-        const uint16_t *l0 = xl + (int64_t)r0 * Kp, *l1 = l0 + 16 * Kp;
+    /* 16 rows at a time, four independent accumulators: C tiles 0, 1 take xh·wh and 2, 3 xl·wh
+     * for the pair of column blocks (so no tile waits on its own last product), then 0, 1 the
+     * first digits' sums with wl and 2, 3 the second digits' */
+    for (int32_t r0 = 0; r0 < rows_pad; r0 += 16) {
+        const uint16_t *h = xh + (int64_t)r0 * Kp, *l = xl + (int64_t)r0 * Kp;
+        const int8_t *a1 = q + (int64_t)r0 * Kp, *a2 = q2 + (int64_t)r0 * Kp;
+        const int32_t nr = rows - r0 < 16 ? rows - r0 : 16;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
-            const uint16_t *bh0 = Wh + (int64_t)nb * Kp * 16, *bh1 = bh0 + Kp * 16;
+            const uint8_t *bh = W + (int64_t)(nb / 2) * 96 * Kp, *bl = bh + 64 * Kp;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
             for (int64_t c = 0; c < Kp / 32; c++) {
-                _tile_loadd(6, bh0 + c * 512, 64); /* wh */
-                _tile_loadd(7, bh1 + c * 512, 64);
-                dp_bf16_rows(h0 + c * 32, h1 + c * 32, two, Kp); /* xh·wh */
-                dp_bf16_rows(l0 + c * 32, l1 + c * 32, two, Kp); /* xl·wh */
+                _tile_loadd(6, bh + c * 2048, 64); /* wh */
+                _tile_loadd(7, bh + c * 2048 + 1024, 64);
+                _tile_loadd(4, h + c * 32, Kp * 2);
+                _tile_loadd(5, l + c * 32, Kp * 2);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
             }
-            store_bf_tiles(y, ldy, cbuf, r0, rows, two, p, nb); /* y = Σ + b */
-            /* + x·wl per 16 rows: C tiles 0, 1 first digits, 2, 3 second digits */
-            const int8_t *bl0 = Wl + (int64_t)nb * Kp * 16, *bl1 = bl0 + Kp * 16;
-            for (int32_t rr = r0; rr < r0 + (two ? 32 : 16) && rr < rows; rr += 16) {
-                const int8_t *a0 = q + (int64_t)rr * Kp, *a1 = q2 + (int64_t)rr * Kp;
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (int64_t c = 0; c < Kp / 64; c++) {
-                    _tile_loadd(6, bl0 + c * 1024, 64);
-                    _tile_loadd(7, bl1 + c * 1024, 64);
-                    _tile_loadd(4, a0 + c * 64, Kp);
-                    _tile_dpbssd(0, 4, 6);
-                    _tile_dpbssd(1, 4, 7);
-                    _tile_loadd(5, a1 + c * 64, Kp);
-                    _tile_dpbssd(2, 5, 6);
-                    _tile_dpbssd(3, 5, 7);
+            stored_tiles(cbuf);
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t c = 0; c < Kp / 64; c++) {
+                _tile_loadd(6, bl + c * 2048, 64); /* wl */
+                _tile_loadd(7, bl + c * 2048 + 1024, 64);
+                _tile_loadd(4, a1 + c * 64, Kp);
+                _tile_loadd(5, a2 + c * 64, Kp);
+                _tile_dpbssd(0, 4, 6);
+                _tile_dpbssd(1, 4, 7);
+                _tile_dpbssd(2, 5, 6);
+                _tile_dpbssd(3, 5, 7);
+            }
+            stored_tiles(ci);
+            /* y = fmaf(Σ q·wl, sx·sl, fmaf(Σ q2·wl, sx2·sl, (Σ xh·wh + Σ xl·wh) + b)) */
+            for (int32_t j = 0; j < 2; j++) {
+                const int32_t n = (nb + j) * 16, left = p->N - n;
+                if (left <= 0) break;
+                const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+                const __m512 sl = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
+                for (int32_t r = 0; r < nr; r++) {
+                    const float *cf = cbuf + r * 32 + j * 16;
+                    const int32_t *cr = ci + r * 32 + j * 16;
+                    __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(cf),
+                                                           _mm512_loadu_ps(cf + 512)), b);
+                    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(cr + 512)),
+                                        _mm512_mul_ps(_mm512_set1_ps(sx2[r0 + r]), sl), v);
+                    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(cr)),
+                                        _mm512_mul_ps(_mm512_set1_ps(sx[r0 + r]), sl), v);
+                    _mm512_mask_storeu_ps(y + (int64_t)(r0 + r) * ldy + n, mk, v);
                 }
-                int32_t *ci = (int32_t *)cbuf;
-                stored_tiles(ci);
-                for (int32_t r = 0; r < 16 && rr + r < rows; r++)
-                    for (int j = 0; j < 2; j++) {
-                        float *yr = y + (int64_t)(rr + r) * ldy;
-                        const int32_t *cr = ci + r * 32 + j * 16;
-                        q8_store(yr, _mm512_loadu_si512(cr + 512), sx2[rr + r], p, (nb + j) * 16, true);
-                        q8_store(yr, _mm512_loadu_si512(cr), sx[rr + r], p, (nb + j) * 16, true);
-                    }
             }
         }
     }
@@ -797,21 +828,22 @@ static void f32_split_c(float *y, int32_t ldy, const float *x, const int8_t *q, 
                         const int8_t *q2, const float *sx2, int32_t rows, const sembed__wprep *p,
                         int32_t nb0, int32_t nb1) {
     const int64_t Kp = p->Kp;
-    const int8_t *Wl = (const int8_t *)((const uint16_t *)p->packed + (int64_t)p->Np * Kp);
+    const int8_t *W = p->packed;
     for (int32_t r = 0; r < rows; r++)
         for (int32_t n = nb0 * 16; n < nb1 * 16 && n < p->N; n++) {
             const float *xr = x + (int64_t)r * p->K, *wn = p->w + (int64_t)n * p->K;
-            const int8_t *wl = Wl + (int64_t)(n / 16) * Kp * 16 + (n % 16) * 4;
-            float acc = 0;
+            float acc = 0, accl = 0;
             int32_t a1 = 0, a2 = 0;
             for (int64_t k = 0; k < p->K; k++) {
                 const float xh = sembed__bf16_round(xr[k]), xl = sembed__bf16_lo(xr[k]);
                 const float wh = sembed__bf16_round(wn[k]);
-                acc += xh * wh + xl * wh;
-                a1 += (int32_t)q[(int64_t)r * Kp + k] * wl[(k / 4) * 64 + k % 4];
-                a2 += (int32_t)q2[(int64_t)r * Kp + k] * wl[(k / 4) * 64 + k % 4];
+                acc += xh * wh;
+                accl += xl * wh;
+                const int32_t wl = W[split_lo(Kp, n, (int32_t)k)];
+                a1 += (int32_t)q[(int64_t)r * Kp + k] * wl;
+                a2 += (int32_t)q2[(int64_t)r * Kp + k] * wl;
             }
-            const float c = fmaf((float)a2, sx2[r] * p->scale[n], acc + p->bias[n]);
+            const float c = fmaf((float)a2, sx2[r] * p->scale[n], (acc + accl) + p->bias[n]);
             y[(int64_t)r * ldy + n] = fmaf((float)a1, sx[r] * p->scale[n], c);
         }
 }
@@ -827,7 +859,7 @@ static int64_t slot_floats(int64_t Kp) { return 2 * MB + MB * Kp + MB * Kp / 2; 
 
 int64_t sembed__cpu_prep_scratch(int32_t max_k) {
     const int64_t Kp = (max_k + 63) / 64 * 64;
-    return 16 + 32 * 32 + 2 * slot_floats(Kp);
+    return 16 + 2 * 32 * 32 + 2 * slot_floats(Kp);
 }
 
 typedef struct prep_args {
@@ -856,7 +888,7 @@ static float *thread_area(const prep_args *a, int32_t thread) {
 }
 
 static panel_slot slot_at(const prep_args *a, int32_t thread, int32_t slot) {
-    float *s = thread_area(a, thread) + 32 * 32 + slot * slot_floats(a->p->Kp);
+    float *s = thread_area(a, thread) + 2 * 32 * 32 + slot * slot_floats(a->p->Kp);
     return (panel_slot){s, s + 2 * MB};
 }
 

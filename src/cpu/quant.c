@@ -402,6 +402,14 @@ TAMX static void amx_config(void) {
     _tile_loadconfig(&cfg);
 }
 
+/* C tiles 0-3 to zero. */
+TAMX static inline void zero_c_tiles(void) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+}
+
 /* C tiles 0-3 to cbuf (32 rows x 32 columns of 32 bits: tiles 0 1 above 2 3). */
 TAMX static inline void stored_tiles(void *cbuf) {
     int32_t *c = cbuf;
@@ -427,10 +435,7 @@ TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
         const int8_t *a0 = q + (int64_t)r0 * Kp, *a1 = q2 ? q2 + (int64_t)r0 * Kp : a0 + 16 * Kp;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
             const int8_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
+            zero_c_tiles();
             for (int64_t c = 0; c < Kp / 64; c++) {
                 _tile_loadd(4, a0 + c * 64, Kp);
                 _tile_loadd(6, b0 + c * 1024, 64);
@@ -562,10 +567,7 @@ TAMX static void bf16_amx(float *y, int32_t ldy, const uint16_t *q, int32_t rows
         const uint16_t *a0 = q + (int64_t)r0 * Kp, *a1 = a0 + 16 * Kp;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
             const uint16_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
+            zero_c_tiles();
             for (int64_t c = 0; c < Kp / 32; c++) {
                 _tile_loadd(6, b0 + c * 512, 64);
                 _tile_loadd(7, b1 + c * 512, 64);
@@ -631,10 +633,7 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
         const int32_t nr = rows - r0 < 16 ? rows - r0 : 16;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
             const uint8_t *bh = W + (int64_t)(nb / 2) * 96 * Kp, *bl = bh + 64 * Kp;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
+            zero_c_tiles();
             for (int64_t c = 0; c < Kp / 32; c++) {
                 _tile_loadd(6, bh + c * 2048, 64); /* wh */
                 _tile_loadd(7, bh + c * 2048 + 1024, 64);
@@ -646,10 +645,7 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
                 _tile_dpbf16ps(3, 5, 7);
             }
             stored_tiles(cbuf);
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
+            zero_c_tiles();
             for (int64_t c = 0; c < Kp / 64; c++) {
                 _tile_loadd(6, bl + c * 2048, 64); /* wl */
                 _tile_loadd(7, bl + c * 2048 + 1024, 64);

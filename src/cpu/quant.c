@@ -402,6 +402,18 @@ TAMX static void amx_config(void) {
     _tile_loadconfig(&cfg);
 }
 
+/* One row of 16 columns (masked) of an INT8X2 or split GEMM from its int32 tile sums: the first
+ * digits' at c, the second digits' 16 tile rows below (c + 512):
+ * y = fmaf(c, sx·sw, fmaf(c2, sx2·sw, base)), q8_kernel_c's two passes in one. */
+TAMX static inline void x2_store(float *yo, __mmask16 mk, const int32_t *c, float sx, float sx2,
+                                 __m512 sw, __m512 base) {
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c + 512)),
+                               _mm512_mul_ps(_mm512_set1_ps(sx2), sw), base);
+    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c)),
+                        _mm512_mul_ps(_mm512_set1_ps(sx), sw), v);
+    _mm512_mask_storeu_ps(yo, mk, v);
+}
+
 /* C tiles 0-3 to zero. */
 TAMX static inline void zero_c_tiles(void) {
     _tile_zero(0);
@@ -454,14 +466,9 @@ TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
                 if (left <= 0) break;
                 const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
                 const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
-                for (int32_t r = 0; r < 16 && r0 + r < rows; r++) {
-                    const int32_t *c = cbuf + r * 32 + j * 16;
-                    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c + 512)),
-                                               _mm512_mul_ps(_mm512_set1_ps(sx2[r0 + r]), sw), b);
-                    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c)),
-                                        _mm512_mul_ps(_mm512_set1_ps(sx[r0 + r]), sw), v);
-                    _mm512_mask_storeu_ps(y + (int64_t)(r0 + r) * ldy + n, mk, v);
-                }
+                for (int32_t r = 0; r < 16 && r0 + r < rows; r++)
+                    x2_store(y + (int64_t)(r0 + r) * ldy + n, mk, cbuf + r * 32 + j * 16,
+                             sx[r0 + r], sx2[r0 + r], sw, b);
             }
             for (int32_t r = 0; r < (two ? 32 : 16) && !q2 && r0 + r < rows; r++)
                 for (int j = 0; j < 2; j++)
@@ -665,14 +672,10 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
                 const __m512 sl = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
                 for (int32_t r = 0; r < nr; r++) {
                     const float *cf = cbuf + r * 32 + j * 16;
-                    const int32_t *cr = ci + r * 32 + j * 16;
-                    __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(cf),
-                                                           _mm512_loadu_ps(cf + 512)), b);
-                    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(cr + 512)),
-                                        _mm512_mul_ps(_mm512_set1_ps(sx2[r0 + r]), sl), v);
-                    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(cr)),
-                                        _mm512_mul_ps(_mm512_set1_ps(sx[r0 + r]), sl), v);
-                    _mm512_mask_storeu_ps(y + (int64_t)(r0 + r) * ldy + n, mk, v);
+                    x2_store(y + (int64_t)(r0 + r) * ldy + n, mk, ci + r * 32 + j * 16,
+                             sx[r0 + r], sx2[r0 + r], sl,
+                             _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(cf),
+                                                         _mm512_loadu_ps(cf + 512)), b));
                 }
             }
         }
@@ -893,51 +896,67 @@ static int32_t rows_of(const prep_args *a, int32_t panel) {
     return (int32_t)(a->M - m0 < MB ? a->M - m0 : MB);
 }
 
+/* Whether a preparation's panels go to AMX tiles (and so are zero-padded to 16-row tiles). */
+static bool panel_amx(const sembed__wprep *p) {
+    const sembed__cpu_isa *isa = sembed__cpu_isa_get();
+    if (p->precision == SEMBED_PRECISION_BF16) return isa->amx_bf16;
+    if (p->precision == SEMBED_PRECISION_FP32) return p->split && isa->amx_bf16 && isa->amx_int8;
+    return isa->avx512 && isa->amx_int8;
+}
+
+/* Where row r of a converted panel lies in its slot: bf16 x (hi) and, split, its lo part; int8
+ * digits q and (INT8X2 or split) q2 with their row scales. Split: four planes of (MB, Kp) — bf16
+ * hi, bf16 lo, int8 q, int8 q2; BF16: one bf16 plane; INT8: one or two int8 planes. */
+typedef struct panel_rows {
+    uint16_t *xh, *xl;
+    int8_t *q, *q2; /* q2 NULL: one digit */
+    float *sx, *sx2;
+} panel_rows;
+
+static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t r) {
+    const int64_t Kp = p->Kp, plane = (int64_t)MB * Kp;
+    panel_rows v = {.sx = s.sx + r, .sx2 = s.sx + MB + r};
+    uint16_t *b16 = s.buf;
+    if (p->split) {
+        v.xh = b16 + r * Kp, v.xl = v.xh + plane;
+        v.q = (int8_t *)(b16 + 2 * plane) + r * Kp, v.q2 = v.q + plane;
+    } else if (p->precision == SEMBED_PRECISION_BF16) {
+        v.xh = b16 + r * Kp;
+    } else {
+        v.q = (int8_t *)s.buf + r * Kp, v.q2 = p->digits == 2 ? v.q + plane : NULL;
+    }
+    if (!v.q2) v.sx2 = NULL;
+    return v;
+}
+
 /* Rows [ra, rb) of one panel of x (`rows` rows from x on) as its kernel reads them; the rows
  * from `rows` to the end of the last AMX tile are zeroed. Row by row, so parts of a panel can
  * be converted by different threads. */
 static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, int32_t ra,
                          int32_t rb, panel_slot s) {
-    const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     if (p->precision == SEMBED_PRECISION_FP32 && !p->split) return; /* the kernels read x */
-    const bool amx = p->precision == SEMBED_PRECISION_BF16 ? isa->amx_bf16
-                     : p->split ? isa->amx_bf16 && isa->amx_int8
-                                : isa->avx512 && isa->amx_int8;
+    const bool amx = panel_amx(p);
     const int32_t pad = amx ? (rows + 15) / 16 * 16 : rows;
     if (rb > pad) rb = pad;
     if (rb <= ra) return;
     const int32_t real = rows < rb ? (rows > ra ? rows - ra : 0) : rb - ra, n = rb - ra;
-    const int64_t Kp = p->Kp, plane = (int64_t)MB * Kp;
-    const float *xr = x + (int64_t)ra * p->K;
-    float *sx = s.sx + ra, *sx2 = s.sx + MB + ra;
-    if (p->split) { /* bf16 hi, bf16 lo, int8 digit 1, int8 digit 2: four planes */
-        uint16_t *xh = (uint16_t *)s.buf + ra * Kp, *xl = xh + plane;
-        int8_t *q = (int8_t *)((uint16_t *)s.buf + 2 * plane) + ra * Kp, *q2 = q + plane;
-#ifdef HAVE_X86
-        if (amx) {
-            bf16_split_rows(xh, xl, xr, real, n, p->K, (int32_t)Kp);
-            quantize_rows_512(q, sx, q2, sx2, xr, real, n, p->K, (int32_t)Kp);
-            return;
-        }
-#endif
-        (void)xh, (void)xl;
-        quantize_rows_c(q, sx, q2, sx2, xr, real, n, p->K, (int32_t)Kp);
-        return;
-    }
+    const int32_t K = p->K, Kp = p->Kp;
+    const float *xr = x + (int64_t)ra * K;
+    const panel_rows v = rows_at(p, s, ra);
     if (p->precision == SEMBED_PRECISION_BF16) {
 #ifdef HAVE_X86
-        bf16_rows((uint16_t *)s.buf + ra * Kp, xr, real, n, p->K, (int32_t)Kp);
+        bf16_rows(v.xh, xr, real, n, K, Kp);
 #endif
         return;
     }
-    int8_t *q = (int8_t *)s.buf + ra * Kp, *q2 = p->digits == 2 ? q + plane : NULL;
 #ifdef HAVE_X86
-    if (isa->avx512) {
-        quantize_rows_512(q, sx, q2, q2 ? sx2 : NULL, xr, real, n, p->K, (int32_t)Kp);
+    if (p->split && amx) bf16_split_rows(v.xh, v.xl, xr, real, n, K, Kp);
+    if (sembed__cpu_isa_get()->avx512) {
+        quantize_rows_512(v.q, v.sx, v.q2, v.sx2, xr, real, n, K, Kp);
         return;
     }
 #endif
-    quantize_rows_c(q, sx, q2, q2 ? sx2 : NULL, xr, real, n, p->K, (int32_t)Kp);
+    quantize_rows_c(v.q, v.sx, v.q2, v.sx2, xr, real, n, K, Kp);
 }
 
 /* y rows [0, rows), column blocks [nb0, nb1), from a converted panel (and x, for fp32). */
@@ -945,18 +964,18 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
                           panel_slot s, int32_t nb0, int32_t nb1, void *cbuf) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     (void)isa, (void)cbuf;
+    const panel_rows v = rows_at(p, s, 0);
+    const int32_t pad16 = (rows + 15) / 16 * 16;
     if (p->precision == SEMBED_PRECISION_FP32) {
         if (p->split) {
-            const uint16_t *xh = s.buf, *xl = xh + (int64_t)MB * p->Kp;
-            const int8_t *q = (const int8_t *)(xl + (int64_t)MB * p->Kp), *q2 = q + MB * p->Kp;
 #ifdef HAVE_X86
-            if (isa->amx_bf16 && isa->amx_int8) {
-                split_amx(y, p->N, xh, xl, q, s.sx, q2, s.sx + MB, rows, (rows + 15) / 16 * 16, p,
-                          nb0, nb1, cbuf);
+            if (panel_amx(p)) {
+                split_amx(y, p->N, v.xh, v.xl, v.q, v.sx, v.q2, v.sx2, rows, pad16, p, nb0, nb1,
+                          cbuf);
                 return;
             }
 #endif
-            f32_split_c(y, p->N, x, q, s.sx, q2, s.sx + MB, rows, p, nb0, nb1);
+            f32_split_c(y, p->N, x, v.q, v.sx, v.q2, v.sx2, rows, p, nb0, nb1);
             return;
         }
 #ifdef HAVE_X86
@@ -974,28 +993,26 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
     }
     if (p->precision == SEMBED_PRECISION_BF16) {
 #ifdef HAVE_X86
-        if (isa->amx_bf16)
-            bf16_amx(y, p->N, s.buf, rows, (rows + 15) / 16 * 16, p, nb0, nb1, cbuf);
+        if (panel_amx(p))
+            bf16_amx(y, p->N, v.xh, rows, pad16, p, nb0, nb1, cbuf);
         else
-            bf16_avx(y, p->N, s.buf, rows, p, nb0, nb1);
+            bf16_avx(y, p->N, v.xh, rows, p, nb0, nb1);
 #endif
         return;
     }
-    const int8_t *q = s.buf, *q2 = p->digits == 2 ? q + (int64_t)MB * p->Kp : NULL;
-    const float *sx2 = s.sx + MB;
 #ifdef HAVE_X86
-    if (isa->avx512 && isa->amx_int8) {
-        q8_amx(y, p->N, q, s.sx, q2, sx2, rows, (rows + 15) / 16 * 16, p, nb0, nb1, cbuf);
+    if (panel_amx(p)) {
+        q8_amx(y, p->N, v.q, v.sx, v.q2, v.sx2, rows, pad16, p, nb0, nb1, cbuf);
         return;
     }
     if (isa->avx512_vnni) { /* INT8X2: the second digit, then the first over it */
-        if (q2) q8_vnni(y, p->N, q2, sx2, rows, p, nb0, nb1, false);
-        q8_vnni(y, p->N, q, s.sx, rows, p, nb0, nb1, q2 != NULL);
+        if (v.q2) q8_vnni(y, p->N, v.q2, v.sx2, rows, p, nb0, nb1, false);
+        q8_vnni(y, p->N, v.q, v.sx, rows, p, nb0, nb1, v.q2 != NULL);
         return;
     }
 #endif
-    if (q2) q8_kernel_c(y, p->N, q2, sx2, rows, p, nb0, nb1, false);
-    q8_kernel_c(y, p->N, q, s.sx, rows, p, nb0, nb1, q2 != NULL);
+    if (v.q2) q8_kernel_c(y, p->N, v.q2, v.sx2, rows, p, nb0, nb1, false);
+    q8_kernel_c(y, p->N, v.q, v.sx, rows, p, nb0, nb1, v.q2 != NULL);
 }
 
 /* Shared mode, first pass: part task % parts of panel task / parts (parts = n_tasks / panels)

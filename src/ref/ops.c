@@ -197,9 +197,14 @@ static void ref_normalize(float *x, int32_t S, int32_t F, const sembed__exec *ex
 
 /* Symmetric int8 of v (n): q = round-to-nearest-even(v * (127 / max|v|)), returns the scale
  * max|v| / 127 (0 for an all-zero v, whose q are then 0). */
-static float quantize_row(int32_t *q, const float *v, int32_t n) {
+static float row_amax(const float *v, int32_t n) {
     float amax = 0;
     for (int32_t i = 0; i < n; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+    return amax;
+}
+
+/* quantize_row with amax = max|v| given. */
+static float quantize_amax(int32_t *q, const float *v, int32_t n, float amax) {
     if (amax == 0) {
         for (int32_t i = 0; i < n; i++) q[i] = 0;
         return 0;
@@ -209,12 +214,14 @@ static float quantize_row(int32_t *q, const float *v, int32_t n) {
     return amax / 127.0f;
 }
 
+static float quantize_row(int32_t *q, const float *v, int32_t n) {
+    return quantize_amax(q, v, n, row_amax(v, n));
+}
+
 /* quantize_row, and the remainder's digit: q2 = clamp(rne((v - q·s) · 32258/max|v|), ±127),
  * *s2 = max|v| / 32258 (32258 = 127·254; SEMBED__PRECISION_INT8X2). Returns s. */
 static float quantize_row2(int32_t *q, int32_t *q2, float *s2, const float *v, int32_t n) {
-    const float s = quantize_row(q, v, n);
-    float amax = 0;
-    for (int32_t i = 0; i < n; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
+    const float amax = row_amax(v, n), s = quantize_amax(q, v, n, amax);
     *s2 = amax / 32258.0f;
     for (int32_t i = 0; i < n; i++) {
         const float r = amax == 0 ? 0 : nearbyintf(fmaf(-(float)q[i], s, v[i]) * (32258.0f / amax));

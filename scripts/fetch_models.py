@@ -921,11 +921,11 @@ def random_tensor_specs(cfg):
     return specs
 
 
-def write_random_safetensors(path, cfg, seed, chunk=1 << 22):
-    """Writes model.safetensors (F32) streaming, returns its sha256."""
-    specs = random_tensor_specs(cfg)
+def f32_safetensors_header(shapes):
+    """The header of an F32 safetensors file of (name, shape) in this order, tensors packed one
+    after another: (the header dict, its bytes with the length prefix, padded to 8)."""
     header, off = {"__metadata__": {"format": "pt"}}, 0
-    for name, shape, _, _ in specs:
+    for name, shape in shapes:
         n = 1
         for d in shape:
             n *= d
@@ -933,11 +933,17 @@ def write_random_safetensors(path, cfg, seed, chunk=1 << 22):
         off += 4 * n
     hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hj += b" " * (-len(hj) % 8)
+    return header, struct.pack("<Q", len(hj)) + hj
+
+
+def write_random_safetensors(path, cfg, seed, chunk=1 << 22):
+    """Writes model.safetensors (F32) streaming, returns its sha256."""
+    specs = random_tensor_specs(cfg)
+    header, head = f32_safetensors_header([(name, shape) for name, shape, _, _ in specs])
     h = hashlib.sha256()
     with open(path, "wb") as f:
-        for b in (struct.pack("<Q", len(hj)), hj):
-            f.write(b)
-            h.update(b)
+        f.write(head)
+        h.update(head)
         for name, shape, mean, std in specs:
             n = header[name]["data_offsets"][1] // 4 - header[name]["data_offsets"][0] // 4
             s = _seed_of(seed, name)
@@ -1253,21 +1259,11 @@ def onnx_dequant_tensors(nodes, inits):
 def write_f32_safetensors(path, names, tensors):
     """model.safetensors (F32) with `names` in that order, each computed while
     writing; returns its sha256."""
-    header, off = {"__metadata__": {"format": "pt"}}, 0
-    for name in names:
-        n = 1
-        for d in tensors[name][0]:
-            n *= d
-        header[name] = {"dtype": "F32", "shape": tensors[name][0],
-                        "data_offsets": [off, off + 4 * n]}
-        off += 4 * n
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * (-len(hj) % 8)
+    header, head = f32_safetensors_header([(name, tensors[name][0]) for name in names])
     h = hashlib.sha256()
     with open(path, "wb") as f:
-        for b in (struct.pack("<Q", len(hj)), hj):
-            f.write(b)
-            h.update(b)
+        f.write(head)
+        h.update(head)
         for name in names:
             b = tensors[name][1]()
             lo, hi = header[name]["data_offsets"]

@@ -27,6 +27,9 @@
 #endif
 
 #define MB 64 /* rows of x quantized together (one panel) */
+/* Floats of a thread's tile buffer: an INT8X2 run's sums, 2·MB run rows (a panel's two digits)
+ * x 32 columns; split_amx takes two 32 x 32 (fp32, then int32) of it. */
+#define CBUF_RUN (2 * MB * 32)
 
 struct sembed__wprep {
     int32_t N, K, Np, Kp, precision;
@@ -403,11 +406,11 @@ TAMX static void amx_config(void) {
 }
 
 /* One row of 16 columns (masked) of an INT8X2 or split GEMM from its int32 tile sums: the first
- * digits' at c, the second digits' 16 tile rows below (c + 512):
- * y = fmaf(c, sx·sw, fmaf(c2, sx2·sw, base)), q8_kernel_c's two passes in one. */
-TAMX static inline void x2_store(float *yo, __mmask16 mk, const int32_t *c, float sx, float sx2,
-                                 __m512 sw, __m512 base) {
-    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c + 512)),
+ * digits' at c, the second digits' at c2: y = fmaf(c, sx·sw, fmaf(c2, sx2·sw, base)),
+ * q8_kernel_c's two passes in one. */
+TAMX static inline void x2_store(float *yo, __mmask16 mk, const int32_t *c, const int32_t *c2,
+                                 float sx, float sx2, __m512 sw, __m512 base) {
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c2)),
                                _mm512_mul_ps(_mm512_set1_ps(sx2), sw), base);
     v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c)),
                         _mm512_mul_ps(_mm512_set1_ps(sx), sw), v);
@@ -431,46 +434,81 @@ TAMX static inline void stored_tiles(void *cbuf) {
     _tile_stored(3, c + 528, 128);
 }
 
-/* A panel with AMX, rows_pad a multiple of 16 (the quantized panel is zero past `rows`; the
- * sums are exact integers, so padding changes no row's result): C tiles 0-3 (2x2 of 16x16
- * int32), A tiles 4-5 (16 rows x 64 k), B tiles 6-7 (64 k x 16 columns). cbuf: 32x32 int32.
- * With q2 (INT8X2), tile 5 holds the same 16 rows' second digit instead of the next 16 rows,
- * and y = fmaf(acc, sx*sw, fmaf(acc2, sx2*sw, b)) as q8_kernel_c's two passes give. */
+/* C tiles 0, 1 (A tile t of a digit run) and, with two, 2, 3 (A tile t + 1) to cbuf, whose row
+ * a (of the run) holds the run row's 32 columns: the layout stored_tiles gives for t = 0. */
+TAMX static inline void stored_run_tiles(int32_t *cbuf, int32_t t, bool two) {
+    int32_t *c = cbuf + t * 512;
+    _tile_stored(0, c, 128);
+    _tile_stored(1, c + 16, 128);
+    if (!two) return;
+    _tile_stored(2, c + 512, 128);
+    _tile_stored(3, c + 528, 128);
+}
+
+/* C tiles 0, 1 (and 2, 3 when two) = the A tiles at a0 (a1): 16 rows of Kp int8 each, times
+ * the column blocks at b0, b1, over all of K in order. */
+TAMX static inline void q8_tile_pair(const int8_t *a0, const int8_t *a1, bool two,
+                                     const int8_t *b0, const int8_t *b1, int64_t Kp) {
+    zero_c_tiles();
+    for (int64_t c = 0; c < Kp / 64; c++) {
+        _tile_loadd(4, a0 + c * 64, Kp);
+        _tile_loadd(6, b0 + c * 1024, 64);
+        _tile_loadd(7, b1 + c * 1024, 64);
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        if (two) {
+            _tile_loadd(5, a1 + c * 64, Kp);
+            _tile_dpbssd(2, 5, 6);
+            _tile_dpbssd(3, 5, 7);
+        }
+    }
+}
+
+/* A panel with AMX: C tiles 0-3 (2x2 of 16x16 int32), A tiles 4-5 (16 rows x 64 k), B tiles
+ * 6-7 (64 k x 16 columns); the sums are exact integers, so zero padding changes no row's result.
+ * One digit (INT8): rows_pad a multiple of 16, the panel zero past `rows`; cbuf 32x32 int32.
+ * Two digits (INT8X2): q is a run of 2·rows rows, the first digits of rows 0..rows-1 then their
+ * second digits (q2 = q + rows·Kp), zero to the end of its last 16-row tile, and cut into A tiles
+ * of 16 run rows whatever digit they hold: ceil(2·rows/16) tiles, so 17 rows take 3 tiles (a
+ * tile pair per 16 rows took 4) and 8 rows one; cbuf (run row a at a·32) keeps a column pair's
+ * sums of every tile, then y = fmaf(acc, sx*sw, fmaf(acc2, sx2*sw, b)) as q8_kernel_c's two
+ * passes give. */
 TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
                         const int8_t *q2, const float *sx2, int32_t rows, int32_t rows_pad,
                         const sembed__wprep *p, int32_t nb0, int32_t nb1, int32_t *cbuf) {
     const int64_t Kp = p->Kp;
     const int8_t *W = p->packed;
     amx_config();
-    for (int32_t r0 = 0; r0 < rows_pad; r0 += q2 ? 16 : 32) {
-        const bool two = q2 || r0 + 32 <= rows_pad;
-        const int8_t *a0 = q + (int64_t)r0 * Kp, *a1 = q2 ? q2 + (int64_t)r0 * Kp : a0 + 16 * Kp;
+    if (q2) {
+        const int32_t tiles = (2 * rows + 15) / 16;
         for (int32_t nb = nb0; nb < nb1; nb += 2) {
             const int8_t *b0 = W + (int64_t)nb * Kp * 16, *b1 = b0 + Kp * 16;
-            zero_c_tiles();
-            for (int64_t c = 0; c < Kp / 64; c++) {
-                _tile_loadd(4, a0 + c * 64, Kp);
-                _tile_loadd(6, b0 + c * 1024, 64);
-                _tile_loadd(7, b1 + c * 1024, 64);
-                _tile_dpbssd(0, 4, 6);
-                _tile_dpbssd(1, 4, 7);
-                if (two) {
-                    _tile_loadd(5, a1 + c * 64, Kp);
-                    _tile_dpbssd(2, 5, 6);
-                    _tile_dpbssd(3, 5, 7);
-                }
+            for (int32_t t = 0; t < tiles; t += 2) {
+                const int8_t *a0 = q + (int64_t)t * 16 * Kp;
+                q8_tile_pair(a0, a0 + 16 * Kp, t + 1 < tiles, b0, b1, Kp);
+                stored_run_tiles(cbuf, t, t + 1 < tiles);
             }
-            stored_tiles(cbuf);
-            for (int32_t j = 0; j < 2 && q2; j++) { /* one pass: q8_store twice, fused */
+            for (int32_t j = 0; j < 2; j++) {
                 const int32_t n = (nb + j) * 16, left = p->N - n;
                 if (left <= 0) break;
                 const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
                 const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
-                for (int32_t r = 0; r < 16 && r0 + r < rows; r++)
-                    x2_store(y + (int64_t)(r0 + r) * ldy + n, mk, cbuf + r * 32 + j * 16,
-                             sx[r0 + r], sx2[r0 + r], sw, b);
+                for (int32_t r = 0; r < rows; r++)
+                    x2_store(y + (int64_t)r * ldy + n, mk, cbuf + r * 32 + j * 16,
+                             cbuf + (rows + r) * 32 + j * 16, sx[r], sx2[r], sw, b);
             }
-            for (int32_t r = 0; r < (two ? 32 : 16) && !q2 && r0 + r < rows; r++)
+        }
+        _tile_release();
+        return;
+    }
+    for (int32_t r0 = 0; r0 < rows_pad; r0 += 32) {
+        const bool two = r0 + 32 <= rows_pad;
+        const int8_t *a0 = q + (int64_t)r0 * Kp;
+        for (int32_t nb = nb0; nb < nb1; nb += 2) {
+            const int8_t *b0 = W + (int64_t)nb * Kp * 16;
+            q8_tile_pair(a0, a0 + 16 * Kp, two, b0, b0 + Kp * 16, Kp);
+            stored_tiles(cbuf);
+            for (int32_t r = 0; r < (two ? 32 : 16) && r0 + r < rows; r++)
                 for (int j = 0; j < 2; j++)
                     q8_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_si512(cbuf + r * 32 + j * 16),
                              sx[r0 + r], p, (nb + j) * 16, false);
@@ -673,7 +711,7 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
                 for (int32_t r = 0; r < nr; r++) {
                     const float *cf = cbuf + r * 32 + j * 16;
                     x2_store(y + (int64_t)(r0 + r) * ldy + n, mk, ci + r * 32 + j * 16,
-                             sx[r0 + r], sx2[r0 + r], sl,
+                             ci + r * 32 + j * 16 + 512, sx[r0 + r], sx2[r0 + r], sl,
                              _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(cf),
                                                          _mm512_loadu_ps(cf + 512)), b));
                 }
@@ -849,7 +887,7 @@ static void f32_split_c(float *y, int32_t ldy, const float *x, const int8_t *q, 
 
 /* ---- the op ---------------------------------------------------------------------------------- */
 
-/* Per thread: a 32x32 tile buffer and two panel slots, each 2 MB scales and a panel (MB, Kp)
+/* Per thread: a tile buffer (CBUF_RUN) and two panel slots, each 2 MB scales and a panel (MB, Kp)
  * of int8 (one or two digits) or bf16, or for split fp32 two bf16 (hi, lo) then two int8 digits
  * (at most 1.5 MB * Kp floats), plus alignment slack. Two slots, because a
  * GEMM of few panels converts each panel once into a shared slot (panel i in thread i/2's slot
@@ -858,7 +896,7 @@ static int64_t slot_floats(int64_t Kp) { return 2 * MB + MB * Kp + MB * Kp / 2; 
 
 int64_t sembed__cpu_prep_scratch(int32_t max_k) {
     const int64_t Kp = (max_k + 63) / 64 * 64;
-    return 16 + 2 * 32 * 32 + 2 * slot_floats(Kp);
+    return 16 + CBUF_RUN + 2 * slot_floats(Kp);
 }
 
 typedef struct prep_args {
@@ -883,11 +921,11 @@ static float *thread_area(const prep_args *a, int32_t thread) {
     const int64_t per_thread = a->ex->scratch_floats / sembed__pool_threads(a->ex->pool);
     SEMBED_ASSERT(per_thread >= sembed__cpu_prep_scratch(a->p->K));
     float *base = a->ex->scratch + (int64_t)thread * per_thread;
-    return (float *)(((uintptr_t)base + 63) & ~(uintptr_t)63); /* then cbuf (32 x 32) */
+    return (float *)(((uintptr_t)base + 63) & ~(uintptr_t)63); /* then cbuf (CBUF_RUN) */
 }
 
 static panel_slot slot_at(const prep_args *a, int32_t thread, int32_t slot) {
-    float *s = thread_area(a, thread) + 2 * 32 * 32 + slot * slot_floats(a->p->Kp);
+    float *s = thread_area(a, thread) + CBUF_RUN + slot * slot_floats(a->p->Kp);
     return (panel_slot){s, s + 2 * MB};
 }
 
@@ -904,16 +942,18 @@ static bool panel_amx(const sembed__wprep *p) {
     return isa->avx512 && isa->amx_int8;
 }
 
-/* Where row r of a converted panel lies in its slot: bf16 x (hi) and, split, its lo part; int8
- * digits q and (INT8X2 or split) q2 with their row scales. Split: four planes of (MB, Kp) — bf16
- * hi, bf16 lo, int8 q, int8 q2; BF16: one bf16 plane; INT8: one or two int8 planes. */
+/* Where row r of a converted panel of `rows` rows lies in its slot: bf16 x (hi) and, split, its
+ * lo part; int8 digits q and (INT8X2 or split) q2 with their row scales. Split: four planes of
+ * (MB, Kp) — bf16 hi, bf16 lo, int8 q, int8 q2; BF16: one bf16 plane; INT8: one int8 plane;
+ * INT8X2: one run of 2·rows rows of Kp int8 (the first digits of rows 0..rows-1, then their
+ * second digits) in two planes' room, which q8_amx cuts into 16-row tiles. */
 typedef struct panel_rows {
     uint16_t *xh, *xl;
     int8_t *q, *q2; /* q2 NULL: one digit */
     float *sx, *sx2;
 } panel_rows;
 
-static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t r) {
+static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t rows, int32_t r) {
     const int64_t Kp = p->Kp, plane = (int64_t)MB * Kp;
     panel_rows v = {.sx = s.sx + r, .sx2 = s.sx + MB + r};
     uint16_t *b16 = s.buf;
@@ -923,15 +963,20 @@ static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t r) {
     } else if (p->precision == SEMBED_PRECISION_BF16) {
         v.xh = b16 + r * Kp;
     } else {
-        v.q = (int8_t *)s.buf + r * Kp, v.q2 = p->digits == 2 ? v.q + plane : NULL;
+        int8_t *q = s.buf;
+        v.q = q + r * Kp, v.q2 = p->digits == 2 ? q + (rows + r) * Kp : NULL;
     }
     if (!v.q2) v.sx2 = NULL;
     return v;
 }
 
-/* Rows [ra, rb) of one panel of x (`rows` rows from x on) as its kernel reads them; the rows
- * from `rows` to the end of the last AMX tile are zeroed. Row by row, so parts of a panel can
- * be converted by different threads. */
+/* Whether a panel's two digits are kept as one run of rows (rows_at): INT8X2. */
+static bool run_layout(const sembed__wprep *p) { return p->digits == 2 && !p->split; }
+
+/* Rows [ra, rb) of one panel of x (`rows` rows from x on) as its kernel reads them, AMX tiles
+ * zero-padded: one-part rows from `rows` to the end of the last 16-row tile; an INT8X2 run from
+ * 2·rows to the end of its last tile, by the part that reaches `rows`. Row by row, so parts of a
+ * panel can be converted by different threads. */
 static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, int32_t ra,
                          int32_t rb, panel_slot s) {
     if (p->precision == SEMBED_PRECISION_FP32 && !p->split) return; /* the kernels read x */
@@ -939,10 +984,25 @@ static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, i
     const int32_t pad = amx ? (rows + 15) / 16 * 16 : rows;
     if (rb > pad) rb = pad;
     if (rb <= ra) return;
-    const int32_t real = rows < rb ? (rows > ra ? rows - ra : 0) : rb - ra, n = rb - ra;
     const int32_t K = p->K, Kp = p->Kp;
     const float *xr = x + (int64_t)ra * K;
-    const panel_rows v = rows_at(p, s, ra);
+    const panel_rows v = rows_at(p, s, rows, ra);
+    if (run_layout(p)) {
+        const int32_t real = (rows < rb ? rows : rb) - ra;
+        if (amx && rb >= rows) /* the run's padding: run rows 2·rows .. its last tile's end */
+            memset(rows_at(p, s, rows, rows).q2, 0,
+                   (size_t)((2 * rows + 15) / 16 * 16 - 2 * rows) * (size_t)Kp);
+        if (real <= 0) return;
+#ifdef HAVE_X86
+        if (sembed__cpu_isa_get()->avx512) {
+            quantize_rows_512(v.q, v.sx, v.q2, v.sx2, xr, real, real, K, Kp);
+            return;
+        }
+#endif
+        quantize_rows_c(v.q, v.sx, v.q2, v.sx2, xr, real, real, K, Kp);
+        return;
+    }
+    const int32_t real = rows < rb ? (rows > ra ? rows - ra : 0) : rb - ra, n = rb - ra;
     if (p->precision == SEMBED_PRECISION_BF16) {
 #ifdef HAVE_X86
         bf16_rows(v.xh, xr, real, n, K, Kp);
@@ -964,7 +1024,7 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
                           panel_slot s, int32_t nb0, int32_t nb1, void *cbuf) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     (void)isa, (void)cbuf;
-    const panel_rows v = rows_at(p, s, 0);
+    const panel_rows v = rows_at(p, s, rows, 0);
     const int32_t pad16 = (rows + 15) / 16 * 16;
     if (p->precision == SEMBED_PRECISION_FP32) {
         if (p->split) {
@@ -1021,9 +1081,12 @@ static void convert_task(void *v, int32_t task, int32_t n_tasks, int32_t thread)
     (void)thread;
     const prep_args *a = v;
     const int32_t parts = n_tasks / a->n_panels, panel = task / parts, part = task % parts;
-    const int32_t rows = rows_of(a, panel), pad = (rows + 15) / 16 * 16;
-    convert_rows(a->p, a->x + (int64_t)panel * MB * a->p->K, rows, pad * part / parts,
-                 pad * (part + 1) / parts, slot_at(a, panel / 2, panel % 2));
+    /* the parts split the rows to convert: an INT8X2 run's real rows (its padding goes with the
+     * last part), or the rows to the panel's last 16-row tile */
+    const int32_t rows = rows_of(a, panel);
+    const int32_t n = run_layout(a->p) ? rows : (rows + 15) / 16 * 16;
+    convert_rows(a->p, a->x + (int64_t)panel * MB * a->p->K, rows, n * part / parts,
+                 n * (part + 1) / parts, slot_at(a, panel / 2, panel % 2));
 }
 
 static void prep_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {

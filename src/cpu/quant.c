@@ -417,6 +417,22 @@ TAMX static inline void x2_store(float *yo, __mmask16 mk, const int32_t *c, cons
     _mm512_mask_storeu_ps(yo, mk, v);
 }
 
+/* Rows [0, nr) of the column pair nb, nb+1 of an INT8X2 GEMM (masked to N) from tile sums of
+ * 32 columns a row: the first digits' at c, the second digits' at c2. */
+TAMX static void x2_rows(float *y, int32_t ldy, const int32_t *c, const int32_t *c2,
+                         const float *sx, const float *sx2, int32_t nr, const sembed__wprep *p,
+                         int32_t nb) {
+    for (int32_t j = 0; j < 2; j++) {
+        const int32_t n = (nb + j) * 16, left = p->N - n;
+        if (left <= 0) break;
+        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
+        for (int32_t r = 0; r < nr; r++)
+            x2_store(y + (int64_t)r * ldy + n, mk, c + r * 32 + j * 16, c2 + r * 32 + j * 16, sx[r],
+                     sx2[r], sw, b);
+    }
+}
+
 /* C tiles 0-3 to zero. */
 TAMX static inline void zero_c_tiles(void) {
     _tile_zero(0);
@@ -490,15 +506,8 @@ TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
                 q8_tile_pair(q + (int64_t)r0 * Kp, q2 + (int64_t)r0 * Kp, true, b0, b0 + Kp * 16,
                              Kp);
                 stored_tiles(cbuf);
-                for (int32_t j = 0; j < 2; j++) {
-                    const int32_t n = (nb + j) * 16, left = p->N - n;
-                    if (left <= 0) break;
-                    const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-                    const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
-                    for (int32_t r = 0; r < 16 && r0 + r < rows; r++)
-                        x2_store(y + (int64_t)(r0 + r) * ldy + n, mk, cbuf + r * 32 + j * 16,
-                                 cbuf + r * 32 + j * 16 + 512, sx[r0 + r], sx2[r0 + r], sw, b);
-                }
+                x2_rows(y + (int64_t)r0 * ldy, ldy, cbuf, cbuf + 512, sx + r0, sx2 + r0,
+                        rows - r0 < 16 ? rows - r0 : 16, p, nb);
             }
         _tile_release();
         return;
@@ -512,15 +521,7 @@ TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
                 q8_tile_pair(a0, a0 + 16 * Kp, t + 1 < tiles, b0, b1, Kp);
                 stored_run_tiles(cbuf, t, t + 1 < tiles);
             }
-            for (int32_t j = 0; j < 2; j++) {
-                const int32_t n = (nb + j) * 16, left = p->N - n;
-                if (left <= 0) break;
-                const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-                const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
-                for (int32_t r = 0; r < rows; r++)
-                    x2_store(y + (int64_t)r * ldy + n, mk, cbuf + r * 32 + j * 16,
-                             cbuf + (rows + r) * 32 + j * 16, sx[r], sx2[r], sw, b);
-            }
+            x2_rows(y, ldy, cbuf, cbuf + rows * 32, sx, sx2, rows, p, nb);
         }
         _tile_release();
         return;

@@ -200,47 +200,18 @@ def throughput(encode, batches, n_texts, n_tokens, reps):
     return {"texts_per_s": n_texts / dt, "tokens_per_s": n_tokens / dt, "seconds": dt, "reps": reps}
 
 
-def random_bge_small(tmp):
-    """bge-small-en-v1.5's shape (12 layers, H 384, 12 heads, I 1536, CLS pooling, normalize)
-    with random weights (seed 0), all-MiniLM-L6-v2's vocabulary (bge uses bert-base-uncased's)."""
-    import shutil
-    import torch
-    from transformers import BertConfig, BertModel
-    d = os.path.join(tmp, "bge-small-en-v1.5-random")
-    if os.path.exists(os.path.join(d, "model.safetensors")):
-        return d
-    src = os.path.join(MODELS, "all-MiniLM-L6-v2")
-    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
-                     intermediate_size=1536, max_position_embeddings=512, layer_norm_eps=1e-12)
-    BertModel(cfg).eval().save_pretrained(d, safe_serialization=True)
-    for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"]:
-        shutil.copy(os.path.join(src, f), d)
-    json.dump({"max_seq_length": 512, "do_lower_case": True}, open(os.path.join(d, "sentence_bert_config.json"), "w"))
-    json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-               {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
-              open(os.path.join(d, "modules.json"), "w"))
-    json.dump({"word_embedding_dimension": 384, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False},
-              open(os.path.join(d, "1_Pooling", "config.json"), "w"))
-    return d
-
-
 ALIASES = {"bge-small": "bge-small-en-v1.5-dq"}
 
 
-def model_dir(name, tmp):
+def model_dir(name):
+    """The cached folder of a model (an alias resolved), or exit naming the command that fetches
+    it: the stand-ins are built there, sha256 pinned, so every run measures the same weights."""
     name = ALIASES.get(name, name)
     d = os.path.join(MODELS, name)
     if os.path.exists(os.path.join(d, "model.safetensors")):
         return d
-    if name == "bge-small-en-v1.5-random":
-        d = os.path.join(MODELS, "bge-small-en-v1.5-random")
-        if os.path.exists(os.path.join(d, "model.safetensors")):
-            return d
-        return random_bge_small(tmp)
-    raise SystemExit("model %s not found under %s (scripts/fetch_models.py)" % (name, MODELS))
+    raise SystemExit("model %s is not under %s: run python3 scripts/fetch_models.py %s"
+                     % (name, MODELS, name))
 
 
 def topk_overlap(p_ref, q_ref, p_x, q_x, k=10):
@@ -264,7 +235,10 @@ def main():
     ap.add_argument("--peer-batch", default="8,16,64", help="batch sizes tried for the peers (best kept)")
     ap.add_argument("--sembed-batch", type=int, default=256)
     ap.add_argument("--retrieval", type=int, default=10000, help="passages for the int8 top-10 check (0: skip)")
-    ap.add_argument("--output", default=os.path.join(ROOT, "bench/results/cpu_peers.json"))
+    # the record (bench/results/cpu_peers.json) is replaced only when named: a smoke run with small
+    # sizes would otherwise overwrite it
+    ap.add_argument("--output", default=os.path.join(tempfile.gettempdir(), "sembed_cpu_peers.json"),
+                    help="JSON results; bench/results/cpu_peers.json to replace the record")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
     import torch
@@ -277,7 +251,7 @@ def main():
                "loadavg_start": open("/proc/loadavg").read().split()[:3], "models": {}}
     tmp_root = tempfile.mkdtemp(prefix="sembed_peers_")
     for name in a.models.split(","):
-        mdir = model_dir(name, tmp_root)
+        mdir = model_dir(name)
         print("== %s (%s)" % (name, mdir), flush=True)
         st = st_model(mdir, a.threads)
         lens = [len(x) for x in st.tokenizer(mixed, truncation=True, max_length=st.max_seq_length)["input_ids"]]

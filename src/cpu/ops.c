@@ -359,14 +359,13 @@ static void embed_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) {
 #ifdef HAVE_X86
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     if (isa->avx512 || isa->avx2) {
+        void (*row)(float *, const float *, const float *, const float *, const float *,
+                    const float *, int32_t, float) = isa->avx512 ? embed_ln_row_512 : embed_ln_row_256;
         const int32_t H = a->H;
         for (int64_t t = b; t < e; t++) {
             const float *w = a->word + (int64_t)a->ids[t] * H, *p = a->pos + (int64_t)a->pos_ids[t] * H;
             const float *y = a->type ? a->type + (int64_t)(a->type_ids ? a->type_ids[t] : 0) * H : NULL;
-            if (isa->avx512)
-                embed_ln_row_512(a->out + t * H, w, y, p, a->gamma, a->beta, H, a->eps);
-            else
-                embed_ln_row_256(a->out + t * H, w, y, p, a->gamma, a->beta, H, a->eps);
+            row(a->out + t * H, w, y, p, a->gamma, a->beta, H, a->eps);
         }
         return;
     }
@@ -402,13 +401,11 @@ static void add_ln_task(void *v, int32_t task, int32_t n_tasks, int32_t thread) 
 #ifdef HAVE_X86
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     if (isa->avx512 || isa->avx2) {
+        void (*row)(float *, const float *, const float *, const float *, const float *, int32_t,
+                    float) = isa->avx512 ? add_ln_row_512 : add_ln_row_256;
         const int64_t H = a->H;
-        for (int64_t t = b; t < e; t++) {
-            if (isa->avx512)
-                add_ln_row_512(a->out + t * H, a->a + t * H, a->b + t * H, a->gamma, a->beta, a->H, a->eps);
-            else
-                add_ln_row_256(a->out + t * H, a->a + t * H, a->b + t * H, a->gamma, a->beta, a->H, a->eps);
-        }
+        for (int64_t t = b; t < e; t++)
+            row(a->out + t * H, a->a + t * H, a->b + t * H, a->gamma, a->beta, a->H, a->eps);
         return;
     }
 #endif

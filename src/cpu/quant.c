@@ -727,7 +727,9 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
                 _tile_dpbssd(3, 5, 7);
             }
             stored_tiles(ci);
-            /* y = fmaf(Σ q·wl, sx·sl, fmaf(Σ q2·wl, sx2·sl, (Σ xh·wh + Σ xl·wh) + b)) */
+            /* y = fmaf(Σ q·wl, sx·sl, fmaf(Σ q2·wl, sx2·sl, (Σ xh·wh + Σ xl·wh) + b)); x2_rows
+             * with the fp32 sums as an argument, and these loops as dp_bf16_rows and
+             * q8_tile_pair, measured 10-25% slower here (M 16-64, N 1536, K 384), so both stay */
             for (int32_t j = 0; j < 2; j++) {
                 const int32_t n = (nb + j) * 16, left = p->N - n;
                 if (left <= 0) break;
@@ -967,12 +969,6 @@ static bool panel_amx(const sembed__wprep *p) {
     return isa->avx512 && isa->amx_int8;
 }
 
-/* Where row r of a converted panel of `rows` rows lies in its slot: bf16 x (hi) and, split, its
- * lo part; int8 digits q and (INT8X2 or split) q2 with their row scales. Split: four planes of
- * (MB, Kp) — bf16 hi, bf16 lo, int8 q, int8 q2; BF16: one bf16 plane; INT8: one int8 plane;
- * INT8X2: two int8 planes, or in a panel of up to RUN_ROWS rows one run of 2·rows rows of Kp
- * (the first digits of rows 0..rows-1, then their second digits) in their room, which q8_amx
- * cuts into 16-row tiles. */
 /* Whether a panel of `rows` rows keeps its two digits as one run of rows (rows_at, q8_amx):
  * INT8X2 panels of up to RUN_ROWS rows (a query). Larger ones keep two planes: with the run,
  * all-MiniLM-L6-v2 int8 batches of 256 texts ran 11% slower (880-929 -> 779-820 texts/s). Both
@@ -982,6 +978,12 @@ static bool run_layout(const sembed__wprep *p, int32_t rows) {
     return p->digits == 2 && !p->split && rows <= RUN_ROWS;
 }
 
+/* Where row r of a converted panel of `rows` rows lies in its slot: bf16 x (hi) and, split, its
+ * lo part; int8 digits q and (INT8X2 or split) q2 with their row scales. Split: four planes of
+ * (MB, Kp) — bf16 hi, bf16 lo, int8 q, int8 q2; BF16: one bf16 plane; INT8: one int8 plane;
+ * INT8X2: two int8 planes, or in a panel of up to RUN_ROWS rows one run of 2·rows rows of Kp
+ * (the first digits of rows 0..rows-1, then their second digits) in their room, which q8_amx
+ * cuts into 16-row tiles. */
 typedef struct panel_rows {
     uint16_t *xh, *xl;
     int8_t *q, *q2; /* q2 NULL: one digit */
@@ -1005,7 +1007,6 @@ static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t rows, in
     if (!v.q2) v.sx2 = NULL;
     return v;
 }
-
 
 /* Rows [ra, rb) of one panel of x (`rows` rows from x on) as its kernel reads them, AMX tiles
  * zero-padded: one-part rows from `rows` to the end of the last 16-row tile; an INT8X2 run from

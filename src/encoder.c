@@ -823,6 +823,14 @@ static void linear(sembed_ctx *c, int32_t l, int32_t j, float *y, const float *x
  * S embeddings (E floats each) to out. skip (S) or NULL: leading tokens each text's pooling
  * leaves out. */
 
+/* The row of text s that CLS pooling takes: its first token, or with skip (include_prompt
+ * false) the first token after the prompt, as sentence-transformers 6 takes CLS at the first
+ * position the mask keeps (argmax); the first token when the prompt fills the text. */
+static int64_t cls_row(const sembed_ctx *c, const int32_t *skip, int32_t s) {
+    const int32_t L = c->seq_off[s + 1] - c->seq_off[s];
+    return c->seq_off[s] + (skip && skip[s] < L ? skip[s] : 0);
+}
+
 static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, float *out) {
     const sembed_model *m = c->m;
     const sembed__backend *be = c->be;
@@ -846,26 +854,43 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, fl
     /* token type 0 for every token (sentence-transformers encodes single texts) */
     be->embed_ln(c->x, c->ids, c->pos_ids, NULL, m->word, m->pos, m->type, m->emb_g, m->emb_b, T,
                  H, m->eps, ex);
+    /* CLS pooling alone (bge): after the last layer's attention only each text's CLS row is
+     * pooled, so that layer's attention output, FFN and LayerNorms run on those S rows. Every
+     * op is row by row (GEMM rows do not depend on M), so the vectors are the same bits */
+    bool cls_only = m->n_pool > 0;
+    for (int32_t k = 0; k < m->n_pool; k++) cls_only = cls_only && m->pool[k] == SEMBED__POOLK_CLS;
+    int32_t Tl = T;
     for (int32_t l = 0; l < m->n_layers; l++) {
         const layer_w *w = &m->layers[l];
         linear(c, l, 0, c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H, SEMBED__ACTK_IDENTITY);
         be->attention(c->att, c->big, c->seq_off, m->rel_bias, S, H, m->A, m->R, ex);
-        linear(c, l, 1, c->tmp, c->att, w->o_w, w->o_b, T, H, H, SEMBED__ACTK_IDENTITY);
-        be->add_ln(c->x, c->tmp, c->x, w->ln1_g, w->ln1_b, T, H, m->eps, ex);
-        linear(c, l, 2, c->big, c->x, w->i_w, w->i_b, T, I, H, m->act); /* (T, I) */
-        linear(c, l, 3, c->tmp, c->big, w->f_w, w->f_b, T, H, I, SEMBED__ACTK_IDENTITY);
-        be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, T, H, m->eps, ex);
-    }
-    be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex); /* (S, F) */
-    if (skip) /* sentence-transformers 6 takes CLS at the first position the mask keeps (argmax),
-                 so with include_prompt false at the first token after the prompt */
-        for (int32_t k = 0; k < m->n_pool; k++)
-            for (int32_t s = 0; s < S && m->pool[k] == SEMBED__POOLK_CLS; s++) {
-                const int32_t L = c->seq_off[s + 1] - c->seq_off[s];
-                const int32_t j = skip[s] < L ? skip[s] : 0;
-                memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H,
-                       c->x + (int64_t)(c->seq_off[s] + j) * H, sizeof(float) * (size_t)H);
+        if (cls_only && l == m->n_layers - 1) {
+            /* row s <- the text's CLS row (rows only move down: cls_row(s) >= seq_off[s] >= s) */
+            for (int32_t s = 0; s < S; s++) {
+                const int64_t r = cls_row(c, skip, s);
+                memmove(c->att + (int64_t)s * H, c->att + r * H, sizeof(float) * (size_t)H);
+                memmove(c->x + (int64_t)s * H, c->x + r * H, sizeof(float) * (size_t)H);
             }
+            Tl = S;
+        }
+        linear(c, l, 1, c->tmp, c->att, w->o_w, w->o_b, Tl, H, H, SEMBED__ACTK_IDENTITY);
+        be->add_ln(c->x, c->tmp, c->x, w->ln1_g, w->ln1_b, Tl, H, m->eps, ex);
+        linear(c, l, 2, c->big, c->x, w->i_w, w->i_b, Tl, I, H, m->act); /* (Tl, I) */
+        linear(c, l, 3, c->tmp, c->big, w->f_w, w->f_b, Tl, H, I, SEMBED__ACTK_IDENTITY);
+        be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, Tl, H, m->eps, ex);
+    }
+    if (cls_only) {
+        for (int32_t s = 0; s < S; s++)
+            for (int32_t k = 0; k < m->n_pool; k++)
+                memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H, c->x + (int64_t)s * H,
+                       sizeof(float) * (size_t)H);
+    } else {
+        be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex); /* (S, F) */
+        for (int32_t k = 0; k < m->n_pool && skip; k++) /* CLS beside other modes */
+            for (int32_t s = 0; s < S && m->pool[k] == SEMBED__POOLK_CLS; s++)
+                memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H,
+                       c->x + cls_row(c, skip, s) * H, sizeof(float) * (size_t)H);
+    }
     float *cur = c->pa, *nxt = c->pb;
     for (int32_t i = 0; i < m->n_dense; i++) {
         const dense_w *d = &m->dense[i];

@@ -204,6 +204,23 @@ def throughput(encode, batches, n_texts, n_tokens, reps):
 ALIASES = {"bge-small": "bge-small-en-v1.5-dq"}
 
 
+def timed_calls(encode, texts):
+    """Seconds of encode([t]) for each text, one call at a time."""
+    out = []
+    for t in texts:
+        t0 = time.perf_counter()
+        encode([t])
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def latency(seconds):
+    """p50 and p99 in ms of per-call times."""
+    ts = sorted(seconds)
+    return {"p50_ms": 1e3 * ts[len(ts) // 2], "p99_ms": 1e3 * ts[min(len(ts) - 1, int(len(ts) * 0.99))],
+            "n": len(ts)}
+
+
 def model_dir(name):
     """The cached folder of a model (an alias resolved), or exit naming the command that fetches
     it: the stand-ins are built there, sha256 pinned, so every run measures the same weights."""
@@ -260,9 +277,12 @@ def main():
         # BENCH.md's `query`: one query of about 16 tokens, timed again and again; the first of
         # the query file with 16 tokens under this model's tokenizer (the query-set p50 beside it
         # mixes 12- to 20-token queries)
-        q16 = next((q for q in queries if len(st.tokenizer(q)["input_ids"]) == 16), queries[0])
-        R = results["models"][name] = {"dir": mdir, "real_tokens": n_tok,
-                                       "query16_text": q16, "query16_tokens": len(st.tokenizer(q16)["input_ids"])}
+        q16 = next((q for q in queries if len(st.tokenizer(q)["input_ids"]) == 16), None)
+        if q16 is None:
+            raise SystemExit("%s: no query of 16 tokens in %s" % (name, a.queries))
+        print("  16-token query: %r" % q16, flush=True)
+        R = results["models"][name] = {"dir": mdir, "real_tokens": n_tok, "query16_text": q16,
+                                       "query16_tokens": 16}
         tmp = os.path.join(tmp_root, name)
         os.makedirs(tmp, exist_ok=True)
         # every engine first, then the timed rounds interleaved (engine after engine, round after
@@ -313,25 +333,14 @@ def main():
                 for q in queries[:10]:
                     enc([q])
                 nq = a.n_queries // a.reps
-                for i in range(nq):
-                    q = queries[(rnd * nq + i) % len(queries)]
-                    t0 = time.perf_counter()
-                    enc([q])
-                    lat[peer].append(time.perf_counter() - t0)
-                for i in range(nq):
-                    t0 = time.perf_counter()
-                    enc([q16])
-                    lat16[peer].append(time.perf_counter() - t0)
+                lat[peer] += timed_calls(enc, [queries[(rnd * nq + i) % len(queries)] for i in range(nq)])
+                lat16[peer] += timed_calls(enc, [q16] * nq)
             print("  round %d: %s" % (rnd, ", ".join("%s %.1f texts/s" % (p, len(mixed) / times[p][-1]) for p in plan)), flush=True)
         for peer, (enc, bsz, batches) in plan.items():
             dt = statistics.median(times[peer])
-            ts, t16 = sorted(lat[peer]), sorted(lat16[peer])
             R[peer] = {"mixed": {"texts_per_s": len(mixed) / dt, "tokens_per_s": n_tok / dt, "seconds": dt,
                                  "batch": bsz, "rounds": [len(mixed) / t for t in times[peer]]},
-                       "query": {"p50_ms": 1e3 * ts[len(ts) // 2],
-                                 "p99_ms": 1e3 * ts[min(len(ts) - 1, int(len(ts) * 0.99))], "n": len(ts)},
-                       "query16": {"p50_ms": 1e3 * t16[len(t16) // 2],
-                                   "p99_ms": 1e3 * t16[min(len(t16) - 1, int(len(t16) * 0.99))], "n": len(t16)}}
+                       "query": latency(lat[peer]), "query16": latency(lat16[peer])}
             print("  %-12s mixed (batch %d, median of %d): %8.1f texts/s %9.0f tokens/s; query p50 %.3f ms p99 %.3f ms;"
                   " 16-token query p50 %.3f ms p99 %.3f ms"
                   % (peer, bsz, a.reps, R[peer]["mixed"]["texts_per_s"], R[peer]["mixed"]["tokens_per_s"],

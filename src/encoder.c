@@ -60,6 +60,7 @@ struct sembed_model {
     bool pad_positions; /* position ids skip tokens equal to position_offset - 1 (padding_idx) */
     int32_t n_pool;
     sembed__pool_kind pool[SEMBED__MAX_POOL_KINDS];
+    bool cls_only; /* every pool kind is CLS: forward() cuts the last layer to the CLS rows */
     bool include_prompt;
     int32_t n_dense;
     dense_w dense[SEMBED__CFG_MAX_DENSE];
@@ -434,6 +435,9 @@ sembed_status sembed_model_load(const char *dir, const sembed_model_params *para
                         "%s: no Pooling module (modules.json); pass a pooling in the params", dir);
         goto fail;
     }
+    m->cls_only = m->n_pool > 0;
+    for (int32_t i = 0; i < m->n_pool; i++)
+        m->cls_only = m->cls_only && m->pool[i] == SEMBED__POOLK_CLS;
     m->normalize = cfg->normalize || p.normalize;
     m->pooled_dim = m->n_pool * m->H;
     m->dim = m->n_dense > 0 ? cfg->dense[m->n_dense - 1].out_features : m->pooled_dim;
@@ -857,14 +861,12 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, fl
     /* CLS pooling alone (bge): after the last layer's attention only each text's CLS row is
      * pooled, so that layer's attention output, FFN and LayerNorms run on those S rows. Every
      * op is row by row (GEMM rows do not depend on M), so the vectors are the same bits */
-    bool cls_only = m->n_pool > 0;
-    for (int32_t k = 0; k < m->n_pool; k++) cls_only = cls_only && m->pool[k] == SEMBED__POOLK_CLS;
     int32_t Tl = T;
     for (int32_t l = 0; l < m->n_layers; l++) {
         const layer_w *w = &m->layers[l];
         linear(c, l, 0, c->big, c->x, w->qkv_w, w->qkv_b, T, 3 * H, H, SEMBED__ACTK_IDENTITY);
         be->attention(c->att, c->big, c->seq_off, m->rel_bias, S, H, m->A, m->R, ex);
-        if (cls_only && l == m->n_layers - 1) {
+        if (m->cls_only && l == m->n_layers - 1) {
             /* row s <- the text's CLS row (rows only move down: cls_row(s) >= seq_off[s] >= s) */
             for (int32_t s = 0; s < S; s++) {
                 const int64_t r = cls_row(c, skip, s);
@@ -879,18 +881,13 @@ static void forward(sembed_ctx *c, int32_t S, int32_t T, const int32_t *skip, fl
         linear(c, l, 3, c->tmp, c->big, w->f_w, w->f_b, Tl, H, I, SEMBED__ACTK_IDENTITY);
         be->add_ln(c->x, c->tmp, c->x, w->ln2_g, w->ln2_b, Tl, H, m->eps, ex);
     }
-    if (cls_only) {
-        for (int32_t s = 0; s < S; s++)
-            for (int32_t k = 0; k < m->n_pool; k++)
-                memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H, c->x + (int64_t)s * H,
-                       sizeof(float) * (size_t)H);
-    } else {
-        be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex); /* (S, F) */
-        for (int32_t k = 0; k < m->n_pool && skip; k++) /* CLS beside other modes */
-            for (int32_t s = 0; s < S && m->pool[k] == SEMBED__POOLK_CLS; s++)
-                memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H,
-                       c->x + cls_row(c, skip, s) * H, sizeof(float) * (size_t)H);
-    }
+    if (!m->cls_only) be->pool(c->pa, c->x, c->seq_off, skip, m->pool, m->n_pool, S, H, ex);
+    /* CLS features: row s after the cut; else be->pool took the first token, which a prompt
+     * left out of pooling (skip) moves */
+    for (int32_t k = 0; k < m->n_pool && (m->cls_only || skip); k++)
+        for (int32_t s = 0; s < S && m->pool[k] == SEMBED__POOLK_CLS; s++)
+            memcpy(c->pa + (int64_t)s * m->pooled_dim + (int64_t)k * H,
+                   c->x + (m->cls_only ? s : cls_row(c, skip, s)) * H, sizeof(float) * (size_t)H);
     float *cur = c->pa, *nxt = c->pb;
     for (int32_t i = 0; i < m->n_dense; i++) {
         const dense_w *d = &m->dense[i];

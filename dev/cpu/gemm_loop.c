@@ -4,21 +4,10 @@
  *       $(pkg-config --libs libutf8proc jansson openblas) -lm -lpthread -o /tmp/gemm_loop
  *   /tmp/gemm_loop N K M PRECISION NW THREADS [REPS]   (PRECISION 0 fp32, 1 int8, 16 int8x2) */
 #include "backend.h"
+#include "timing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
     if (argc < 7) {
@@ -46,7 +35,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nw; i++) sembed__cpu_gemm_prep(y, x, p[i], M, SEMBED__ACTK_IDENTITY, &ex);
         ts[r] = (now_us() - t0) / nw;
     }
-    qsort(ts, (size_t)reps, sizeof(double), cmp);
+    qsort(ts, (size_t)reps, sizeof(double), cmp_double);
     const double bytes = (double)N * K * (prec == 0 ? 3 : prec == 2 ? 2 : 1);
     printf("N%d K%d M%d prec%d threads %d: %.1f us/gemm  %.1f GB/s of weights\n", N, K, M, prec,
            nt, ts[reps / 2], bytes / ts[reps / 2] / 1e3);

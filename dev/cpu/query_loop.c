@@ -4,21 +4,10 @@
  *   /tmp/query_loop MODEL_DIR PRECISION [REPS [THREADS]]   (PRECISION: 0 fp32, 1 int8, 3 fp32-strict)
  * QTEXT=... sets the text (default: 17 tokens with bert-base-uncased's vocabulary). */
 #include "sembed.h"
+#include "timing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-static int cmp(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -40,11 +29,11 @@ int main(int argc, char **argv) {
     double *ts = malloc(sizeof(double) * (size_t)(reps > 0 ? reps : 1));
     for (int i = 0; i < 20; i++) sembed_encode(c, 1, &t, NULL, out, 8192, NULL, &e);
     for (int i = 0; i < reps; i++) {
-        const double t0 = now_ms();
+        const double t0 = now_us();
         if (sembed_encode(c, 1, &t, NULL, out, 8192, NULL, &e)) return fprintf(stderr, "%s\n", e.msg), 1;
-        ts[i] = now_ms() - t0;
+        ts[i] = (now_us() - t0) * 1e-3; /* ms */
     }
-    qsort(ts, (size_t)reps, sizeof(double), cmp);
+    qsort(ts, (size_t)reps, sizeof(double), cmp_double);
     printf("p50 %.3f ms  p10 %.3f  p90 %.3f\n", ts[reps / 2], ts[reps / 10], ts[reps * 9 / 10]);
     free(ts);
     sembed_ctx_free(c);

@@ -314,15 +314,15 @@ T512 static void quantize_rows_512(int8_t *q, float *sx, int8_t *q2, float *sx2,
     }
 }
 
-/* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N; with
- * add_y, fmaf(acc, sx[r]*scale[n], y[r, n]) (q8_kernel_c's). */
+/* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N
+ * (q8_kernel_c's). */
 T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
-                                 int32_t n, bool add_y) {
+                                 int32_t n) {
     const int32_t left = p->N - n;
     if (left <= 0) return;
     const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
     const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sxr), _mm512_loadu_ps(p->scale + n));
-    const __m512 c = add_y ? _mm512_maskz_loadu_ps(mk, yr + n) : _mm512_loadu_ps(p->bias + n);
+    const __m512 c = _mm512_loadu_ps(p->bias + n);
     _mm512_mask_storeu_ps(yr + n, mk, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, c));
 }
 
@@ -341,7 +341,7 @@ T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed
         Q8V_DP(MR, NB, r, 0) Q8V_DP(MR, NB, r, 1) Q8V_DP(MR, NB, r, 2) Q8V_DP(MR, NB, r, 3)     \
     }
 #define Q8V_STORE(MR, r, j)                                                                      \
-    if (MR > r) q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(c##r##j, comp), sx[r], p, n, add_y);
+    if (MR > r) q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(c##r##j, comp), sx[r], p, n);
 #define Q8V_BLOCK(MR, NB, j)                                                                     \
     if (NB > j) {                                                                                \
         const int32_t n = (nb + j) * 16;                                                         \
@@ -351,8 +351,8 @@ T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed
     }
 #define Q8_VNNI(MR, NB)                                                                          \
     TVNNI static void q8_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,               \
-                                          const float *sx, const sembed__wprep *p, int32_t nb,   \
-                                          bool add_y) {                                          \
+                                          const float *sx, const sembed__wprep *p,               \
+                                          int32_t nb) {                                          \
         const int64_t Kp = p->Kp;                                                                \
         const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
         const __m512i z = _mm512_setzero_si512();                                                \
@@ -387,7 +387,7 @@ Q8_VNNI(5, 2)
 Q8_VNNI(6, 2)
 
 typedef void (*q8_vnni_fn)(float *, int32_t, const int8_t *, const float *, const sembed__wprep *,
-                           int32_t, bool);
+                           int32_t);
 static const q8_vnni_fn q8_vnni4[7] = {NULL,         q8_vnni_1x4, q8_vnni_2x4, q8_vnni_3x4,
                                        q8_vnni_4x4, q8_vnni_5x4, q8_vnni_6x4};
 static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q8_vnni_3x2,
@@ -395,15 +395,105 @@ static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q
 
 /* Rows [0, rows) of a panel, blocks [nb0, nb1) (an even count: Np is a multiple of 32). */
 static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
-                    const sembed__wprep *p, int32_t nb0, int32_t nb1, bool add_y) {
+                    const sembed__wprep *p, int32_t nb0, int32_t nb1) {
     for (int32_t nb = nb0; nb < nb1;) {
         const bool four = nb + 4 <= nb1;
         for (int32_t r = 0; r < rows; r += 6) {
             const int32_t mr = rows - r < 6 ? rows - r : 6;
             (four ? q8_vnni4 : q8_vnni2)[mr](y + (int64_t)r * ldy, ldy, q + (int64_t)r * p->Kp,
-                                             sx + r, p, nb, add_y);
+                                             sx + r, p, nb);
         }
         nb += four ? 4 : 2;
+    }
+}
+
+/* An INT8X2 GEMM's two digits in one pass over the weights: MR rows x 2 digits x NB blocks of
+ * 16 columns (a<r><j> the first digits' sums, b<r><j> the second's), and y = fmaf(a, sx·sw,
+ * fmaf(b, sx2·sw, bias)): q8_vnni's two passes (second digit, then the first over it) in one
+ * epilogue, so the same bits. Each weight load feeds 2·MR products: a 16-row query is four
+ * full 4-row chunks instead of the 6 + 6 + 4 of each of two passes. */
+#define Q8X2_DP(MR, NB, r, j)                                                                    \
+    if (MR > r && NB > j) {                                                                      \
+        __asm__("vpdpbusd %2, %1, %0" : "+v"(a##r##j) : "v"(xa), "v"(w##j));                    \
+        __asm__("vpdpbusd %2, %1, %0" : "+v"(b##r##j) : "v"(xb), "v"(w##j));                    \
+    }
+#define Q8X2_ROW(MR, NB, r)                                                                      \
+    if (MR > r) {                                                                                \
+        int32_t x4, y4;                                                                          \
+        memcpy(&x4, q + r * Kp + k4 * 4, 4);                                                     \
+        memcpy(&y4, q2 + r * Kp + k4 * 4, 4);                                                    \
+        const __m512i xa = _mm512_xor_si512(_mm512_set1_epi32(x4), flip),                        \
+                      xb = _mm512_xor_si512(_mm512_set1_epi32(y4), flip);                        \
+        Q8X2_DP(MR, NB, r, 0) Q8X2_DP(MR, NB, r, 1) Q8X2_DP(MR, NB, r, 2)                       \
+    }
+#define Q8X2_STORE(MR, r, j)                                                                     \
+    if (MR > r) {                                                                                \
+        const __m512 sw2 = _mm512_mul_ps(_mm512_set1_ps(sx2[r]), sw),                            \
+                     sw1 = _mm512_mul_ps(_mm512_set1_ps(sx[r]), sw);                             \
+        const __m512 v2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(b##r##j, comp)),   \
+                                          sw2, bias);                                            \
+        _mm512_mask_storeu_ps(                                                                   \
+            y + (int64_t)r * ldy + n, mk,                                                        \
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a##r##j, comp)), sw1, v2));     \
+    }
+#define Q8X2_BLOCK(MR, NB, j)                                                                    \
+    if (NB > j && p->N > (nb + j) * 16) {                                                        \
+        const int32_t n = (nb + j) * 16, left = p->N - n;                                        \
+        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);               \
+        const __m512i comp = _mm512_loadu_si512(p->comp + n);                                    \
+        const __m512 sw = _mm512_loadu_ps(p->scale + n), bias = _mm512_loadu_ps(p->bias + n);    \
+        Q8X2_STORE(MR, 0, j) Q8X2_STORE(MR, 1, j) Q8X2_STORE(MR, 2, j) Q8X2_STORE(MR, 3, j)     \
+    }
+#define Q8X2_VNNI(MR, NB)                                                                        \
+    TVNNI static void q8x2_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,             \
+                                            const float *sx, const int8_t *q2,                   \
+                                            const float *sx2, const sembed__wprep *p,            \
+                                            int32_t nb) {                                        \
+        const int64_t Kp = p->Kp;                                                                \
+        const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
+        const __m512i z = _mm512_setzero_si512();                                                \
+        __m512i a00 = z, a01 = z, a02 = z, a10 = z, a11 = z, a12 = z, a20 = z, a21 = z, a22 = z, \
+                a30 = z, a31 = z, a32 = z, b00 = z, b01 = z, b02 = z, b10 = z, b11 = z, b12 = z, \
+                b20 = z, b21 = z, b22 = z, b30 = z, b31 = z, b32 = z;                            \
+        const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);                            \
+        for (int64_t k4 = 0; k4 < Kp / 4; k4++) {                                                \
+            const __m512i w0 = _mm512_loadu_si512(W + k4 * 64);                                  \
+            __m512i w1 = z, w2 = z;                                                              \
+            if (NB > 1) w1 = _mm512_loadu_si512(W + 1 * Kp * 16 + k4 * 64);                      \
+            if (NB > 2) w2 = _mm512_loadu_si512(W + 2 * Kp * 16 + k4 * 64);                      \
+            Q8X2_ROW(MR, NB, 0) Q8X2_ROW(MR, NB, 1) Q8X2_ROW(MR, NB, 2) Q8X2_ROW(MR, NB, 3)     \
+        }                                                                                        \
+        Q8X2_BLOCK(MR, NB, 0) Q8X2_BLOCK(MR, NB, 1) Q8X2_BLOCK(MR, NB, 2)                       \
+    }
+Q8X2_VNNI(1, 3)
+Q8X2_VNNI(2, 3)
+Q8X2_VNNI(3, 3)
+Q8X2_VNNI(4, 3)
+Q8X2_VNNI(1, 1)
+Q8X2_VNNI(2, 1)
+Q8X2_VNNI(3, 1)
+Q8X2_VNNI(4, 1)
+
+typedef void (*q8x2_vnni_fn)(float *, int32_t, const int8_t *, const float *, const int8_t *,
+                             const float *, const sembed__wprep *, int32_t);
+static const q8x2_vnni_fn q8x2_vnni3[5] = {NULL, q8x2_vnni_1x3, q8x2_vnni_2x3, q8x2_vnni_3x3,
+                                           q8x2_vnni_4x3};
+static const q8x2_vnni_fn q8x2_vnni1[5] = {NULL, q8x2_vnni_1x1, q8x2_vnni_2x1, q8x2_vnni_3x1,
+                                           q8x2_vnni_4x1};
+
+/* Rows [0, rows) of an INT8X2 panel (digits q, q2), blocks [nb0, nb1). */
+static void q8x2_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, const int8_t *q2,
+                      const float *sx2, int32_t rows, const sembed__wprep *p, int32_t nb0,
+                      int32_t nb1) {
+    for (int32_t nb = nb0; nb < nb1;) {
+        const bool three = nb + 3 <= nb1;
+        for (int32_t r = 0; r < rows; r += 4) {
+            const int32_t mr = rows - r < 4 ? rows - r : 4;
+            const int64_t o = (int64_t)r * p->Kp;
+            (three ? q8x2_vnni3 : q8x2_vnni1)[mr](y + (int64_t)r * ldy, ldy, q + o, sx + r,
+                                                  q2 + o, sx2 + r, p, nb);
+        }
+        nb += three ? 3 : 1;
     }
 }
 
@@ -554,7 +644,7 @@ TAMX static void q8_amx(float *y, int32_t ldy, const int8_t *q, const float *sx,
             for (int32_t r = 0; r < (two ? 32 : 16) && r0 + r < rows; r++)
                 for (int j = 0; j < 2; j++)
                     q8_store(y + (int64_t)(r0 + r) * ldy, _mm512_loadu_si512(cbuf + r * 32 + j * 16),
-                             sx[r0 + r], p, (nb + j) * 16, false);
+                             sx[r0 + r], p, (nb + j) * 16);
         }
     }
     _tile_release();
@@ -1120,8 +1210,10 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
         return;
     }
     if (isa->avx512_vnni) { /* INT8X2: the second digit, then the first over it */
-        if (v.q2) q8_vnni(y, p->N, v.q2, v.sx2, rows, p, nb0, nb1, false);
-        q8_vnni(y, p->N, v.q, v.sx, rows, p, nb0, nb1, v.q2 != NULL);
+        if (v.q2)
+            q8x2_vnni(y, p->N, v.q, v.sx, v.q2, v.sx2, rows, p, nb0, nb1);
+        else
+            q8_vnni(y, p->N, v.q, v.sx, rows, p, nb0, nb1);
         return;
     }
 #endif

@@ -448,7 +448,7 @@ static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, int
     TVNNI static void q8x2_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,             \
                                             const float *sx, const int8_t *q2,                   \
                                             const float *sx2, const sembed__wprep *p,            \
-                                            int32_t nb) {                                        \
+                                            int32_t nb, const char *pf) {                        \
         const int64_t Kp = p->Kp;                                                                \
         const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
         const __m512i z = _mm512_setzero_si512();                                                \
@@ -461,6 +461,7 @@ static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, int
             __m512i w1 = z, w2 = z;                                                              \
             if (NB > 1) w1 = _mm512_loadu_si512(W + 1 * Kp * 16 + k4 * 64);                      \
             if (NB > 2) w2 = _mm512_loadu_si512(W + 2 * Kp * 16 + k4 * 64);                      \
+            if (pf) _mm_prefetch(pf + k4 * 64, _MM_HINT_T1);                                     \
             Q8X2_ROW(MR, NB, 0) Q8X2_ROW(MR, NB, 1) Q8X2_ROW(MR, NB, 2) Q8X2_ROW(MR, NB, 3)     \
         }                                                                                        \
         Q8X2_BLOCK(MR, NB, 0) Q8X2_BLOCK(MR, NB, 1) Q8X2_BLOCK(MR, NB, 2)                       \
@@ -475,23 +476,29 @@ Q8X2_VNNI(3, 1)
 Q8X2_VNNI(4, 1)
 
 typedef void (*q8x2_vnni_fn)(float *, int32_t, const int8_t *, const float *, const int8_t *,
-                             const float *, const sembed__wprep *, int32_t);
+                             const float *, const sembed__wprep *, int32_t, const char *);
 static const q8x2_vnni_fn q8x2_vnni3[5] = {NULL, q8x2_vnni_1x3, q8x2_vnni_2x3, q8x2_vnni_3x3,
                                            q8x2_vnni_4x3};
 static const q8x2_vnni_fn q8x2_vnni1[5] = {NULL, q8x2_vnni_1x1, q8x2_vnni_2x1, q8x2_vnni_3x1,
                                            q8x2_vnni_4x1};
 
-/* Rows [0, rows) of an INT8X2 panel (digits q, q2), blocks [nb0, nb1). */
+/* Rows [0, rows) of an INT8X2 panel (digits q, q2), blocks [nb0, nb1). Row chunks 2-4 prefetch
+ * the next column group into L2, a block each, as f32_avx512 does: a 16-token bge-small int8
+ * query 2.34 -> 2.08 ms on the Zen 4 VM (median of 8 alternating rounds), MiniLM 1.11 -> 1.03. */
 static void q8x2_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, const int8_t *q2,
                       const float *sx2, int32_t rows, const sembed__wprep *p, int32_t nb0,
                       int32_t nb1) {
     for (int32_t nb = nb0; nb < nb1;) {
         const bool three = nb + 3 <= nb1;
+        const int32_t next = nb + (three ? 3 : 1), next_blocks = nb1 - next < 3 ? nb1 - next : 3;
         for (int32_t r = 0; r < rows; r += 4) {
-            const int32_t mr = rows - r < 4 ? rows - r : 4;
+            const int32_t mr = rows - r < 4 ? rows - r : 4, chunk = r / 4;
             const int64_t o = (int64_t)r * p->Kp;
+            const char *pf = NULL;
+            if (chunk >= 1 && chunk - 1 < next_blocks) /* as in f32_avx512: one block a chunk */
+                pf = (const char *)p->packed + (int64_t)(next + chunk - 1) * p->Kp * 16;
             (three ? q8x2_vnni3 : q8x2_vnni1)[mr](y + (int64_t)r * ldy, ldy, q + o, sx + r,
-                                                  q2 + o, sx2 + r, p, nb);
+                                                  q2 + o, sx2 + r, p, nb, pf);
         }
         nb += three ? 3 : 1;
     }

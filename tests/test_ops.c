@@ -474,12 +474,14 @@ int main(void) {
     for (int i = 0; i < 10; i++) test_gemm_rows(pool, RK[i][0], RK[i][1]);
 
     /* int8 and bf16 at every instruction-set level this CPU has (4 AMX .. 0 plain C) */
-    const int64_t QM[] = {1, 5, 16, 17, 33, 64, 100, 300};
+    /* rows: every remainder of the VNNI kernels' 4- and 6-row chunks, one 64-row panel and more */
+    const int64_t QM[] = {1, 2, 3, 5, 7, 16, 17, 33, 64, 100, 300};
+    const int32_t n_qm = (int32_t)(sizeof QM / sizeof QM[0]);
     const int32_t QNK[][2] = {{1, 1}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}, {50, 130}};
     for (int32_t level = 4; level >= 0; level--) {
         sembed__cpu_isa_cap(level);
         for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_FP32_STRICT + 1; prec++)
-            for (int i = 0; i < 8; i++)
+            for (int i = 0; i < n_qm; i++)
                 for (int j = 0; j < 6; j++)
                     if (QM[i] * QNK[j][0] * QNK[j][1] < 60000000)
                         test_gemm_prep(pool, prec > SEMBED_PRECISION_FP32_STRICT

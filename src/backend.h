@@ -144,6 +144,12 @@ extern const sembed__backend sembed__backend_cpu;
  * sums (so every kernel and the reference agree bit for bit). A preparation's precision is then
  * SEMBED_PRECISION_INT8 with sembed__wprep_digits 2. Internal: not a sembed_precision. */
 #define SEMBED__PRECISION_INT8X2 16
+/* INT8 weights with each activation row taken as one uint8 digit with a zero point: lo =
+ * min(0, min x), hi = max(0, max x), s = (hi - lo)/255, z = rne(-lo·255/(hi - lo)), u =
+ * clamp(rne(x·255/(hi - lo)) + z, 0, 255), y = fmaf(Σ (u - z)·qw, s·sw, b): vpdpbusd's unsigned
+ * operand as it is, the zero point folded into the weights' sums. Precision INT8 with
+ * sembed__wprep_asym. Internal: not a sembed_precision. */
+#define SEMBED__PRECISION_INT8U 17
 
 /* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _FP32_STRICT,
  * _INT8, SEMBED__PRECISION_INT8X2 or _BF16; the pointers must outlive the result). BF16 needs AVX512_BF16:
@@ -152,15 +158,19 @@ extern const sembed__backend sembed__backend_cpu;
 sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,
                                 int32_t precision, sembed__wprep **out, sembed_error *err);
 void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
-/* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of a layer
- * gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 and
+/* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of layer
+ * `layer` gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 and
  * FP32_STRICT are prepared (split for AMX, or packed for the AVX-512 or AVX2 kernel) where the
- * CPU has AVX2 or better; INT8 takes INT8X2 for qkv, FFN in and FFN out (whose inputs carry
- * outliers: LayerNorm outputs, GELU's tail) and INT8 for the attention output, on every CPU. */
-int32_t sembed__wprep_choose(int32_t precision, int32_t which);
+ * CPU has AVX2 or better; INT8 takes INT8X2 for qkv and FFN in (whose inputs, LayerNorm
+ * outputs, carry outlier channels), and on CPUs with AMX INT8X2 for FFN out (GELU's tail) and
+ * INT8 for the attention output, elsewhere INT8U for both but the first layer's FFN out
+ * (INT8X2). */
+int32_t sembed__wprep_choose(int32_t precision, int32_t which, int32_t layer);
 int32_t sembed__wprep_precision(const sembed__wprep *p);
 /* INT8: int8 digits per activation, 1 or 2 (SEMBED__PRECISION_INT8X2); 1 otherwise. */
 int32_t sembed__wprep_digits(const sembed__wprep *p);
+/* INT8: one uint8 digit with a zero point per activation row (SEMBED__PRECISION_INT8U). */
+bool sembed__wprep_asym(const sembed__wprep *p);
 /* FP32 prepared where the CPU has AMX (bf16 and int8) is `split`: w = wh + wl with wh = bf16(w)
  * and wl = w - wh kept as int8 per output channel; y = Σ_k xh·wh + xl·wh (xh = bf16(x), xl =
  * bf16(x - xh)) + the exact int8 sums of x's two INT8X2 digits times wl (src/cpu/quant.c,

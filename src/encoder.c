@@ -696,7 +696,7 @@ static sembed_status build_prep_set(const sembed_model *m, int32_t precision, se
         const float *bs[4] = {w->qkv_b, w->o_b, w->i_b, w->f_b};
         const int32_t ns[4] = {3 * m->H, m->H, m->I, m->H}, ks[4] = {m->H, m->H, m->H, m->I};
         for (int32_t j = 0; j < 4; j++) {
-            const int32_t prec = sembed__wprep_choose(precision, j);
+            const int32_t prec = sembed__wprep_choose(precision, j, l);
             if (prec < 0) continue; /* NULL: the backend's fp32 gemm_bias */
             sembed_status s = sembed__wprep_new(ws[j], bs[j], ns[j], ks[j], prec, &set[l * 4 + j],
                                                 err);

@@ -261,8 +261,9 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     CHECKF(guards_ok(&r) && guards_ok(&c), "gemm_prep %d %lldx%dx%d guards", prec, (long long)M, N, K);
     CHECKF(all_finite(c.p, M * N), "gemm_prep NaN");
     const char *name = prec == SEMBED__PRECISION_INT8X2 ? "int8x2"
+                       : prec == SEMBED__PRECISION_INT8U ? "int8u"
                        : sembed_precision_name((sembed_precision)prec);
-    const bool exact = sembed__wprep_precision(p) == SEMBED_PRECISION_INT8; /* int8 and int8x2 */
+    const bool exact = sembed__wprep_precision(p) == SEMBED_PRECISION_INT8; /* int8, x2 and u */
     double d = max_abs_diff(r.p, c.p, M * N);
     /* bf16 products are exact in fp32; the sums differ by fp32 rounding only */
     double tol = exact ? 0 : 1.2e-7 * sqrt((double)K) * (K / 4.0 + 1) + 1e-6;
@@ -480,12 +481,14 @@ int main(void) {
     const int32_t QNK[][2] = {{1, 1}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}, {50, 130}};
     for (int32_t level = 4; level >= 0; level--) {
         sembed__cpu_isa_cap(level);
-        for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_FP32_STRICT + 1; prec++)
+        for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_FP32_STRICT + 2; prec++)
             for (int i = 0; i < n_qm; i++)
                 for (int j = 0; j < 6; j++)
                     if (QM[i] * QNK[j][0] * QNK[j][1] < 60000000)
-                        test_gemm_prep(pool, prec > SEMBED_PRECISION_FP32_STRICT
-                                                 ? SEMBED__PRECISION_INT8X2 : prec,
+                        test_gemm_prep(pool, prec == SEMBED_PRECISION_FP32_STRICT + 1
+                                                 ? SEMBED__PRECISION_INT8X2
+                                             : prec == SEMBED_PRECISION_FP32_STRICT + 2
+                                                 ? SEMBED__PRECISION_INT8U : prec,
                                        QM[i], QNK[j][0], QNK[j][1], (i + j) % 2 == 0, level);
     }
     test_split_fallback(pool, 17, 37, 53);

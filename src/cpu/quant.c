@@ -34,6 +34,7 @@
 struct sembed__wprep {
     int32_t N, K, Np, Kp, precision;
     int32_t digits;     /* INT8: int8 digits per activation (1, or 2: SEMBED__PRECISION_INT8X2) */
+    bool asym;          /* INT8: one uint8 digit with a zero point (SEMBED__PRECISION_INT8U) */
     bool split;         /* FP32 as a bf16 hi part and an int8 lo part, for AMX (split_amx) */
     const float *w, *b; /* the fp32 source (for the reference) */
     void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2);
@@ -78,6 +79,7 @@ static inline int64_t split_lo(int64_t Kp, int32_t n, int32_t k) {
 
 int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
 int32_t sembed__wprep_digits(const sembed__wprep *p) { return p->digits; }
+bool sembed__wprep_asym(const sembed__wprep *p) { return p->asym; }
 bool sembed__wprep_split(const sembed__wprep *p) { return p->split; }
 
 float sembed__bf16_lo(float x) { return sembed__bf16_round(x - sembed__bf16_round(x)); }
@@ -90,7 +92,7 @@ float sembed__bf16_lo(float x) { return sembed__bf16_round(x - sembed__bf16_roun
  * with activations in two int8 digits (INT8X2) for those three and plain int8 for attention
  * out: min cosine 0.99646, against 0.99566 for bf16 qkv / FFN out — at one byte per weight
  * instead of two, and the same exact integer sums on every CPU. */
-int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
+int32_t sembed__wprep_choose(int32_t precision, int32_t which, int32_t layer) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     /* fp32: packed weights and our AVX-512 or AVX2 kernel (OpenBLAS repacks the weights on
      * every call, which dominates a query's small GEMMs; with AVX2 only, against OpenBLAS's
@@ -99,7 +101,20 @@ int32_t sembed__wprep_choose(int32_t precision, int32_t which) {
     if (precision == SEMBED_PRECISION_FP32 || precision == SEMBED_PRECISION_FP32_STRICT)
         return isa->avx2 ? precision : -1;
     if (precision != SEMBED_PRECISION_INT8) return precision;
-    return which == 1 ? SEMBED_PRECISION_INT8 : SEMBED__PRECISION_INT8X2;
+    if (isa->amx_int8) return which == 1 ? SEMBED_PRECISION_INT8 : SEMBED__PRECISION_INT8X2;
+    /* Without AMX (VNNI or plain C), where the products are the time: the attention output and
+     * FFN out take one uint8 digit with a zero point (INT8U; the GELU output into FFN out is
+     * nearly all >= -0.17, so the digit spends its range on the positive side), except the
+     * first layer's FFN out; qkv and FFN in INT8X2. Over the 617 golden texts, min cosine to
+     * sentence-transformers fp32 (test_precision; the bound is 0.995), all-MiniLM-L6-v2 /
+     * bge-small: the AMX formats 0.99592 / -; INT8U for both everywhere 0.99493 / 0.99901
+     * (the worst text "[SEP]́ [SEP]́"); with the first layer's FFN out INT8X2 0.99549 / 0.99688;
+     * the last layer's instead 0.99498. Products per weight 1.92 -> ~1.6; on the Zen 4 VM the
+     * MiniLM int8 query 1.04 -> 0.89 ms and batches +13-30% (without the first-layer
+     * exception). The AMX kernels take no uint8 digits yet, so AMX CPUs keep the formats
+     * above. dev/cpu/NOTES.md and dev/cpu/int8_sim.py have the rest. */
+    if (which == 3 && layer == 0) return SEMBED__PRECISION_INT8X2;
+    return which == 0 || which == 2 ? SEMBED__PRECISION_INT8X2 : SEMBED__PRECISION_INT8U;
 }
 
 void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
@@ -121,15 +136,16 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     *out = NULL;
     if (precision != SEMBED_PRECISION_FP32 && precision != SEMBED_PRECISION_INT8 &&
         precision != SEMBED_PRECISION_BF16 && precision != SEMBED_PRECISION_FP32_STRICT &&
-        precision != SEMBED__PRECISION_INT8X2)
+        precision != SEMBED__PRECISION_INT8X2 && precision != SEMBED__PRECISION_INT8U)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
-                           "precision %d is not fp32 (0), int8 (1), bf16 (2), fp32-strict (3) or "
-                           "int8x2 (%d)",
-                           precision, SEMBED__PRECISION_INT8X2);
+                           "precision %d is not fp32 (0), int8 (1), bf16 (2), fp32-strict (3), "
+                           "int8x2 (%d) or int8u (%d)",
+                           precision, SEMBED__PRECISION_INT8X2, SEMBED__PRECISION_INT8U);
     const bool strict = precision == SEMBED_PRECISION_FP32_STRICT;
     if (strict) precision = SEMBED_PRECISION_FP32;
     const int32_t digits = precision == SEMBED__PRECISION_INT8X2 ? 2 : 1;
-    if (digits == 2) precision = SEMBED_PRECISION_INT8;
+    const bool asym = precision == SEMBED__PRECISION_INT8U;
+    if (digits == 2 || asym) precision = SEMBED_PRECISION_INT8;
     if (precision == SEMBED_PRECISION_BF16 && !sembed__cpu_isa_get()->avx512_bf16)
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                            "precision bf16 needs a CPU with AVX512_BF16 (this one has none, or "
@@ -139,6 +155,7 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     sembed__wprep *p = sembed__calloc(1, sizeof *p);
     if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
     p->N = N, p->K = K, p->precision = precision, p->digits = digits, p->w = w, p->b = b;
+    p->asym = asym;
     p->split = precision == SEMBED_PRECISION_FP32 && !strict && sembed__cpu_isa_get()->amx_bf16 &&
                sembed__cpu_isa_get()->amx_int8;
     p->Np = (N + 31) / 32 * 32;
@@ -243,8 +260,9 @@ static void quantize_rows_c(int8_t *q, float *sx, int8_t *q2, float *sx2, const 
 /* The int8 GEMM of rows [0, rows) of one panel and column blocks [nb0, nb1), plain C:
  * acc = Σ_k q_x q_w exactly, y = fmaf(acc, sx*sw, b), or fmaf(acc, sx*sw, y) with add_y (the
  * first digit of an INT8X2 GEMM over the second's result). */
-static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
-                        const sembed__wprep *p, int32_t nb0, int32_t nb1, bool add_y) {
+static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx, const float *zf,
+                        int32_t rows, const sembed__wprep *p, int32_t nb0, int32_t nb1,
+                        bool add_y) {
     const int8_t *W = p->packed;
     const int64_t Kp = p->Kp;
     for (int32_t r = 0; r < rows; r++)
@@ -252,10 +270,42 @@ static void q8_kernel_c(float *y, int32_t ldy, const int8_t *q, const float *sx,
             const int8_t *wb = W + (int64_t)(n / 16) * Kp * 16 + (n % 16) * 4;
             const int8_t *qr = q + (int64_t)r * Kp;
             int32_t acc = 0;
-            for (int64_t k = 0; k < Kp; k++) acc += (int32_t)qr[k] * wb[(k / 4) * 64 + k % 4];
+            if (zf) { /* INT8U: uint8 digits less their zero point */
+                const int32_t z = (int32_t)zf[r];
+                for (int64_t k = 0; k < Kp; k++)
+                    acc += ((int32_t)(uint8_t)qr[k] - z) * wb[(k / 4) * 64 + k % 4];
+            } else {
+                for (int64_t k = 0; k < Kp; k++) acc += (int32_t)qr[k] * wb[(k / 4) * 64 + k % 4];
+            }
             float *yo = y + (int64_t)r * ldy + n;
             *yo = fmaf((float)acc, sx[r] * p->scale[n], add_y ? *yo : p->bias[n]);
         }
+}
+
+/* Rows [0, rows) of x as one uint8 digit each with a zero point (SEMBED__PRECISION_INT8U, the
+ * reference's quantize_row_u8): lo = min(0, min v), hi = max(0, max v), inv = 255/(hi - lo),
+ * s = (hi - lo)/255, z = rne(-lo·inv), u = clamp(rne(v·inv) + z, 0, 255), so v ≈ (u - z)·s; a
+ * zero row gives u = z = s = 0. u lands in q (as bytes), s in sx and z in zf (as a float,
+ * exact); rows rows..rows_pad-1 and columns K..Kp-1 are zero. */
+static void quantize_rows_u8_c(int8_t *q, float *sx, float *zf, const float *x, int32_t rows,
+                               int32_t rows_pad, int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        uint8_t *ur = (uint8_t *)q + (int64_t)r * Kp;
+        memset(ur, 0, (size_t)Kp);
+        sx[r] = 0, zf[r] = 0;
+        if (r >= rows) continue;
+        const float *v = x + (int64_t)r * K;
+        float lo = 0, hi = 0;
+        for (int32_t k = 0; k < K; k++) lo = v[k] < lo ? v[k] : lo, hi = v[k] > hi ? v[k] : hi;
+        if (hi == lo) continue;
+        const float inv = 255.0f / (hi - lo);
+        const int32_t z = (int32_t)nearbyintf(-lo * inv);
+        for (int32_t k = 0; k < K; k++) {
+            const int32_t u = (int32_t)nearbyintf(v[k] * inv) + z;
+            ur[k] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
+        }
+        sx[r] = (hi - lo) / 255.0f, zf[r] = (float)z;
+    }
 }
 
 #ifdef HAVE_X86
@@ -314,6 +364,46 @@ T512 static void quantize_rows_512(int8_t *q, float *sx, int8_t *q2, float *sx2,
     }
 }
 
+/* quantize_rows_u8_c with 16 lanes (min and max are exact, cvtps rounds to nearest even as
+ * nearbyintf does): the same bytes. Columns K..Kp-1 hold z (their weights are zero). */
+T512 static void quantize_rows_u8_512(int8_t *q, float *sx, float *zf, const float *x,
+                                      int32_t rows, int32_t rows_pad, int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        uint8_t *ur = (uint8_t *)q + (int64_t)r * Kp;
+        sx[r] = 0, zf[r] = 0;
+        if (r >= rows) {
+            memset(ur, 0, (size_t)Kp);
+            continue;
+        }
+        const float *v = x + (int64_t)r * K;
+        __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
+        for (int32_t k = 0; k < K; k += 16) { /* masked-off lanes read 0: lo <= 0 <= hi anyway */
+            const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
+            mn = _mm512_min_ps(mn, f), mx = _mm512_max_ps(mx, f);
+        }
+        const float lo = _mm512_reduce_min_ps(mn), hi = _mm512_reduce_max_ps(mx);
+        if (hi == lo) {
+            memset(ur, 0, (size_t)Kp);
+            continue;
+        }
+        const float inv = 255.0f / (hi - lo);
+        const int32_t z = (int32_t)nearbyintf(-lo * inv);
+        const __m512 vinv = _mm512_set1_ps(inv);
+        const __m512i vz = _mm512_set1_epi32(z), zero = _mm512_setzero_si512(),
+                      top = _mm512_set1_epi32(255);
+        for (int32_t k = 0; k < Kp; k += 16) {
+            const int32_t left = K - k;
+            const __mmask16 mk = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            __m512i u = _mm512_add_epi32(
+                _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, v + k), vinv)), vz);
+            u = _mm512_min_epi32(_mm512_max_epi32(u, zero), top);
+            _mm_storeu_si128((__m128i *)(ur + k), _mm512_cvtusepi32_epi8(u));
+        }
+        sx[r] = (hi - lo) / 255.0f, zf[r] = (float)z;
+    }
+}
+
 /* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N
  * (q8_kernel_c's). */
 T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
@@ -341,25 +431,29 @@ T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed
         Q8V_DP(MR, NB, r, 0) Q8V_DP(MR, NB, r, 1) Q8V_DP(MR, NB, r, 2) Q8V_DP(MR, NB, r, 3)     \
     }
 #define Q8V_STORE(MR, r, j)                                                                      \
-    if (MR > r) q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(c##r##j, comp), sx[r], p, n);
+    if (MR > r) {                                                                                \
+        const __m512i off =                                                                      \
+            zf ? _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)zf[r]), wsum) : comp;             \
+        q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(c##r##j, off), sx[r], p, n);             \
+    }
 #define Q8V_BLOCK(MR, NB, j)                                                                     \
     if (NB > j) {                                                                                \
         const int32_t n = (nb + j) * 16;                                                         \
-        const __m512i comp = _mm512_loadu_si512(p->comp + n);                                    \
+        const __m512i comp = _mm512_loadu_si512(p->comp + n), wsum = _mm512_srai_epi32(comp, 7); \
         Q8V_STORE(MR, 0, j) Q8V_STORE(MR, 1, j) Q8V_STORE(MR, 2, j)                             \
         Q8V_STORE(MR, 3, j) Q8V_STORE(MR, 4, j) Q8V_STORE(MR, 5, j)                             \
     }
 #define Q8_VNNI(MR, NB)                                                                          \
     TVNNI static void q8_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,               \
-                                          const float *sx, const sembed__wprep *p,               \
-                                          int32_t nb) {                                          \
+                                          const float *sx, const float *zf,                      \
+                                          const sembed__wprep *p, int32_t nb) {                  \
         const int64_t Kp = p->Kp;                                                                \
         const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
         const __m512i z = _mm512_setzero_si512();                                                \
         __m512i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z,          \
                 c20 = z, c21 = z, c22 = z, c23 = z, c30 = z, c31 = z, c32 = z, c33 = z,          \
                 c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z, c52 = z, c53 = z;          \
-        const __m512i flip = _mm512_set1_epi32((int32_t)0x80808080u);                            \
+        const __m512i flip = _mm512_set1_epi32(zf ? 0 : (int32_t)0x80808080u);                   \
         for (int64_t k4 = 0; k4 < Kp / 4; k4++) {                                                \
             const __m512i w0 = _mm512_loadu_si512(W + k4 * 64),                                  \
                           w1 = _mm512_loadu_si512(W + 1 * Kp * 16 + k4 * 64);                    \
@@ -386,22 +480,22 @@ Q8_VNNI(4, 2)
 Q8_VNNI(5, 2)
 Q8_VNNI(6, 2)
 
-typedef void (*q8_vnni_fn)(float *, int32_t, const int8_t *, const float *, const sembed__wprep *,
-                           int32_t);
+typedef void (*q8_vnni_fn)(float *, int32_t, const int8_t *, const float *, const float *,
+                           const sembed__wprep *, int32_t);
 static const q8_vnni_fn q8_vnni4[7] = {NULL,         q8_vnni_1x4, q8_vnni_2x4, q8_vnni_3x4,
                                        q8_vnni_4x4, q8_vnni_5x4, q8_vnni_6x4};
 static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q8_vnni_3x2,
                                        q8_vnni_4x2, q8_vnni_5x2, q8_vnni_6x2};
 
 /* Rows [0, rows) of a panel, blocks [nb0, nb1) (an even count: Np is a multiple of 32). */
-static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, int32_t rows,
-                    const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, const float *zf,
+                    int32_t rows, const sembed__wprep *p, int32_t nb0, int32_t nb1) {
     for (int32_t nb = nb0; nb < nb1;) {
         const bool four = nb + 4 <= nb1;
         for (int32_t r = 0; r < rows; r += 6) {
             const int32_t mr = rows - r < 6 ? rows - r : 6;
             (four ? q8_vnni4 : q8_vnni2)[mr](y + (int64_t)r * ldy, ldy, q + (int64_t)r * p->Kp,
-                                             sx + r, p, nb);
+                                             sx + r, zf ? zf + r : NULL, p, nb);
         }
         nb += four ? 4 : 2;
     }
@@ -1099,7 +1193,7 @@ static bool panel_amx(const sembed__wprep *p) {
     const sembed__cpu_isa *isa = sembed__cpu_isa_get();
     if (p->precision == SEMBED_PRECISION_BF16) return isa->amx_bf16;
     if (p->precision == SEMBED_PRECISION_FP32) return p->split && isa->amx_bf16 && isa->amx_int8;
-    return isa->avx512 && isa->amx_int8;
+    return isa->avx512 && isa->amx_int8 && !p->asym; /* no uint8 digits on AMX yet */
 }
 
 /* Whether a panel of `rows` rows keeps its two digits as one run of rows (rows_at, q8_amx):
@@ -1137,7 +1231,7 @@ static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t rows, in
         v.q = q + r * Kp;
         if (p->digits == 2) v.q2 = run_layout(p, rows) ? q + (rows + r) * Kp : v.q + plane;
     }
-    if (!v.q2) v.sx2 = NULL;
+    if (!v.q2 && !p->asym) v.sx2 = NULL; /* INT8U: the rows' zero points (as floats) */
     return v;
 }
 
@@ -1175,6 +1269,16 @@ static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, i
 #ifdef HAVE_X86
         bf16_rows(v.xh, xr, real, n, K, Kp);
 #endif
+        return;
+    }
+    if (p->asym) {
+#ifdef HAVE_X86
+        if (sembed__cpu_isa_get()->avx512) {
+            quantize_rows_u8_512(v.q, v.sx, v.sx2, xr, real, n, K, Kp);
+            return;
+        }
+#endif
+        quantize_rows_u8_c(v.q, v.sx, v.sx2, xr, real, n, K, Kp);
         return;
     }
 #ifdef HAVE_X86
@@ -1238,12 +1342,12 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
         if (v.q2)
             q8x2_vnni(y, p->N, v.q, v.sx, v.q2, v.sx2, rows, p, nb0, nb1);
         else
-            q8_vnni(y, p->N, v.q, v.sx, rows, p, nb0, nb1);
+            q8_vnni(y, p->N, v.q, v.sx, v.sx2, rows, p, nb0, nb1);
         return;
     }
 #endif
-    if (v.q2) q8_kernel_c(y, p->N, v.q2, v.sx2, rows, p, nb0, nb1, false);
-    q8_kernel_c(y, p->N, v.q, v.sx, rows, p, nb0, nb1, v.q2 != NULL);
+    if (v.q2) q8_kernel_c(y, p->N, v.q2, v.sx2, NULL, rows, p, nb0, nb1, false);
+    q8_kernel_c(y, p->N, v.q, v.sx, p->asym ? v.sx2 : NULL, rows, p, nb0, nb1, v.q2 != NULL);
 }
 
 /* Shared mode, first pass: part task % parts of panel task / parts (parts = n_tasks / panels)

@@ -230,6 +230,25 @@ static float quantize_row2(int32_t *q, int32_t *q2, float *s2, const float *v, i
     return s;
 }
 
+/* One uint8 digit with a zero point (SEMBED__PRECISION_INT8U): returns s = (hi - lo)/255 and
+ * writes q[i] = u - z, with lo = min(0, min v), hi = max(0, max v), inv = 255/(hi - lo),
+ * z = rne(-lo·inv), u = clamp(rne(v·inv) + z, 0, 255); a zero row gives 0s. */
+static float quantize_row_u8(int32_t *q, const float *v, int32_t n) {
+    float lo = 0, hi = 0;
+    for (int32_t i = 0; i < n; i++) lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+    if (hi == lo) {
+        for (int32_t i = 0; i < n; i++) q[i] = 0;
+        return 0;
+    }
+    const float inv = 255.0f / (hi - lo);
+    const int32_t z = (int32_t)nearbyintf(-lo * inv);
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t u = (int32_t)nearbyintf(v[i] * inv) + z;
+        q[i] = (u < 0 ? 0 : u > 255 ? 255 : u) - z;
+    }
+    return (hi - lo) / 255.0f;
+}
+
 /* The scratch holds three rows of K int32: x's row (its two digits) and w's row, quantized one
  * at a time. */
 static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int64_t M,
@@ -285,7 +304,8 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
     for (int64_t m = 0; m < M; m++) {
         float sx2 = 0;
         const float sx = two ? quantize_row2(qx, qx2, &sx2, x + m * K, K)
-                             : quantize_row(qx, x + m * K, K);
+                         : sembed__wprep_asym(p) ? quantize_row_u8(qx, x + m * K, K)
+                                                 : quantize_row(qx, x + m * K, K);
         for (int32_t n = 0; n < N; n++) {
             const float sw = quantize_row(qw, w + (int64_t)n * K, K);
             int64_t acc = 0, acc2 = 0;

@@ -247,9 +247,11 @@ typedef struct sembed_ctx_params {
      * within 3e-5 of sentence-transformers' fp32 on the golden texts (cosine 0.99999999).
      * FP32_STRICT: fp32 FMA in every GEMM (AVX-512 or OpenBLAS). INT8 quantizes weights per
      * output channel at load and activations per token at run time, the activations of the
-     * qkv and FFN GEMMs as two int8 digits (cosine >= 0.995 against fp32, the same bits on
-     * every CPU); BF16 uses AVX512_BF16 where the CPU has it and is SEMBED_ERR_UNSUPPORTED
-     * elsewhere. */
+     * qkv and FFN-in GEMMs as two int8 digits (and with AMX those of FFN out too; without
+     * AMX, the attention output's and FFN out's, but the first layer's, as one uint8 digit
+     * with a zero point): cosine >= 0.995 against fp32, the same bits on every CPU of one
+     * kind (with AMX or without); BF16 uses AVX512_BF16 where the CPU has it and is
+     * SEMBED_ERR_UNSUPPORTED elsewhere. */
     sembed_precision precision;
 } sembed_ctx_params;
 

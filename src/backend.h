@@ -152,7 +152,8 @@ extern const sembed__backend sembed__backend_cpu;
 #define SEMBED__PRECISION_INT8U 17
 
 /* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _FP32_STRICT,
- * _INT8, SEMBED__PRECISION_INT8X2 or _BF16; the pointers must outlive the result). BF16 needs AVX512_BF16:
+ * _INT8, SEMBED__PRECISION_INT8X2, SEMBED__PRECISION_INT8U or _BF16; the pointers must outlive
+ * the result). BF16 needs AVX512_BF16:
  * SEMBED_ERR_UNSUPPORTED without. FP32 is split (sembed__wprep_split) where the CPU has AMX
  * bf16; FP32_STRICT never is (its preparation then reports precision FP32). */
 sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32_t K,

@@ -479,17 +479,17 @@ int main(void) {
     const int64_t QM[] = {1, 2, 3, 5, 7, 16, 17, 33, 64, 100, 300};
     const int32_t n_qm = (int32_t)(sizeof QM / sizeof QM[0]);
     const int32_t QNK[][2] = {{1, 1}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}, {50, 130}};
+    const int32_t QPREC[] = {SEMBED_PRECISION_FP32,        SEMBED_PRECISION_INT8,
+                             SEMBED_PRECISION_BF16,        SEMBED_PRECISION_FP32_STRICT,
+                             SEMBED__PRECISION_INT8X2,     SEMBED__PRECISION_INT8U};
     for (int32_t level = 4; level >= 0; level--) {
         sembed__cpu_isa_cap(level);
-        for (int prec = SEMBED_PRECISION_FP32; prec <= SEMBED_PRECISION_FP32_STRICT + 2; prec++)
+        for (int pi = 0; pi < (int)(sizeof QPREC / sizeof QPREC[0]); pi++)
             for (int i = 0; i < n_qm; i++)
                 for (int j = 0; j < 6; j++)
                     if (QM[i] * QNK[j][0] * QNK[j][1] < 60000000)
-                        test_gemm_prep(pool, prec == SEMBED_PRECISION_FP32_STRICT + 1
-                                                 ? SEMBED__PRECISION_INT8X2
-                                             : prec == SEMBED_PRECISION_FP32_STRICT + 2
-                                                 ? SEMBED__PRECISION_INT8U : prec,
-                                       QM[i], QNK[j][0], QNK[j][1], (i + j) % 2 == 0, level);
+                        test_gemm_prep(pool, QPREC[pi], QM[i], QNK[j][0], QNK[j][1],
+                                       (i + j) % 2 == 0, level);
     }
     test_split_fallback(pool, 17, 37, 53);
     test_split_fallback(pool, 40, 384, 1536);

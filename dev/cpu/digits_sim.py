@@ -77,18 +77,23 @@ def linear(fmt, x, W, b):
     raise ValueError(fmt)
 
 
-def main():
-    folder = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    from sentence_transformers import SentenceTransformer
-
+def golden_corpus_sample(n):
+    """n texts spread evenly over the golden tokenizer corpus (tests/golden/tokenizer)."""
     texts = []
     with gzip.open(os.path.join(ROOT, "tests/golden/tokenizer/corpus.jsonl.gz"), "rt") as f:
         for line in f:
             v = json.loads(line)
             texts.append(v["text"] if isinstance(v, dict) else v)
     step = max(1, len(texts) // n)
-    texts = texts[::step][:n]
+    return texts[::step][:n]
+
+
+def main():
+    folder = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    from sentence_transformers import SentenceTransformer
+
+    texts = golden_corpus_sample(n)
     model = SentenceTransformer(folder, device="cpu")
     ref = model.encode(texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
     enc = model[0].auto_model.encoder

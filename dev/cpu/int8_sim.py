@@ -27,6 +27,8 @@ import sys
 import numpy as np
 import torch
 
+from digits_sim import golden_corpus_sample  # the same evaluation texts (dev/cpu/digits_sim.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -91,13 +93,7 @@ def main():
     fmts = sys.argv[3].split(",") if len(sys.argv) > 3 else ["x2", "x1", "sq0.5", "sq0.5+x2"]
     from sentence_transformers import SentenceTransformer
 
-    texts = []
-    with gzip.open(os.path.join(ROOT, "tests/golden/tokenizer/corpus.jsonl.gz"), "rt") as f:
-        for line in f:
-            v = json.loads(line)
-            texts.append(v["text"] if isinstance(v, dict) else v)
-    step = max(1, len(texts) // n)
-    texts = texts[::step][:n]
+    texts = golden_corpus_sample(n)
     if os.environ.get("SQ_TEXTFILE"):  # a JSON list of texts instead
         texts = json.load(open(os.environ["SQ_TEXTFILE"]))
     with gzip.open(os.path.join(ROOT, "bench/corpus/mixed.jsonl.gz"), "rt") as f:

@@ -404,6 +404,17 @@ T512 static void quantize_rows_u8_512(int8_t *q, float *sx, float *zf, const flo
     }
 }
 
+/* One row of 16 columns (masked) of an INT8X2 or split GEMM from its int32 sums: the first
+ * digits' c, the second digits' c2: y = fmaf(c, sx·sw, fmaf(c2, sx2·sw, base)), q8_kernel_c's
+ * two passes in one (the AMX kernels' and q8x2_vnni's epilogue). */
+T512 static inline void x2_store(float *yo, __mmask16 mk, __m512i c, __m512i c2, float sx,
+                                 float sx2, __m512 sw, __m512 base) {
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c2), _mm512_mul_ps(_mm512_set1_ps(sx2), sw),
+                               base);
+    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(_mm512_set1_ps(sx), sw), v);
+    _mm512_mask_storeu_ps(yo, mk, v);
+}
+
 /* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N
  * (q8_kernel_c's). */
 T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
@@ -502,9 +513,8 @@ static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, con
 }
 
 /* An INT8X2 GEMM's two digits in one pass over the weights: MR rows x 2 digits x NB blocks of
- * 16 columns (a<r><j> the first digits' sums, b<r><j> the second's), and y = fmaf(a, sx·sw,
- * fmaf(b, sx2·sw, bias)): q8_vnni's two passes (second digit, then the first over it) in one
- * epilogue, so the same bits. Each weight load feeds 2·MR products: a 16-row query is four
+ * 16 columns (a<r><j> the first digits' sums, b<r><j> the second's), and x2_store's epilogue,
+ * the bits of q8_kernel_c's two passes. Each weight load feeds 2·MR products: a 16-row query is four
  * full 4-row chunks instead of the 6 + 6 + 4 of each of two passes. */
 #define Q8X2_DP(MR, NB, r, j)                                                                    \
     if (MR > r && NB > j) {                                                                      \
@@ -521,15 +531,9 @@ static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, con
         Q8X2_DP(MR, NB, r, 0) Q8X2_DP(MR, NB, r, 1) Q8X2_DP(MR, NB, r, 2)                       \
     }
 #define Q8X2_STORE(MR, r, j)                                                                     \
-    if (MR > r) {                                                                                \
-        const __m512 sw2 = _mm512_mul_ps(_mm512_set1_ps(sx2[r]), sw),                            \
-                     sw1 = _mm512_mul_ps(_mm512_set1_ps(sx[r]), sw);                             \
-        const __m512 v2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(b##r##j, comp)),   \
-                                          sw2, bias);                                            \
-        _mm512_mask_storeu_ps(                                                                   \
-            y + (int64_t)r * ldy + n, mk,                                                        \
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a##r##j, comp)), sw1, v2));     \
-    }
+    if (MR > r)                                                                                  \
+        x2_store(y + (int64_t)r * ldy + n, mk, _mm512_sub_epi32(a##r##j, comp),                  \
+                 _mm512_sub_epi32(b##r##j, comp), sx[r], sx2[r], sw, bias);
 #define Q8X2_BLOCK(MR, NB, j)                                                                    \
     if (NB > j && p->N > (nb + j) * 16) {                                                        \
         const int32_t n = (nb + j) * 16, left = p->N - n;                                        \
@@ -614,18 +618,6 @@ TAMX static void amx_config(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* One row of 16 columns (masked) of an INT8X2 or split GEMM from its int32 tile sums: the first
- * digits' at c, the second digits' at c2: y = fmaf(c, sx·sw, fmaf(c2, sx2·sw, base)),
- * q8_kernel_c's two passes in one. */
-TAMX static inline void x2_store(float *yo, __mmask16 mk, const int32_t *c, const int32_t *c2,
-                                 float sx, float sx2, __m512 sw, __m512 base) {
-    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c2)),
-                               _mm512_mul_ps(_mm512_set1_ps(sx2), sw), base);
-    v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(c)),
-                        _mm512_mul_ps(_mm512_set1_ps(sx), sw), v);
-    _mm512_mask_storeu_ps(yo, mk, v);
-}
-
 /* Rows [0, nr) of the column pair nb, nb+1 of an INT8X2 GEMM (masked to N) from tile sums of
  * 32 columns a row: the first digits' at c, the second digits' at c2. */
 TAMX static void x2_rows(float *y, int32_t ldy, const int32_t *c, const int32_t *c2,
@@ -637,8 +629,8 @@ TAMX static void x2_rows(float *y, int32_t ldy, const int32_t *c, const int32_t 
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
         const __m512 sw = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
         for (int32_t r = 0; r < nr; r++)
-            x2_store(y + (int64_t)r * ldy + n, mk, c + r * 32 + j * 16, c2 + r * 32 + j * 16, sx[r],
-                     sx2[r], sw, b);
+            x2_store(y + (int64_t)r * ldy + n, mk, _mm512_loadu_si512(c + r * 32 + j * 16),
+                     _mm512_loadu_si512(c2 + r * 32 + j * 16), sx[r], sx2[r], sw, b);
     }
 }
 
@@ -946,8 +938,10 @@ TAMX static void split_amx(float *y, int32_t ldy, const uint16_t *xh, const uint
                 const __m512 sl = _mm512_loadu_ps(p->scale + n), b = _mm512_loadu_ps(p->bias + n);
                 for (int32_t r = 0; r < nr; r++) {
                     const float *cf = cbuf + r * 32 + j * 16;
-                    x2_store(y + (int64_t)(r0 + r) * ldy + n, mk, ci + r * 32 + j * 16,
-                             ci + r * 32 + j * 16 + 512, sx[r0 + r], sx2[r0 + r], sl,
+                    x2_store(y + (int64_t)(r0 + r) * ldy + n, mk,
+                             _mm512_loadu_si512(ci + r * 32 + j * 16),
+                             _mm512_loadu_si512(ci + r * 32 + j * 16 + 512), sx[r0 + r],
+                             sx2[r0 + r], sl,
                              _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(cf),
                                                          _mm512_loadu_ps(cf + 512)), b));
                 }
@@ -1332,22 +1326,24 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
 #endif
         return;
     }
+    const float *zf = p->asym ? v.sx2 : NULL; /* INT8U: the rows' zero points */
 #ifdef HAVE_X86
     if (panel_amx(p)) {
         q8_amx(y, p->N, v.q, v.sx, v.q2, v.sx2, run_layout(p, rows), rows, pad16, p, nb0, nb1,
                cbuf);
         return;
     }
-    if (isa->avx512_vnni) { /* INT8X2: the second digit, then the first over it */
+    if (isa->avx512_vnni) { /* INT8X2: both digits in one pass */
         if (v.q2)
             q8x2_vnni(y, p->N, v.q, v.sx, v.q2, v.sx2, rows, p, nb0, nb1);
         else
-            q8_vnni(y, p->N, v.q, v.sx, v.sx2, rows, p, nb0, nb1);
+            q8_vnni(y, p->N, v.q, v.sx, zf, rows, p, nb0, nb1);
         return;
     }
 #endif
+    /* INT8X2: the second digit, then the first over it */
     if (v.q2) q8_kernel_c(y, p->N, v.q2, v.sx2, NULL, rows, p, nb0, nb1, false);
-    q8_kernel_c(y, p->N, v.q, v.sx, p->asym ? v.sx2 : NULL, rows, p, nb0, nb1, v.q2 != NULL);
+    q8_kernel_c(y, p->N, v.q, v.sx, zf, rows, p, nb0, nb1, v.q2 != NULL);
 }
 
 /* Shared mode, first pass: part task % parts of panel task / parts (parts = n_tasks / panels)

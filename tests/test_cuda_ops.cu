@@ -7,6 +7,7 @@
 #include "attention.cuh"
 #include "embed_ln.cuh"
 #include "gemm.cuh"
+#include "gemm_sm90.cuh"
 #include "pool.cuh"
 
 extern "C" {
@@ -240,6 +241,48 @@ static void test_gemm_small(int64_t M, int32_t N, int32_t K, sembed__act_kind ac
     const std::vector<float> ref = ref_linear(x, w, bias ? b.data() : NULL, M, N, K, act);
     compare(name, down_h((__half *)dy, ref.size()), ref, 2e-3);
     check_guards_and_free(name);
+}
+
+/* CUTLASS's Hopper GEMMs (gemm_sm90.cuh), every configuration, against the reference; with
+ * cuBLASLt (plan != NULL), whether its rows are the bits the plan gives at M rows (printed: the
+ * plan checks that itself before it uses a configuration, and test_gemm_rows checks the rows of
+ * what it chose). */
+static void test_gemm_sm90(int64_t M, int32_t N, int32_t K, sembed__act_kind act,
+                           cublasLtHandle_t lt, void *ws) {
+    for (int c = 0; c < sembed__cu_sm90_configs(); c++) {
+        char name[128];
+        snprintf(name, sizeof name, "gemm CUTLASS %s M=%lld N=%d K=%d act=%d",
+                 sembed__cu_sm90_name(c), (long long)M, N, K, (int)act);
+        std::vector<float> x, w, b;
+        void *dx = up_h(x, (size_t)M * K, 1.f), *dw = up_h(w, (size_t)N * K, 0.1f);
+        void *db = up_h(b, N, 1.f);
+        void *dy = dalloc((size_t)M * N * 2), *dws = dalloc((size_t)32 << 20);
+        CK(cudaMemset(dy, 0xFF, (size_t)M * N * 2));
+        const cudaError_t r = sembed__cu_sm90_gemm(c, act == SEMBED__ACTK_GELU, (__half *)dy,
+                                                   (const __half *)dx, (const __half *)dw,
+                                                   (const __half *)db, M, N, K, dws,
+                                                   (size_t)32 << 20, 0, NULL);
+        CHECKF(r == cudaSuccess, "%s: %s", name, cudaGetErrorString(r));
+        CK(cudaDeviceSynchronize());
+        const std::vector<float> ref = ref_linear(x, w, b.data(), M, N, K, act);
+        compare(name, down_h((__half *)dy, ref.size()), ref, 2e-3);
+        if (lt) {
+            sembed__cu_gemm_shape g;
+            sembed_error e;
+            if (sembed__cu_gemm_plan(&g, lt, N, K, M > 4096 ? M : 4096, false, true, act,
+                                     (size_t)32 << 20, &e) == SEMBED_OK) {
+                void *dy2 = dalloc((size_t)M * N * 2);
+                OK(sembed__cu_gemm(&g, lt, dy2, dx, dw, db, M, ws, 0, &e_));
+                std::vector<uint16_t> a((size_t)M * N), o((size_t)M * N);
+                CK(cudaMemcpy(a.data(), dy, a.size() * 2, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(o.data(), dy2, o.size() * 2, cudaMemcpyDeviceToHost));
+                printf("  %-44s same bits as the plan's (CUTLASS %s for M >= %lld): %s\n", name,
+                       sembed__cu_sm90_name(g.sm90), (long long)g.M_sm90,
+                       memcmp(a.data(), o.data(), a.size() * 2) == 0 ? "yes" : "no");
+            }
+        }
+        check_guards_and_free(name);
+    }
 }
 
 /* Batch invariance of a planned fp16 GEMM over many M: every row computed in a batch of m rows
@@ -525,6 +568,15 @@ int main(void) {
     test_gemm(lt, 7, 1536, 384, false, true, ws, SEMBED__ACTK_GELU);
     test_gemm(lt, 16, 3072, 768, false, true, ws, SEMBED__ACTK_GELU);
     test_gemm(lt, 333, 1536, 384, false, true, ws, SEMBED__ACTK_GELU);
+    }
+    /* CUTLASS's Hopper kernels, where built and on a 9.0 device */
+    if (sembed__cu_sm90_configs() > 0 && prop.major == 9 && prop.minor == 0) {
+        test_gemm_sm90(200, 1536, 384, SEMBED__ACTK_GELU, gemm ? lt : NULL, ws);
+        test_gemm_sm90(1, 1536, 384, SEMBED__ACTK_GELU, gemm ? lt : NULL, ws);
+        if (!quick) test_gemm_sm90(4099, 3072, 768, SEMBED__ACTK_GELU, gemm ? lt : NULL, ws);
+    } else {
+        printf("  CUTLASS GEMM tests skipped (%d configurations built; device %d.%d)\n",
+               sembed__cu_sm90_configs(), prop.major, prop.minor);
     }
     CK(cudaFree(ws));
     cublasLtDestroy(lt);

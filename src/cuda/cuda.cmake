@@ -32,13 +32,44 @@ set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
 file(GLOB SEMBED_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cu)
-target_sources(sembed PRIVATE ${SEMBED_CUDA_SOURCES})
 # The C warning set is for C; nvcc gets its own (host warnings through -Xcompiler).
 set(SEMBED_CUDA_FLAGS -Xcompiler=-Wall,-Wextra,-Wno-pedantic --expt-relaxed-constexpr
     -Xptxas=-warn-spills)
 if(SEMBED_WERROR)
   list(APPEND SEMBED_CUDA_FLAGS -Werror=all-warnings -Xcompiler=-Werror)
 endif()
+
+# CUTLASS (header-only; scripts/fetch_cutlass.sh unpacks it from PyPI) for src/cuda/gemm_sm90.cu:
+# Hopper GEMMs with sembed's fused epilogue, built for sm_90a (wgmma needs the arch-specific
+# target) when the architectures include 90. Without CUTLASS or 90 that file builds empty and the
+# plan (gemm.cu) keeps cuBLASLt.
+set(SEMBED_CUTLASS_DIR "" CACHE PATH "CUTLASS root (include/cutlass/cutlass.h); empty: look in .carry/cutlass and ~/.cache/sembed")
+set(_cutlass_root "")
+foreach(_d "${SEMBED_CUTLASS_DIR}" "$ENV{SEMBED_CUTLASS_DIR}" "${CMAKE_SOURCE_DIR}/.carry/cutlass"
+        "$ENV{HOME}/.cache/sembed/cutlass-4.2.0.0")
+  if(NOT _cutlass_root AND _d AND EXISTS "${_d}/include/cutlass/cutlass.h")
+    set(_cutlass_root "${_d}")
+  endif()
+endforeach()
+set(_sm90_src ${CMAKE_SOURCE_DIR}/src/cuda/gemm_sm90.cu)
+list(REMOVE_ITEM SEMBED_CUDA_SOURCES ${_sm90_src})
+if(_cutlass_root AND ("90" IN_LIST CMAKE_CUDA_ARCHITECTURES OR "90a" IN_LIST CMAKE_CUDA_ARCHITECTURES))
+  message(STATUS "sembed: CUTLASS at ${_cutlass_root}: Hopper GEMMs (sm_90a) built")
+  add_library(sembed_sm90 OBJECT ${_sm90_src})
+  set_target_properties(sembed_sm90 PROPERTIES CUDA_ARCHITECTURES OFF POSITION_INDEPENDENT_CODE ON)
+  target_compile_options(sembed_sm90 PRIVATE ${SEMBED_CUDA_FLAGS}
+                         --generate-code=arch=compute_90a,code=sm_90a --split-compile=0)
+  target_compile_definitions(sembed_sm90 PRIVATE SEMBED_HAVE_CUTLASS=1)
+  target_include_directories(sembed_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src
+                             ${CMAKE_SOURCE_DIR}/src/cuda)
+  target_include_directories(sembed_sm90 SYSTEM PRIVATE ${_cutlass_root}/include
+                             ${_cutlass_root}/tools/util/include)
+  target_sources(sembed PRIVATE $<TARGET_OBJECTS:sembed_sm90>)
+else()
+  message(STATUS "sembed: no CUTLASS (scripts/fetch_cutlass.sh) or no sm_90: cuBLASLt GEMMs only")
+  list(APPEND SEMBED_CUDA_SOURCES ${_sm90_src})
+endif()
+target_sources(sembed PRIVATE ${SEMBED_CUDA_SOURCES})
 set_source_files_properties(${SEMBED_CUDA_SOURCES} PROPERTIES COMPILE_OPTIONS
                             "${SEMBED_CUDA_FLAGS}")
 target_compile_definitions(sembed PUBLIC SEMBED_HAVE_CUDA=1)

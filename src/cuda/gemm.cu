@@ -4,6 +4,7 @@
 #include "gemm.cuh"
 
 #include "act.cuh"
+#include "gemm_sm90.cuh"
 
 #include <math.h>
 #include <stdio.h>
@@ -290,16 +291,30 @@ typedef struct timing_bufs {
 #define M_SEL 8192 /* the rows the algorithm is chosen for, whatever the context's size */
 #define M_SMALL_CAP 256 /* the most rows a small-M algorithm may take */
 
-/* reps calls of algo (NULL: gemm_small_kernel, whose epilogue applies g->act) at M rows on
- * t->st; with_act: a cuBLASLt call is followed by the activation pass, as sembed__cu_gemm does */
+/* One call of CUTLASS configuration cfg (gemm_sm90.cuh) for g: y = act(x · wᵀ + b). */
+static cudaError_t launch_sm90(const sembed__cu_gemm_shape *g, int cfg, void *y, const void *x,
+                               const void *w, const void *b, int64_t M, void *ws, cudaStream_t st) {
+    return sembed__cu_sm90_gemm(cfg, g->act == SEMBED__ACTK_GELU, (__half *)y, (const __half *)x,
+                                (const __half *)w, (const __half *)b, M, g->N, g->K, ws,
+                                g->ws_bytes, st, NULL);
+}
+
+/* reps calls of algo (NULL: gemm_small_kernel, whose epilogue applies g->act; sm90 >= 0: that
+ * CUTLASS configuration, which applies it too) at M rows on t->st; with_act: a cuBLASLt call is
+ * followed by the activation pass, as sembed__cu_gemm does */
 static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                          const cublasLtMatmulAlgo_t *a, int64_t M, int reps, bool with_act,
-                         const timing_bufs *t) {
+                         const timing_bufs *t, int sm90 = -1) {
     gemm_descs d;
     sembed_error e;
     if (make_descs(&d, g, M, g->bias ? (const void *)t->b : NULL, &e) != SEMBED_OK) return false;
     const float one = 1.0f, zero = 0.0f;
     for (int r = 0; r < reps; r++) {
+        if (sm90 >= 0) {
+            if (launch_sm90(g, sm90, t->y, t->x, t->w, t->b, M, t->ws, t->st) != cudaSuccess)
+                return false;
+            continue;
+        }
         if (!a) {
             if (launch_small(g, t->y, t->x, t->w, g->bias ? t->b : NULL, M, t->st) != cudaSuccess)
                 return false;
@@ -322,13 +337,13 @@ static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
  * same tile timed 28% apart in two processes). */
 static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                        const cublasLtMatmulAlgo_t *a, int64_t M, const timing_bufs *t,
-                       bool with_act = false) {
+                       bool with_act = false, int sm90 = -1) {
     float ms = -1.f;
     const int reps = M >= 4096 ? 20 : 40;
     cudaGraph_t graph = NULL;
     cudaGraphExec_t exec = NULL;
     if (cudaStreamBeginCapture(t->st, cudaStreamCaptureModeThreadLocal) != cudaSuccess) return -1.f;
-    const bool ok = enqueue_reps(lt, g, a, M, reps, with_act, t);
+    const bool ok = enqueue_reps(lt, g, a, M, reps, with_act, t, sm90);
     if (cudaStreamEndCapture(t->st, &graph) != cudaSuccess || !ok ||
         cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
         ms = -2.f;
@@ -354,6 +369,8 @@ typedef struct plan_entry {
     sembed__act_kind act;
     cublasLtMatmulAlgo_t algo, algo_small;
     int64_t M_small, M_own;
+    int sm90;
+    int64_t M_sm90;
 } plan_entry;
 static std::mutex plan_mu;
 static std::vector<plan_entry> plan_cache;
@@ -443,10 +460,12 @@ static sembed_status pick_by_timing(cublasLtHandle_t lt, const sembed__cu_gemm_s
     return SEMBED_OK;
 }
 
-/* One call of algo (NULL: gemm_small_kernel) at M rows: y = x · wᵀ + b. */
+/* One call of algo (NULL: gemm_small_kernel; sm90 >= 0: that CUTLASS configuration) at M
+ * rows: y = x · wᵀ + b, the activation applied by the last two only. */
 static bool run_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                      const cublasLtMatmulAlgo_t *a, __half *y, const __half *x, int64_t M,
-                     const timing_bufs *t) {
+                     const timing_bufs *t, int sm90 = -1) {
+    if (sm90 >= 0) return launch_sm90(g, sm90, y, x, t->w, t->b, M, t->ws, t->st) == cudaSuccess;
     if (!a) return launch_small(g, y, x, t->w, g->bias ? t->b : NULL, M, t->st) == cudaSuccess;
     gemm_descs d;
     sembed_error e;
@@ -456,20 +475,21 @@ static bool run_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                           g->ws_bytes, t->st) == CUBLAS_STATUS_SUCCESS;
 }
 
-/* Does cand (NULL: gemm_small_kernel) give the same bits as algo for every row, at every M from
- * 1 to cap (<= M_SMALL_CAP) that it could take? algo computes M_SMALL_CAP rows of wide-range
- * random data once; cand computes slices of them at up to 28 sizes (1-9, around 16, 32, 64,
- * 128, 256), each at another offset. The scratch must hold data of that kind (fill_wide_kernel). */
+/* Does cand (NULL: gemm_small_kernel; sm90 >= 0: that CUTLASS configuration) give the same
+ * bits as algo for every row, at every M from 1 to cap (<= M_SMALL_CAP) that it could take?
+ * algo computes M_SMALL_CAP rows of wide-range random data once; cand computes slices of them at
+ * up to 28 sizes (1-9, around 16, 32, 64, 128, 256), each at another offset. The scratch must
+ * hold data of that kind (fill_wide_kernel). */
 static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                       const cublasLtMatmulAlgo_t *algo, const cublasLtMatmulAlgo_t *cand,
-                      int64_t cap, const timing_bufs *t) {
+                      int64_t cap, const timing_bufs *t, int sm90 = -1) {
     const int64_t N = g->N, K = g->K, C = M_SMALL_CAP;
     __half *ref = t->y, *y2 = t->y + C * N;
     std::vector<uint16_t> a((size_t)(C * N)), b((size_t)(C * N));
     sembed_error e;
     if (cudaMemsetAsync(ref, 0xFF, (size_t)(C * N) * 2, t->st) != cudaSuccess ||
         !run_algo(lt, g, algo, ref, t->x, C, t) ||
-        (!cand && g->act != SEMBED__ACTK_IDENTITY && /* the own kernel's epilogue applies it */
+        ((!cand || sm90 >= 0) && g->act != SEMBED__ACTK_IDENTITY && /* cand's epilogue applies it */
          sembed__cu_act_f16(ref, C * N, g->act, t->st, &e) != SEMBED_OK) ||
         cudaMemcpyAsync(a.data(), ref, a.size() * 2, cudaMemcpyDeviceToHost, t->st) != cudaSuccess)
         return false;
@@ -483,7 +503,7 @@ static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
         int64_t off = (m * 37) % (C - m + 1);
         off -= off % align;
         if (cudaMemsetAsync(y2, 0xFF, (size_t)(m * N) * 2, t->st) != cudaSuccess ||
-            !run_algo(lt, g, cand, y2, t->x + off * K, m, t) ||
+            !run_algo(lt, g, cand, y2, t->x + off * K, m, t, sm90) ||
             cudaMemcpyAsync(b.data(), y2, (size_t)(m * N) * 2, cudaMemcpyDeviceToHost, t->st) !=
                 cudaSuccess ||
             cudaStreamSynchronize(t->st) != cudaSuccess)
@@ -491,6 +511,23 @@ static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
         if (memcmp(a.data() + off * N, b.data(), (size_t)(m * N) * 2) != 0) return false;
     }
     return true;
+}
+
+/* The scratch's x (its first M_SMALL_CAP rows), w and b: wide-range data for same_rows, or (all
+ * M_SEL rows) uniform data for the timings. */
+static void fill_bufs(const sembed__cu_gemm_shape *g, const timing_bufs *t, bool wide) {
+    const int64_t NK = (int64_t)g->N * g->K, MK = (wide ? M_SMALL_CAP : M_SEL) * (int64_t)g->K;
+    const unsigned b_mk = (unsigned)((MK + 255) / 256), b_nk = (unsigned)((NK + 255) / 256),
+                   b_n = (unsigned)((g->N + 255) / 256);
+    if (wide) {
+        fill_wide_kernel<<<b_mk, 256, 0, t->st>>>(t->x, MK, 101u, -6);
+        fill_wide_kernel<<<b_nk, 256, 0, t->st>>>(t->w, NK, 202u, -9);
+        fill_wide_kernel<<<b_n, 256, 0, t->st>>>(t->b, g->N, 303u, -6);
+    } else {
+        fill_kernel<<<b_mk, 256, 0, t->st>>>(t->x, MK);
+        fill_kernel<<<b_nk, 256, 0, t->st>>>(t->w, NK);
+        fill_kernel<<<b_n, 256, 0, t->st>>>(t->b, g->N);
+    }
 }
 
 /* Looks for an algorithm faster than g->algo at a query's 16 rows whose rows are the same bits
@@ -531,19 +568,8 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
     }
     for (const cublasLtMatmulAlgo_t &a : big) add(a);
     const float t_main = time_algo(lt, g, &g->algo, 16, t);
-    const int64_t NK = (int64_t)g->N * g->K;
-    auto fill_wide = [&]() {
-        fill_wide_kernel<<<(unsigned)((M_SMALL_CAP * (int64_t)g->K + 255) / 256), 256, 0, t->st>>>(
-            t->x, M_SMALL_CAP * (int64_t)g->K, 101u, -6);
-        fill_wide_kernel<<<(unsigned)((NK + 255) / 256), 256, 0, t->st>>>(t->w, NK, 202u, -9);
-        fill_wide_kernel<<<(unsigned)((g->N + 255) / 256), 256, 0, t->st>>>(t->b, g->N, 303u, -6);
-    };
-    auto fill_uniform = [&]() {
-        fill_kernel<<<(unsigned)((M_SEL * (int64_t)g->K + 255) / 256), 256, 0, t->st>>>(
-            t->x, M_SEL * (int64_t)g->K);
-        fill_kernel<<<(unsigned)((NK + 255) / 256), 256, 0, t->st>>>(t->w, NK);
-        fill_kernel<<<(unsigned)((g->N + 255) / 256), 256, 0, t->st>>>(t->b, g->N);
-    };
+    auto fill_wide = [&]() { fill_bufs(g, t, true); };
+    auto fill_uniform = [&]() { fill_bufs(g, t, false); };
     [&]() { /* cuBLASLt's candidates: the fastest at 16 rows with the same bits */
         if (cand.empty()) return;
         std::vector<std::pair<float, int>> by_t;
@@ -609,11 +635,66 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
     }
 }
 
+/* Looks for a CUTLASS configuration (gemm_sm90.cuh) faster than g->algo with its act pass at
+ * M_SEL rows whose rows are the same bits (same_rows, the activation applied to algo's); sets
+ * g->sm90 and g->M_sm90, the smallest of M_SEL/32 .. M_SEL from which it stays faster, or leaves
+ * sm90 at -1. Hopper (9.0) only, fp16 with a bias and the GELU (the configurations built). */
+static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device, timing_bufs *t) {
+    const bool verbose = getenv("SEMBED_CUDA_GEMM_VERBOSE") != NULL;
+    cudaDeviceProp prop;
+    if (sembed__cu_sm90_configs() == 0 || env_is("SEMBED_CUDA_GEMM_SM90", "0") || g->f32 ||
+        !g->bias || g->act != SEMBED__ACTK_GELU ||
+        cudaGetDeviceProperties(&prop, device) != cudaSuccess || prop.major != 9 || prop.minor != 0)
+        return;
+    const float t_main = time_algo(lt, g, &g->algo, M_SEL, t, true);
+    std::vector<std::pair<float, int>> by_t;
+    for (int c = 0; c < sembed__cu_sm90_configs(); c++) {
+        size_t need = 0;
+        /* supported, within the workspace, at any M (a fixed large one asked) */
+        const cudaError_t e =
+            sembed__cu_sm90_gemm(c, g->act == SEMBED__ACTK_GELU, NULL, t->x, t->w, t->b,
+                                 (int64_t)1 << 24, g->N, g->K, t->ws, g->ws_bytes, t->st, &need);
+        const float v = e == cudaSuccess ? time_algo(lt, g, NULL, M_SEL, t, false, c) : -1.f;
+        if (verbose)
+            fprintf(stderr, "gemm N=%d K=%d: CUTLASS %s at M=%d: %.4f ms (%s), cuBLASLt%s %.4f ms\n",
+                    g->N, g->K, sembed__cu_sm90_name(c), M_SEL, v, cudaGetErrorString(e),
+                    g->act != SEMBED__ACTK_IDENTITY ? " + act pass" : "", t_main);
+        if (v > 0.f && v < 0.97f * t_main) by_t.push_back({v, c});
+    }
+    (void)cudaGetLastError();
+    std::sort(by_t.begin(), by_t.end());
+    if (by_t.empty()) return;
+    fill_bufs(g, t, true);
+    int chosen = -1;
+    for (size_t j = 0; j < by_t.size() && chosen < 0; j++) {
+        const bool same = same_rows(lt, g, &g->algo, NULL, M_SMALL_CAP, t, by_t[j].second);
+        (void)cudaGetLastError();
+        if (verbose)
+            fprintf(stderr, "gemm N=%d K=%d: CUTLASS %s same bits as the main algorithm: %s\n",
+                    g->N, g->K, sembed__cu_sm90_name(by_t[j].second), same ? "yes" : "no");
+        if (same) chosen = by_t[j].second;
+    }
+    fill_bufs(g, t, false);
+    if (chosen < 0) return;
+    g->sm90 = chosen, g->M_sm90 = M_SEL;
+    for (int64_t m = M_SEL / 2; m >= M_SEL / 32; m /= 2) {
+        const float tc = time_algo(lt, g, NULL, m, t, false, chosen),
+                    tb = time_algo(lt, g, &g->algo, m, t, true);
+        if (verbose)
+            fprintf(stderr, "gemm N=%d K=%d: M=%lld CUTLASS %.4f ms, cuBLASLt %.4f ms\n", g->N,
+                    g->K, (long long)m, tc, tb);
+        if (!(tc > 0.f && tc < tb)) break;
+        g->M_sm90 = m;
+    }
+    (void)cudaGetLastError();
+}
+
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
                                    int32_t K, int64_t M_max, bool f32, bool bias,
                                    sembed__act_kind act, size_t ws_bytes, sembed_error *err) {
     SEMBED_ASSERT(!f32 || act == SEMBED__ACTK_IDENTITY);
     memset(g, 0, sizeof *g);
+    g->sm90 = -1;
     g->N = N, g->K = K, g->M_max = M_max, g->f32 = f32, g->bias = bias, g->ws_bytes = ws_bytes;
     g->act = act;
     int device = 0;
@@ -626,7 +707,7 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
         if (p.device == device && p.N == N && p.K == K && p.f32 == f32 && p.bias == bias &&
             p.act == act)
             g->algo = p.algo, g->algo_small = p.algo_small, g->M_small = p.M_small,
-            g->M_own = p.M_own, cached = true;
+            g->M_own = p.M_own, g->sm90 = p.sm90, g->M_sm90 = p.M_sm90, cached = true;
     if (!cached) {
         /* The heuristic is asked at a fixed M whatever M_max is, so that contexts of every
          * size see the same candidates. */
@@ -666,7 +747,7 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
         int best = 0;
         const bool small = timed && !env_is("SEMBED_CUDA_GEMM_SMALL", "0");
         timing_bufs t = {};
-        if ((timed && cand.size() > 1) || small) {
+        if (timed) {
             s = bufs_new(&t, g, err);
             if (s != SEMBED_OK) return s;
         }
@@ -675,11 +756,13 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
         if (s == SEMBED_OK) {
             g->algo = cand[(size_t)best];
             if (small) pick_small(lt, g, cand, &t);
+            if (timed) pick_sm90(lt, g, device, &t);
         }
         bufs_free(&t);
         if (s != SEMBED_OK) return s;
         plan_cache.push_back(
-            plan_entry{device, N, K, f32, bias, act, g->algo, g->algo_small, g->M_small, g->M_own});
+            plan_entry{device, N, K, f32, bias, act, g->algo, g->algo_small, g->M_small, g->M_own,
+                       g->sm90, g->M_sm90});
     } else if (!algo_fits(lt, g, &g->algo, M_max)) {
         return sembed__err(err, SEMBED_ERR_BACKEND,
                            "cuBLASLt: the algorithm chosen for N=%d, K=%d does not fit M=%lld",
@@ -716,6 +799,10 @@ sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t l
     if (M <= g->M_own) {
         SEMBED_CU(launch_small(g, (__half *)y, (const __half *)x, (const __half *)w,
                                (const __half *)b, M, stream));
+        return SEMBED_OK;
+    }
+    if (g->sm90 >= 0 && M >= g->M_sm90) {
+        SEMBED_CU(launch_sm90(g, g->sm90, y, x, w, b, M, ws, stream));
         return SEMBED_OK;
     }
     const cublasLtMatmulAlgo_t *a = M <= g->M_small ? &g->algo_small : &g->algo;

@@ -12,7 +12,8 @@
  * and 16 among cuBLASLt's candidates without split-K or any reduction across CTAs, checked valid
  * for M = 1 .. max(M_max, 65536) — so that a row's result never depends on M nor on the context
  * (the batch-invariance contract). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed.
- * SEMBED_CUDA_GEMM_SMALL=0: no small-M algorithm; SEMBED_CUDA_GEMM_OWN=0: not the own kernel. */
+ * SEMBED_CUDA_GEMM_SMALL=0: no small-M algorithm; SEMBED_CUDA_GEMM_OWN=0: not the own kernel;
+ * SEMBED_CUDA_GEMM_SM90=0: not CUTLASS's Hopper kernels. */
 typedef struct sembed__cu_gemm_shape {
     cublasLtMatmulAlgo_t algo;
     /* For M <= M_small (0: never): an algorithm faster at few rows whose rows were checked, on
@@ -23,6 +24,11 @@ typedef struct sembed__cu_gemm_shape {
     /* For M <= M_own (0: never; <= 64): gemm.cu's own small-M kernel, under the same check of
      * bits against algo. It comes before algo_small. */
     int64_t M_own;
+    /* For M >= M_sm90 (sm90 >= 0): CUTLASS configuration sm90 (gemm_sm90.cuh), its epilogue
+     * applying act (no act pass), where it was faster than algo and its act pass at M_SEL rows
+     * and every planned size from M_sm90 up, under the same check of bits against algo. */
+    int sm90;
+    int64_t M_sm90;
     int32_t N, K;
     int64_t M_max;
     bool f32;        /* fp32 x, w, b, y; else fp16 with fp32 accumulation */

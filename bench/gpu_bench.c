@@ -6,7 +6,8 @@
  *
  * IDS_FILE holds SETS x S x L int32 ids; the timed runs rotate through the sets. Prints one JSON
  * line; writes set 0's S vectors (fp32) to VECTORS_OUT. GPU_BENCH_PROFILE=1 adds the mean GPU ms
- * per op kind (events after each op, 10 more batches); GPU_BENCH_GRAPHS=0 turns CUDA graphs off. */
+ * per op kind (events after each op, 10 more batches); GPU_BENCH_GRAPHS=0 turns CUDA graphs off;
+ * GPU_BENCH_BF16=1 runs bf16 (SEMBED_PRECISION_BF16). */
 #include "sembed.h"
 #include "cuda/sembed_cuda.h"
 
@@ -51,6 +52,9 @@ int main(int argc, char **argv) {
     cp.max_batch_tokens = (int32_t)per;
     cp.max_batch_texts = S;
     cp.n_threads = 1;
+    /* GPU_BENCH_BF16=1: bf16 weights and activations (SEMBED_PRECISION_BF16) instead of fp16 */
+    if (getenv("GPU_BENCH_BF16") && strcmp(getenv("GPU_BENCH_BF16"), "1") == 0)
+        cp.precision = SEMBED_PRECISION_BF16;
     sembed_ctx *ctx = NULL;
     if (sembed_ctx_new(m, &cp, &ctx, &err) != SEMBED_OK) {
         fprintf(stderr, "gpu_bench: %s\n", err.msg);

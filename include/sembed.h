@@ -234,24 +234,26 @@ typedef struct sembed_ctx_params {
     int32_t reference_ops;
     /* Where the encoder runs: "cpu", "cuda" (device 0), "cuda:N", or "auto" (CUDA device 0
      * when the library was built with CUDA and a device is usable, else the CPU). NULL: "cpu".
-     * A CUDA context holds the model's weights on the device as fp16; its vectors agree with
-     * the CPU's to a cosine of at least 0.9999 and are batch-invariant on that device. */
+     * A CUDA context holds the model's weights on the device as fp16 (bf16 with
+     * SEMBED_PRECISION_BF16); its vectors agree with the CPU's to a cosine of at least 0.9999
+     * (bf16: 0.999) and are batch-invariant on that device. */
     const char *device;
-    /* CPU arithmetic (ignored on CUDA). SEMBED_PRECISION_FP32 (0, the default): fp32 weights
-     * and activations; on a CPU with AMX each GEMM weight is kept as a bf16 part wh and the
-     * rest w - wh as int8 per output channel (3 bytes instead of 4, a step of about 2^-16 of
-     * the channel's largest weight), and each product taken as xh·wh + xl·wh (bf16 parts of x,
-     * summed in fp32) plus x·(w - wh) in exact int8 sums over two int8 digits of x: about 16
-     * significant bits where fp32 FMA keeps 24 (PyTorch's float32_matmul_precision "high" is
-     * of the same order), 2x the speed of FMA and fewer bytes for a query to stream; vectors
-     * within 3e-5 of sentence-transformers' fp32 on the golden texts (cosine 0.99999999).
-     * FP32_STRICT: fp32 FMA in every GEMM (AVX-512 or OpenBLAS). INT8 quantizes weights per
-     * output channel at load and activations per token at run time, the activations of the
-     * qkv and FFN-in GEMMs as two int8 digits (and with AMX those of FFN out too; without
-     * AMX, the attention output's and FFN out's, but the first layer's, as one uint8 digit
-     * with a zero point): cosine >= 0.995 against fp32, the same bits on every CPU of one
-     * kind (with AMX or without); BF16 uses AVX512_BF16 where the CPU has it and is
-     * SEMBED_ERR_UNSUPPORTED elsewhere. */
+    /* The arithmetic. On CUDA, BF16 selects bf16 weights and activations (fp32 accumulation and
+     * statistics, as fp16's) instead of fp16, for models whose activations could overflow fp16's
+     * range; every other value runs fp16. On the CPU: SEMBED_PRECISION_FP32 (0, the default): fp32
+     * weights and activations; on a CPU with AMX each GEMM weight is kept as a bf16 part wh and the
+     * rest w - wh as int8 per output channel (3 bytes instead of 4, a step of about 2^-16 of the
+     * channel's largest weight), and each product taken as xh·wh + xl·wh (bf16 parts of x, summed
+     * in fp32) plus x·(w - wh) in exact int8 sums over two int8 digits of x: about 16 significant
+     * bits where fp32 FMA keeps 24 (PyTorch's float32_matmul_precision "high" is of the same
+     * order), 2x the speed of FMA and fewer bytes for a query to stream; vectors within 3e-5 of
+     * sentence-transformers' fp32 on the golden texts (cosine 0.99999999). FP32_STRICT: fp32 FMA in
+     * every GEMM (AVX-512 or OpenBLAS). INT8 quantizes weights per output channel at load and
+     * activations per token at run time, the activations of the qkv and FFN-in GEMMs as two int8
+     * digits (and with AMX those of FFN out too; without AMX, the attention output's and FFN out's,
+     * but the first layer's, as one uint8 digit with a zero point): cosine >= 0.995 against fp32,
+     * the same bits on every CPU of one kind (with AMX or without); BF16 uses AVX512_BF16 where the
+     * CPU has it and is SEMBED_ERR_UNSUPPORTED elsewhere. */
     sembed_precision precision;
 } sembed_ctx_params;
 

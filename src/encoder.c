@@ -661,7 +661,8 @@ static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_err
         .P = m->cfg.max_position_embeddings, .R = m->R, .eps = m->eps, .act = m->act,
         .position_offset = m->position_offset, .word = m->word, .pos = m->pos, .type = m->type,
         .emb_g = m->emb_g, .emb_b = m->emb_b, .layers = layers, .rel_bias = m->rel_bias,
-        .n_pool = m->n_pool, .n_dense = m->n_dense, .normalize = m->normalize, .dim = m->dim};
+        .n_pool = m->n_pool, .n_dense = m->n_dense, .normalize = m->normalize, .dim = m->dim,
+        .bf16 = c->p.precision == SEMBED_PRECISION_BF16};
     memcpy(d.pool, m->pool, sizeof d.pool);
     SEMBED_ASSERT(m->n_dense <= SEMBED__CUDA_MAX_DENSE);
     for (int32_t i = 0; i < m->n_dense; i++)

@@ -1,6 +1,7 @@
 /* test_cuda_encode.c — the CUDA encoder end to end on all-MiniLM-L6-v2: its vectors against the
- * CPU encoder's (cosine >= 0.9999 per text) and batch invariance (a text's vector bit-identical
- * alone and inside batches of 64). Skips (77) when built without CUDA or without a GPU. */
+ * CPU encoder's (cosine >= 0.9999 per text; bf16 on the GPU, >= BF16_MIN_COS) and batch
+ * invariance (a text's vector bit-identical alone and inside batches of 64). Skips (77) when
+ * built without CUDA or without a GPU. */
 #include "testlib.h"
 
 #include <math.h>
@@ -12,6 +13,9 @@
 #include "cuda/sembed_cuda.h"
 
 #define N_TEXTS 100
+/* bf16 keeps 8 significant bits where fp16 keeps 11: the bound its vectors must hold against the
+ * CPU's fp32 ones (the fp16 path: 0.9999) */
+#define BF16_MIN_COS 0.999
 
 static const char *const k_words[] = {
     "the", "retrieval", "of", "passages", "embedding", "vectors", "GPU", "kernel", "attention",
@@ -123,6 +127,40 @@ int main(void) {
     CHECKF(gdiff == 0, "%d of %d repeated runs (graphs on, off, small context) differ", gdiff, runs);
     printf("  graphs on/off and a 512-token context: %d of %d repeated runs differ\n", gdiff, runs);
     sembed_ctx_free(small);
+
+    /* SEMBED_PRECISION_BF16: bf16 weights and activations on the GPU */
+    cp.device = "cuda";
+    cp.max_batch_tokens = 16384;
+    cp.precision = SEMBED_PRECISION_BF16;
+    sembed_ctx *gb = NULL;
+    CHECKF(sembed_ctx_new(m, &cp, &gb, &err) == SEMBED_OK, "bf16 context: %s", err.msg);
+    if (gb) {
+        CHECKF(sembed_encode(gb, N_TEXTS, (const char *const *)texts, NULL, vb,
+                             (int64_t)N_TEXTS * dim, NULL, &err) == SEMBED_OK, "%s", err.msg);
+        double bworst = 1;
+        int bworst_i = -1, bdiff = 0, fp16_gap = 0;
+        for (int i = 0; i < N_TEXTS; i++) {
+            const double c = t_cosine(vc + (size_t)i * dim, vb + (size_t)i * dim, dim);
+            bool finite = true;
+            for (int k = 0; k < dim; k++) finite = finite && isfinite(vb[(size_t)i * dim + k]);
+            CHECKF(finite && c >= BF16_MIN_COS, "bf16 text %d: cosine CUDA vs CPU %.6f", i, c);
+            if (c < bworst) bworst = c, bworst_i = i;
+            /* bf16 must differ from fp16 (it is not silently the fp16 path) */
+            if (memcmp(vb + (size_t)i * dim, vg + (size_t)i * dim, sizeof(float) * dim) != 0)
+                fp16_gap++;
+        }
+        CHECKF(fp16_gap > N_TEXTS / 2, "bf16 vectors equal the fp16 ones for %d of %d texts",
+               N_TEXTS - fp16_gap, N_TEXTS);
+        for (int i = 0; i < 16; i++) {
+            CHECKF(sembed_encode(gb, 1, (const char *const *)&texts[i], NULL, one, dim, NULL,
+                                 &err) == SEMBED_OK, "%s", err.msg);
+            if (memcmp(one, vb + (size_t)i * dim, sizeof(float) * dim) != 0) bdiff++;
+        }
+        CHECKF(bdiff == 0, "bf16: %d of 16 texts differ alone vs in a batch", bdiff);
+        printf("  bf16: min cosine vs CPU fp32 %.7f (text %d); %d of 16 texts differ alone vs in a "
+               "batch\n", bworst, bworst_i, bdiff);
+        sembed_ctx_free(gb);
+    }
 
     for (int i = 0; i < N_TEXTS; i++) free(texts[i]);
     free(vc), free(vg), free(one), free(vb);

@@ -17,6 +17,7 @@ extern "C" {
 
 #include <math.h>
 #include <stdio.h>
+#include <type_traits>
 #include <stdlib.h>
 #include <vector>
 
@@ -70,18 +71,31 @@ static void check_guards_and_free(const char *what) {
     g_sizes.clear();
 }
 
-/* fp16-rounded random host data, and its device copy */
-static __half *up_h(std::vector<float> &host, size_t n, float a) {
+/* The 16-bit element types on the host: E is __half or sembed__bf16. */
+static float e2f(__half v) { return __half2float(v); }
+static float e2f(sembed__bf16 v) { return __bfloat162float(v); }
+template <class E> static E f2e(float v);
+template <> __half f2e<__half>(float v) { return __float2half_rn(v); }
+template <> sembed__bf16 f2e<sembed__bf16>(float v) { return __float2bfloat16_rn(v); }
+template <class E> static const char *ename() { return std::is_same<E, __half>::value ? "f16" : "bf16"; }
+/* A test's tolerance for E: fp16's, or bf16's (3 fewer significant bits: 8x) */
+template <class E> static double etol(double f16_tol) {
+    return std::is_same<E, __half>::value ? f16_tol : 8 * f16_tol;
+}
+
+/* E-rounded random host data, and its device copy */
+template <class E> static E *up_e(std::vector<float> &host, size_t n, float a) {
     host.resize(n);
-    std::vector<__half> h(n);
+    std::vector<E> h(n);
     for (size_t i = 0; i < n; i++) {
-        h[i] = __float2half_rn(frand(a));
-        host[i] = __half2float(h[i]);
+        h[i] = f2e<E>(frand(a));
+        host[i] = e2f(h[i]);
     }
-    __half *d = (__half *)dalloc(n * 2);
+    E *d = (E *)dalloc(n * 2);
     CK(cudaMemcpy(d, h.data(), n * 2, cudaMemcpyHostToDevice));
     return d;
 }
+static __half *up_h(std::vector<float> &host, size_t n, float a) { return up_e<__half>(host, n, a); }
 static float *up_f(std::vector<float> &host, size_t n, float a, float base = 0.f) {
     host.resize(n);
     for (size_t i = 0; i < n; i++) host[i] = base + frand(a);
@@ -94,11 +108,11 @@ static int32_t *up_i(const std::vector<int32_t> &host) {
     CK(cudaMemcpy(d, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
     return d;
 }
-static std::vector<float> down_h(const __half *d, size_t n) {
-    std::vector<__half> h(n);
+template <class E> static std::vector<float> down_h(const E *d, size_t n) {
+    std::vector<E> h(n);
     CK(cudaMemcpy(h.data(), d, n * 2, cudaMemcpyDeviceToHost));
     std::vector<float> f(n);
-    for (size_t i = 0; i < n; i++) f[i] = __half2float(h[i]);
+    for (size_t i = 0; i < n; i++) f[i] = e2f(h[i]);
     return f;
 }
 static std::vector<float> down_f(const float *d, size_t n) {
@@ -135,16 +149,16 @@ static sembed__exec ref_ex(int64_t scratch) {
 
 /* ---- ops ------------------------------------------------------------------------------------ */
 
-static void test_embed_ln(int64_t T, int32_t H, bool with_type) {
+template <class E> static void test_embed_ln(int64_t T, int32_t H, bool with_type) {
     const int32_t V = 101, P = 520;
     std::vector<float> word, pos, type, g, b;
-    __half *dw = up_h(word, (size_t)V * H, 1.f), *dp = up_h(pos, (size_t)P * H, 0.5f);
-    __half *dt = with_type ? up_h(type, (size_t)H, 0.3f) : NULL;
+    E *dw = up_e<E>(word, (size_t)V * H, 1.f), *dp = up_e<E>(pos, (size_t)P * H, 0.5f);
+    E *dt = with_type ? up_e<E>(type, (size_t)H, 0.3f) : NULL;
     float *dg = up_f(g, H, 0.2f, 1.f), *db = up_f(b, H, 0.2f);
     std::vector<int32_t> ids(T), pids(T);
     for (int64_t t = 0; t < T; t++) ids[t] = (int32_t)((t * 37 + 11) % V), pids[t] = (int32_t)(t % P);
     int32_t *di = up_i(ids), *dpi = up_i(pids);
-    __half *out = (__half *)dalloc((size_t)T * H * 2);
+    E *out = (E *)dalloc((size_t)T * H * 2);
     CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));
     sembed_error e;
     CHECKF(sembed__cu_embed_ln(out, di, dpi, dw, dp, dt, dg, db, T, H, 1e-12f, 0, &e) == SEMBED_OK,
@@ -156,8 +170,9 @@ static void test_embed_ln(int64_t T, int32_t H, bool with_type) {
                                  with_type ? type.data() : NULL, g.data(), b.data(), T, H, 1e-12f,
                                  &ex);
     char name[96];
-    snprintf(name, sizeof name, "embed_ln T=%lld H=%d type=%d", (long long)T, H, with_type);
-    compare(name, down_h(out, (size_t)T * H), ref, 2e-3);
+    snprintf(name, sizeof name, "embed_ln %s T=%lld H=%d type=%d", ename<E>(), (long long)T, H,
+             with_type);
+    compare(name, down_h(out, (size_t)T * H), ref, etol<E>(2e-3));
     check_guards_and_free(name);
 }
 
@@ -172,16 +187,24 @@ static std::vector<float> ref_linear(const std::vector<float> &x, const std::vec
     return ref;
 }
 
-static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool f32, bool bias,
-                      void *ws, sembed__act_kind act = SEMBED__ACTK_IDENTITY) {
+static const char *dt_name(sembed__cu_dtype dt) {
+    return dt == SEMBED__CU_F32 ? "f32" : dt == SEMBED__CU_BF16 ? "bf16" : "f16";
+}
+
+static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, sembed__cu_dtype dt,
+                      bool bias, void *ws, sembed__act_kind act = SEMBED__ACTK_IDENTITY) {
     char name[96];
-    snprintf(name, sizeof name, "gemm %s M=%lld N=%d K=%d bias=%d act=%d", f32 ? "f32" : "f16",
+    snprintf(name, sizeof name, "gemm %s M=%lld N=%d K=%d bias=%d act=%d", dt_name(dt),
              (long long)M, N, K, bias, (int)act);
     std::vector<float> x, w, b;
     void *dx, *dw, *db = NULL, *dy;
+    const bool f32 = dt == SEMBED__CU_F32;
     if (f32) {
         dx = up_f(x, (size_t)M * K, 1.f), dw = up_f(w, (size_t)N * K, 0.1f);
         if (bias) db = up_f(b, N, 1.f);
+    } else if (dt == SEMBED__CU_BF16) {
+        dx = up_e<sembed__bf16>(x, (size_t)M * K, 1.f), dw = up_e<sembed__bf16>(w, (size_t)N * K, 0.1f);
+        if (bias) db = up_e<sembed__bf16>(b, N, 1.f);
     } else {
         dx = up_h(x, (size_t)M * K, 1.f), dw = up_h(w, (size_t)N * K, 0.1f);
         if (bias) db = up_h(b, N, 1.f);
@@ -192,7 +215,7 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     sembed__cu_gemm_shape g;
     sembed_error e;
     const int64_t M_max = M > 4096 ? M : 4096;
-    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, M_max, f32, bias, act, (size_t)32 << 20, &e);
+    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, M_max, dt, bias, act, (size_t)32 << 20, &e);
     CHECKF(s == SEMBED_OK, "%s: %s", name, e.msg);
     if (s != SEMBED_OK) {
         check_guards_and_free(name);
@@ -201,8 +224,11 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
     OK(sembed__cu_gemm(&g, lt, dy, dx, dw, db, M, ws, 0, &e_));
     CK(cudaDeviceSynchronize());
     const std::vector<float> ref = ref_linear(x, w, bias ? b.data() : NULL, M, N, K, act);
-    compare(name, f32 ? down_f((float *)dy, ref.size()) : down_h((__half *)dy, ref.size()), ref,
-            f32 ? 1e-5 : 2e-3);
+    compare(name,
+            f32 ? down_f((float *)dy, ref.size())
+                : dt == SEMBED__CU_BF16 ? down_h((sembed__bf16 *)dy, ref.size())
+                                        : down_h((__half *)dy, ref.size()),
+            ref, f32 ? 1e-5 : dt == SEMBED__CU_BF16 ? etol<sembed__bf16>(2e-3) : 2e-3);
     /* batch invariance: rows computed alone (M=1) and in smaller batches match bit for bit */
     if (M >= 64) {
         const int64_t starts[] = {0, M / 2, M - 1}, counts[] = {1, 7, 1};
@@ -227,19 +253,22 @@ static void test_gemm(cublasLtHandle_t lt, int64_t M, int32_t N, int32_t K, bool
 
 /* The small-M GEMM kernel by itself against the reference (no cuBLASLt: it also runs under
  * racecheck, which cannot run cuBLASLt's kernels). */
+template <class E>
 static void test_gemm_small(int64_t M, int32_t N, int32_t K, sembed__act_kind act, bool bias) {
     char name[96];
-    snprintf(name, sizeof name, "gemm small-M kernel M=%lld N=%d K=%d act=%d bias=%d",
-             (long long)M, N, K, (int)act, bias);
+    snprintf(name, sizeof name, "gemm small-M kernel %s M=%lld N=%d K=%d act=%d bias=%d",
+             ename<E>(), (long long)M, N, K, (int)act, bias);
     std::vector<float> x, w, b;
-    void *dx = up_h(x, (size_t)M * K, 1.f), *dw = up_h(w, (size_t)N * K, 0.1f);
-    void *db = bias ? up_h(b, N, 1.f) : NULL;
+    void *dx = up_e<E>(x, (size_t)M * K, 1.f), *dw = up_e<E>(w, (size_t)N * K, 0.1f);
+    void *db = bias ? up_e<E>(b, N, 1.f) : NULL;
     void *dy = dalloc((size_t)M * N * 2);
     CK(cudaMemset(dy, 0xFF, (size_t)M * N * 2));
-    OK(sembed__cu_gemm_small(dy, dx, dw, db, M, N, K, act, 0, &e_));
+    OK(sembed__cu_gemm_small(dy, dx, dw, db, M, N, K, act,
+                             std::is_same<E, __half>::value ? SEMBED__CU_F16 : SEMBED__CU_BF16, 0,
+                             &e_));
     CK(cudaDeviceSynchronize());
     const std::vector<float> ref = ref_linear(x, w, bias ? b.data() : NULL, M, N, K, act);
-    compare(name, down_h((__half *)dy, ref.size()), ref, 2e-3);
+    compare(name, down_h((E *)dy, ref.size()), ref, etol<E>(2e-3));
     check_guards_and_free(name);
 }
 
@@ -269,7 +298,7 @@ static void test_gemm_sm90(int64_t M, int32_t N, int32_t K, sembed__act_kind act
         if (lt) {
             sembed__cu_gemm_shape g;
             sembed_error e;
-            if (sembed__cu_gemm_plan(&g, lt, N, K, M > 4096 ? M : 4096, false, true, act,
+            if (sembed__cu_gemm_plan(&g, lt, N, K, M > 4096 ? M : 4096, SEMBED__CU_F16, true, act,
                                      (size_t)32 << 20, &e) == SEMBED_OK) {
                 void *dy2 = dalloc((size_t)M * N * 2);
                 OK(sembed__cu_gemm(&g, lt, dy2, dx, dw, db, M, ws, 0, &e_));
@@ -290,30 +319,34 @@ static void test_gemm_sm90(int64_t M, int32_t N, int32_t K, sembed__act_kind act
  * batch of M_ALL rows. Random data with many exponents, so that another order of the K sums
  * shows in the fp16 outputs. This is what lets the plan use a second algorithm for small M
  * (gemm.cuh's algo_small): the rows must not depend on which algorithm M picked. */
+template <class E>
 static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, sembed__act_kind act,
                            bool quick, void *ws) {
     char name[96];
-    snprintf(name, sizeof name, "gemm rows N=%d K=%d act=%d", N, K, (int)act);
+    snprintf(name, sizeof name, "gemm rows %s N=%d K=%d act=%d", ename<E>(), N, K, (int)act);
     const int64_t M_ALL = 1024;
     auto wide = [](size_t n, int e0) { /* |v| in 2^e0 .. 2^(e0+10) */
-        std::vector<__half> h(n);
+        std::vector<E> h(n);
         for (size_t i = 0; i < n; i++) {
             const float u = frand(1.f), m = 1.f + fabsf(frand(1.f));
-            h[i] = __float2half_rn(ldexpf(u < 0 ? -m : m, (int)((frand(1.f) + 1.f) * 4.99f) + e0));
+            h[i] = f2e<E>(ldexpf(u < 0 ? -m : m, (int)((frand(1.f) + 1.f) * 4.99f) + e0));
         }
         return h;
     };
-    std::vector<__half> hx = wide((size_t)M_ALL * K, -6), hw = wide((size_t)N * K, -9),
-                        hb = wide(N, -6);
-    __half *dx = (__half *)dalloc(hx.size() * 2), *dw = (__half *)dalloc(hw.size() * 2);
-    __half *db = (__half *)dalloc(hb.size() * 2);
-    __half *dy = (__half *)dalloc((size_t)M_ALL * N * 2), *dy2 = (__half *)dalloc((size_t)M_ALL * N * 2);
+    std::vector<E> hx = wide((size_t)M_ALL * K, -6), hw = wide((size_t)N * K, -9),
+                   hb = wide(N, -6);
+    E *dx = (E *)dalloc(hx.size() * 2), *dw = (E *)dalloc(hw.size() * 2);
+    E *db = (E *)dalloc(hb.size() * 2);
+    E *dy = (E *)dalloc((size_t)M_ALL * N * 2), *dy2 = (E *)dalloc((size_t)M_ALL * N * 2);
     CK(cudaMemcpy(dx, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(dw, hw.data(), hw.size() * 2, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(db, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice));
     sembed__cu_gemm_shape g;
     sembed_error e;
-    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, 4096, false, true, act, (size_t)32 << 20, &e);
+    sembed_status s = sembed__cu_gemm_plan(&g, lt, N, K, 4096,
+                                           std::is_same<E, __half>::value ? SEMBED__CU_F16
+                                                                          : SEMBED__CU_BF16,
+                                           true, act, (size_t)32 << 20, &e);
     CHECKF(s == SEMBED_OK, "%s: %s", name, e.msg);
     if (s != SEMBED_OK) {
         check_guards_and_free(name);
@@ -348,20 +381,21 @@ static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, sembed__ac
 }
 
 /* Sequences of the given lengths packed; returns the device output (T, H) as floats. */
+template <class E>
 static std::vector<float> run_attention(const std::vector<int32_t> &lens, int32_t H, int32_t A,
-                                        const std::vector<float> &qkv_src /* (T, 3H) fp16-exact */,
+                                        const std::vector<float> &qkv_src /* (T, 3H) E-exact */,
                                         const float *d_rel, int32_t R) {
     std::vector<int32_t> off(1, 0);
     for (int32_t L : lens) off.push_back(off.back() + L);
     const int32_t S = (int32_t)lens.size(), T = off.back();
-    std::vector<__half> h((size_t)T * 3 * H);
-    for (size_t i = 0; i < h.size(); i++) h[i] = __float2half_rn(qkv_src[i]);
-    __half *dq = (__half *)dalloc(h.size() * 2);
+    std::vector<E> h((size_t)T * 3 * H);
+    for (size_t i = 0; i < h.size(); i++) h[i] = f2e<E>(qkv_src[i]);
+    E *dq = (E *)dalloc(h.size() * 2);
     CK(cudaMemcpy(dq, h.data(), h.size() * 2, cudaMemcpyHostToDevice));
     std::vector<int32_t> tiles(2 * (size_t)sembed__att_max_tiles(T, S));
     const int32_t nt = sembed__att_make_tiles(tiles.data(), off.data(), S);
     int32_t *doff = up_i(off), *dt = up_i(tiles);
-    __half *out = (__half *)dalloc((size_t)T * H * 2);
+    E *out = (E *)dalloc((size_t)T * H * 2);
     CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));
     sembed_error e;
     CHECKF(sembed__cu_attention(out, dq, doff, dt, d_rel, nt, H, A, R, 0, &e) == SEMBED_OK, "%s",
@@ -370,39 +404,41 @@ static std::vector<float> run_attention(const std::vector<int32_t> &lens, int32_
     return down_h(out, (size_t)T * H);
 }
 
+template <class E>
 static void test_attention(int32_t H, int32_t A, bool rel, const std::vector<int32_t> &lens) {
     const int32_t R = 514;
     int32_t T = 0;
     for (int32_t L : lens) T += L;
     char name[96];
-    snprintf(name, sizeof name, "attention H=%d A=%d rel=%d S=%zu T=%d", H, A, rel, lens.size(), T);
+    snprintf(name, sizeof name, "attention %s H=%d A=%d rel=%d S=%zu T=%d", ename<E>(), H, A, rel,
+             lens.size(), T);
     std::vector<float> qkv((size_t)T * 3 * H), relb;
-    for (size_t i = 0; i < qkv.size(); i++) qkv[i] = __half2float(__float2half_rn(frand(2.f)));
+    for (size_t i = 0; i < qkv.size(); i++) qkv[i] = e2f(f2e<E>(frand(2.f)));
     float *d_rel = rel ? up_f(relb, (size_t)A * (2 * R - 1), 2.f) : NULL;
-    std::vector<float> got = run_attention(lens, H, A, qkv, d_rel, R);
+    std::vector<float> got = run_attention<E>(lens, H, A, qkv, d_rel, R);
     std::vector<int32_t> off(1, 0);
     for (int32_t L : lens) off.push_back(off.back() + L);
     std::vector<float> ref((size_t)T * H);
     sembed__exec ex = ref_ex(R);
     sembed__backend_ref.attention(ref.data(), qkv.data(), off.data(), rel ? relb.data() : NULL,
                                   (int32_t)lens.size(), H, A, R, &ex);
-    compare(name, got, ref, 5e-3);
+    compare(name, got, ref, etol<E>(5e-3));
     /* batch invariance: the last sequence alone gives the same bits as packed after the rest */
     if (lens.size() > 1) {
         const int32_t L = lens.back(), t0 = T - L;
         std::vector<float> alone_in(qkv.begin() + (size_t)t0 * 3 * H, qkv.end());
-        std::vector<float> alone = run_attention(std::vector<int32_t>(1, L), H, A, alone_in, d_rel, R);
+        std::vector<float> alone = run_attention<E>(std::vector<int32_t>(1, L), H, A, alone_in, d_rel, R);
         CHECKF(memcmp(alone.data(), got.data() + (size_t)t0 * H, alone.size() * 4) == 0,
                "%s: the last sequence differs alone vs packed", name);
     }
     check_guards_and_free(name);
 }
 
-static void test_add_ln(int64_t T, int32_t H, bool alias) {
+template <class E> static void test_add_ln(int64_t T, int32_t H, bool alias) {
     std::vector<float> a, b, g, be;
-    __half *da = up_h(a, (size_t)T * H, 3.f), *db = up_h(b, (size_t)T * H, 1.f);
+    E *da = up_e<E>(a, (size_t)T * H, 3.f), *db = up_e<E>(b, (size_t)T * H, 1.f);
     float *dg = up_f(g, H, 0.2f, 1.f), *dbe = up_f(be, H, 0.2f);
-    __half *out = alias ? db : (__half *)dalloc((size_t)T * H * 2);
+    E *out = alias ? db : (E *)dalloc((size_t)T * H * 2);
     if (!alias) CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));
     sembed_error e;
     CHECKF(sembed__cu_add_ln(out, da, db, dg, dbe, T, H, 1e-5f, 0, &e) == SEMBED_OK, "%s", e.msg);
@@ -412,30 +448,33 @@ static void test_add_ln(int64_t T, int32_t H, bool alias) {
     sembed__backend_ref.add_ln(ref.data(), a.data(), b.data(), g.data(), be.data(), T, H, 1e-5f,
                                &ex);
     char name[96];
-    snprintf(name, sizeof name, "add_ln T=%lld H=%d alias=%d", (long long)T, H, alias);
-    compare(name, down_h(out, (size_t)T * H), ref, 2e-3);
+    snprintf(name, sizeof name, "add_ln %s T=%lld H=%d alias=%d", ename<E>(), (long long)T, H,
+             alias);
+    compare(name, down_h(out, (size_t)T * H), ref, etol<E>(2e-3));
     check_guards_and_free(name);
 }
 
-static void test_act(int64_t n, int64_t misalign, sembed__act_kind kind) {
+template <class E> static void test_act(int64_t n, int64_t misalign, sembed__act_kind kind) {
     std::vector<float> x;
-    __half *dx = up_h(x, (size_t)(n + misalign), 4.f) + misalign;
+    E *dx = up_e<E>(x, (size_t)(n + misalign), 4.f) + misalign;
     std::vector<float> ref(x.begin() + misalign, x.end());
     sembed_error e;
-    CHECKF(sembed__cu_act_f16(dx, n, kind, 0, &e) == SEMBED_OK, "%s", e.msg);
+    CHECKF(sembed__cu_act16(dx, n, kind, 0, &e) == SEMBED_OK, "%s", e.msg);
     CK(cudaDeviceSynchronize());
     sembed__exec ex = ref_ex(1);
     sembed__backend_ref.act(ref.data(), n, kind, &ex);
     char name[96];
-    snprintf(name, sizeof name, "act f16 kind=%d n=%lld misalign=%lld", (int)kind, (long long)n,
-             (long long)misalign);
+    snprintf(name, sizeof name, "act %s kind=%d n=%lld misalign=%lld", ename<E>(), (int)kind,
+             (long long)n, (long long)misalign);
     const std::vector<float> got = down_h(dx, (size_t)n);
-    compare(name, got, ref, 2e-3);
-    if (kind == SEMBED__ACTK_GELU) { /* the fp16 GELU (a rational erfc), element by element */
+    compare(name, got, ref, etol<E>(2e-3));
+    if (kind == SEMBED__ACTK_GELU) { /* the 16-bit GELU (a rational erfc), element by element:
+                                        within the output type's rounding */
         size_t worst = 0;
         double werr = 0;
         for (size_t i = 0; i < ref.size(); i++) {
-            const double d = fabs((double)got[i] - ref[i]), lim = 1e-3 * fabs(ref[i]) + 1e-6;
+            const double d = fabs((double)got[i] - ref[i]),
+                         lim = etol<E>(1e-3) * fabs(ref[i]) + 1e-6;
             if (d - lim > werr) werr = d - lim, worst = i;
         }
         CHECKF(werr == 0, "%s: element %zu: %.8g vs exact GELU %.8g", name, worst, got[worst],
@@ -451,13 +490,13 @@ static void test_act(int64_t n, int64_t misalign, sembed__act_kind kind) {
     check_guards_and_free(name);
 }
 
-static void test_pool(int32_t H, bool with_skip) {
+template <class E> static void test_pool(int32_t H, bool with_skip) {
     const std::vector<int32_t> lens = {1, 3, 64, 2, 100, 513};
     std::vector<int32_t> off(1, 0), skip = {0, 1, 5, 2, 0, 7};
     for (int32_t L : lens) off.push_back(off.back() + L);
     const int32_t S = (int32_t)lens.size(), T = off.back();
     std::vector<float> x;
-    __half *dx = up_h(x, (size_t)T * H, 2.f);
+    E *dx = up_e<E>(x, (size_t)T * H, 2.f);
     sembed__cu_pool_kinds kinds = {6, {SEMBED__POOLK_CLS, SEMBED__POOLK_MEAN, SEMBED__POOLK_MAX,
                                        SEMBED__POOLK_MEAN_SQRT_LEN, SEMBED__POOLK_WEIGHTED_MEAN,
                                        SEMBED__POOLK_LAST}};
@@ -473,7 +512,7 @@ static void test_pool(int32_t H, bool with_skip) {
     sembed__backend_ref.pool(ref.data(), x.data(), off.data(), with_skip ? skip.data() : NULL,
                              kinds.k, 6, S, H, &ex);
     char name[96];
-    snprintf(name, sizeof name, "pool 6 kinds H=%d skip=%d", H, with_skip);
+    snprintf(name, sizeof name, "pool %s 6 kinds H=%d skip=%d", ename<E>(), H, with_skip);
     compare(name, down_f(out, S * F), ref, 1e-5);
     /* pooling and normalization in one kernel, against ref's pool then normalize */
     CK(cudaMemset(out, 0xFF, S * F * 4));
@@ -526,10 +565,12 @@ int main(void) {
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("test_cuda_ops on %s\n", prop.name);
 
-    test_embed_ln(1, 8, false);
-    test_embed_ln(7, 384, true);
-    test_embed_ln(1000, 768, true);
-    test_embed_ln(33, 1024, false);
+    test_embed_ln<__half>(1, 8, false);
+    test_embed_ln<__half>(7, 384, true);
+    test_embed_ln<__half>(1000, 768, true);
+    test_embed_ln<__half>(33, 1024, false);
+    test_embed_ln<sembed__bf16>(7, 384, true); /* SEMBED_PRECISION_BF16 on CUDA */
+    test_embed_ln<sembed__bf16>(1000, 768, true);
 
     cublasLtHandle_t lt;
     if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) {
@@ -543,31 +584,40 @@ int main(void) {
     const char *skip_env = getenv("SEMBED_TEST_SKIP_GEMM");
     const bool gemm = !skip_env || !*skip_env || strcmp(skip_env, "0") == 0;
     if (!gemm) printf("  GEMM tests skipped (SEMBED_TEST_SKIP_GEMM)\n");
-    test_gemm_small(1, 1152, 384, SEMBED__ACTK_IDENTITY, true);
-    test_gemm_small(16, 384, 1536, SEMBED__ACTK_IDENTITY, true);
-    test_gemm_small(17, 1536, 384, SEMBED__ACTK_GELU, true);
-    test_gemm_small(40, 776, 256, SEMBED__ACTK_IDENTITY, false); /* N not a multiple of 32 */
-    test_gemm_small(64, 768, 768, SEMBED__ACTK_GELU, false);
+    test_gemm_small<__half>(1, 1152, 384, SEMBED__ACTK_IDENTITY, true);
+    test_gemm_small<__half>(16, 384, 1536, SEMBED__ACTK_IDENTITY, true);
+    test_gemm_small<__half>(17, 1536, 384, SEMBED__ACTK_GELU, true);
+    test_gemm_small<__half>(40, 776, 256, SEMBED__ACTK_IDENTITY, false); /* N not a multiple of 32 */
+    test_gemm_small<__half>(64, 768, 768, SEMBED__ACTK_GELU, false);
+    test_gemm_small<sembed__bf16>(1, 1152, 384, SEMBED__ACTK_IDENTITY, true);
+    test_gemm_small<sembed__bf16>(17, 1536, 384, SEMBED__ACTK_GELU, true);
     if (gemm) {
-    test_gemm(lt, 1, 8, 8, false, true, ws);
-    test_gemm(lt, 7, 1152, 384, false, true, ws);
-    test_gemm(lt, 333, 384, 1536, false, true, ws);
-    test_gemm(lt, 4096, 1152, 384, false, true, ws);
-    if (!quick) test_gemm(lt, 4096, 768, 3072, false, true, ws);
-    test_gemm(lt, 65, 1000, 72, false, true, ws);
-    test_gemm(lt, 5, 256, 384, true, true, ws);
-    test_gemm(lt, 300, 96, 200, true, false, ws);
+    test_gemm(lt, 1, 8, 8, SEMBED__CU_F16, true, ws);
+    test_gemm(lt, 7, 1152, 384, SEMBED__CU_F16, true, ws);
+    test_gemm(lt, 333, 384, 1536, SEMBED__CU_F16, true, ws);
+    test_gemm(lt, 4096, 1152, 384, SEMBED__CU_F16, true, ws);
+    if (!quick) test_gemm(lt, 4096, 768, 3072, SEMBED__CU_F16, true, ws);
+    test_gemm(lt, 65, 1000, 72, SEMBED__CU_F16, true, ws);
+    test_gemm(lt, 5, 256, 384, SEMBED__CU_F32, true, ws);
+    test_gemm(lt, 300, 96, 200, SEMBED__CU_F32, false, ws);
     /* the encoder's shapes: MiniLM-L6 (H 384, I 1536), then BERT-base (768, 3072) */
     const int32_t rows_shapes[][2] = {{1152, 384}, {384, 384},  {1536, 384}, {384, 1536},
                                       {2304, 768}, {768, 768},  {3072, 768}, {768, 3072}};
     for (int i = 0; i < (quick ? 2 : 8); i++)
-        test_gemm_rows(lt, rows_shapes[i][0], rows_shapes[i][1], SEMBED__ACTK_IDENTITY, quick, ws);
+        test_gemm_rows<__half>(lt, rows_shapes[i][0], rows_shapes[i][1], SEMBED__ACTK_IDENTITY, quick, ws);
     /* the FFN's first GEMM with its GELU: fused in the small-M kernel, a pass after cuBLASLt */
-    test_gemm_rows(lt, 1536, 384, SEMBED__ACTK_GELU, quick, ws);
-    if (!quick) test_gemm_rows(lt, 3072, 768, SEMBED__ACTK_GELU, quick, ws);
-    test_gemm(lt, 7, 1536, 384, false, true, ws, SEMBED__ACTK_GELU);
-    test_gemm(lt, 16, 3072, 768, false, true, ws, SEMBED__ACTK_GELU);
-    test_gemm(lt, 333, 1536, 384, false, true, ws, SEMBED__ACTK_GELU);
+    test_gemm_rows<__half>(lt, 1536, 384, SEMBED__ACTK_GELU, quick, ws);
+    if (!quick) test_gemm_rows<__half>(lt, 3072, 768, SEMBED__ACTK_GELU, quick, ws);
+    test_gemm(lt, 7, 1536, 384, SEMBED__CU_F16, true, ws, SEMBED__ACTK_GELU);
+    test_gemm(lt, 16, 3072, 768, SEMBED__CU_F16, true, ws, SEMBED__ACTK_GELU);
+    test_gemm(lt, 333, 1536, 384, SEMBED__CU_F16, true, ws, SEMBED__ACTK_GELU);
+    /* bf16 (SEMBED_PRECISION_BF16 on CUDA): the planned GEMMs, their batch invariance */
+    test_gemm(lt, 7, 1152, 384, SEMBED__CU_BF16, true, ws);
+    test_gemm(lt, 4096, 1152, 384, SEMBED__CU_BF16, true, ws);
+    test_gemm(lt, 333, 1536, 384, SEMBED__CU_BF16, true, ws, SEMBED__ACTK_GELU);
+    test_gemm_rows<sembed__bf16>(lt, 1152, 384, SEMBED__ACTK_IDENTITY, quick, ws);
+    test_gemm_rows<sembed__bf16>(lt, 1536, 384, SEMBED__ACTK_GELU, quick, ws);
+    if (!quick) test_gemm_rows<sembed__bf16>(lt, 768, 3072, SEMBED__ACTK_IDENTITY, quick, ws);
     }
     /* CUTLASS's Hopper kernels, where built and on a 9.0 device */
     if (sembed__cu_sm90_configs() > 0 && prop.major == 9 && prop.minor == 0) {
@@ -582,26 +632,32 @@ int main(void) {
     cublasLtDestroy(lt);
 
     const std::vector<int32_t> lens = {1, 5, 64, 65, 130, 17, 512};
-    test_attention(384, 12, false, lens);
-    test_attention(768, 12, false, lens);
-    test_attention(768, 12, true, lens);
-    test_attention(384, 12, true, {3, 200});
-    test_attention(64, 2, false, {1});
-    test_attention(256, 4, false, {33, 128, 1, 2, 3});
+    test_attention<__half>(384, 12, false, lens);
+    test_attention<__half>(768, 12, false, lens);
+    test_attention<__half>(768, 12, true, lens);
+    test_attention<__half>(384, 12, true, {3, 200});
+    test_attention<__half>(64, 2, false, {1});
+    test_attention<__half>(256, 4, false, {33, 128, 1, 2, 3});
+    test_attention<sembed__bf16>(384, 12, false, lens);
+    test_attention<sembed__bf16>(768, 12, true, lens);
 
-    test_add_ln(1, 8, false);
-    test_add_ln(77, 384, true);
-    test_add_ln(quick ? 100 : 2048, 768, false);
-    test_add_ln(9, 1000, true); /* 4 vectors per lane */
-    test_add_ln(5, 2048, false);
+    test_add_ln<__half>(1, 8, false);
+    test_add_ln<__half>(77, 384, true);
+    test_add_ln<__half>(quick ? 100 : 2048, 768, false);
+    test_add_ln<__half>(9, 1000, true); /* 4 vectors per lane */
+    test_add_ln<__half>(5, 2048, false);
+    test_add_ln<sembed__bf16>(77, 384, true);
+    test_add_ln<sembed__bf16>(quick ? 100 : 2048, 768, false);
 
     for (int k = SEMBED__ACTK_GELU; k <= SEMBED__ACTK_SIGMOID; k++) {
-        test_act(1, 0, (sembed__act_kind)k);
-        test_act(quick ? 1003 : 1000003, 1, (sembed__act_kind)k);
+        test_act<__half>(1, 0, (sembed__act_kind)k);
+        test_act<__half>(quick ? 1003 : 1000003, 1, (sembed__act_kind)k);
+        test_act<sembed__bf16>(1003, 1, (sembed__act_kind)k);
     }
-    if (!quick) test_act(4096 * 1536, 0, SEMBED__ACTK_GELU);
+    if (!quick) test_act<__half>(4096 * 1536, 0, SEMBED__ACTK_GELU);
 
-    test_pool(384, false);
-    test_pool(72, true);
+    test_pool<__half>(384, false);
+    test_pool<__half>(72, true);
+    test_pool<sembed__bf16>(384, true);
     return t_done("test_cuda_ops");
 }

@@ -2,7 +2,7 @@
  * texts: SEMBED_CUDA_ST_MODEL names a model folder and SEMBED_CUDA_ST_REF a prefix of the files
  * `bench/gpu_torch.py st-ref` wrote on the GPU machine (PREFIX.texts, PREFIX.f32: the texts and
  * sentence-transformers' fp32 vectors for that very folder). Each text's cosine must be at least
- * 0.9999; all texts go through one sembed_encode call (packed batches of mixed lengths). Skips
+ * 0.9999 (fp16, the default) or 0.999 (SEMBED_PRECISION_BF16); all texts go through one sembed_encode call (packed batches of mixed lengths). Skips
  * (77) without a GPU or without the two variables (scripts/gpu-check.sh sets them). */
 #include "testlib.h"
 
@@ -58,12 +58,17 @@ int main(void) {
            "%s: expected %u x %d floats", path, n, dim);
     if (f) fclose(f);
 
-    sembed_ctx_params cp = sembed_ctx_default_params();
-    cp.device = "cuda";
-    cp.max_batch_tokens = 16384;
-    sembed_ctx *ctx = NULL;
-    CHECKF(sembed_ctx_new(m, &cp, &ctx, &err) == SEMBED_OK, "%s", err.msg);
-    if (ctx) {
+    /* fp16 (the default) within 0.9999; bf16 (SEMBED_PRECISION_BF16) within 0.999 */
+    for (int pass = 0; pass < 2; pass++) {
+        const bool bf16 = pass == 1;
+        const double bound = bf16 ? 0.999 : 0.9999;
+        sembed_ctx_params cp = sembed_ctx_default_params();
+        cp.device = "cuda";
+        cp.max_batch_tokens = 16384;
+        if (bf16) cp.precision = SEMBED_PRECISION_BF16;
+        sembed_ctx *ctx = NULL;
+        CHECKF(sembed_ctx_new(m, &cp, &ctx, &err) == SEMBED_OK, "%s", err.msg);
+        if (!ctx) continue;
         memset(got, 0xFF, sizeof(float) * n * (size_t)dim);
         CHECKF(sembed_encode(ctx, (int32_t)n, (const char *const *)texts, lens, got,
                              (int64_t)n * dim, NULL, &err) == SEMBED_OK, "%s", err.msg);
@@ -76,15 +81,16 @@ int main(void) {
                 ab += a * b, aa += a * a, bb += b * b;
             }
             const double c = ab / (sqrt(aa) * sqrt(bb) + 1e-30);
-            if (!(c >= 0.9999)) bad++; /* NaN counts as bad */
+            if (!(c >= bound)) bad++; /* NaN counts as bad */
             if (!(c >= worst)) worst = c, worst_i = (int)i;
         }
-        CHECKF(bad == 0, "%d of %u texts below cosine 0.9999 (worst %.7f, text %d)", bad, n, worst,
-               worst_i);
-        printf("  %s on %s: %u texts, min cosine vs sentence-transformers fp32 %.7f (text %d)\n",
-               dir, sembed__cuda_device_name(sembed__ctx_cuda(ctx)), n, worst, worst_i);
+        CHECKF(bad == 0, "%s: %d of %u texts below cosine %.4f (worst %.7f, text %d)",
+               bf16 ? "bf16" : "fp16", bad, n, bound, worst, worst_i);
+        printf("  %s on %s, %s: %u texts, min cosine vs sentence-transformers fp32 %.7f (text %d)\n",
+               dir, sembed__cuda_device_name(sembed__ctx_cuda(ctx)), bf16 ? "bf16" : "fp16", n,
+               worst, worst_i);
+        sembed_ctx_free(ctx);
     }
-    sembed_ctx_free(ctx);
     sembed_model_free(m);
     for (uint32_t i = 0; i < n; i++) free(texts[i]);
     free(texts), free(lens), free(want), free(got);

@@ -1,11 +1,11 @@
 /* act.cuh — elementwise activations on the GPU (backend.h's act): exact erf GELU and the rest,
- * computed in fp32 over fp16 (encoder FFN) or fp32 (Dense modules) data. */
+ * computed in fp32 over fp16 or bf16 (encoder FFN) or fp32 (Dense modules) data. */
 #ifndef SEMBED_CUDA_ACT_CUH
 #define SEMBED_CUDA_ACT_CUH
 
 #include "cuda_common.cuh"
 
-/* Exact (erf) GELU for fp16 data, with erfc from Abramowitz & Stegun 7.1.26 (absolute error
+/* Exact (erf) GELU for fp16 (and bf16) data, with erfc from Abramowitz & Stegun 7.1.26 (absolute error
  * under 1.5e-7, far below fp16's rounding) instead of erff: erff's branches and polynomial made
  * the pass ALU-bound (2.4 TB/s on an H200 for the FFN's (T, I)); this form is an approximate
  * reciprocal, an exponential and five FMAs (v3: both without denormal fix-ups). For x < 0 it is 0.5 x erfc(|x|/sqrt 2), so the tail
@@ -31,10 +31,11 @@ static __device__ __forceinline__ float sembed__gelu_f16(float x) {
     return __fmul_rn(__fmul_rn(0.5f, x), x >= 0.f ? __fsub_rn(2.0f, erfc_z) : erfc_z);
 }
 
-/* x = act(x) in place, fp16 storage, fp32 arithmetic. */
-sembed_status sembed__cu_act_f16(__half *x, /* (n) */
-                                 int64_t n, sembed__act_kind kind, cudaStream_t stream,
-                                 sembed_error *err);
+/* x = act(x) in place, fp16 or bf16 storage (T: __half or sembed__bf16), fp32 arithmetic. */
+template <class E>
+sembed_status sembed__cu_act16(E *x, /* (n) */
+                               int64_t n, sembed__act_kind kind, cudaStream_t stream,
+                               sembed_error *err);
 /* x = act(x) in place, fp32. */
 sembed_status sembed__cu_act_f32(float *x, /* (n) */
                                  int64_t n, sembed__act_kind kind, cudaStream_t stream,

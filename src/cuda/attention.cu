@@ -2,12 +2,14 @@
  * v1, the wmma version with S, P and O in shared memory, is dev/kernels/attention_v1.cu).
  * One block of 4 warps per (query tile of 64 rows, head); each warp owns 16 query rows. Keys and
  * values stream through shared memory in tiles of 64, double-buffered with cp.async; S = Q·Kᵀ
- * and P·V run on mma.sync m16n8k16 (fp16 in, fp32 accumulate) with S, P and the O accumulator
+ * and P·V run on mma.sync m16n8k16 (fp16 or bf16 in, fp32 accumulate) with S, P and the O accumulator
  * in registers (FlashAttention-2's layout); the online softmax is fp32 (base 2, the scale and
  * MPNet's bias folded in). A row's result depends only on its own sequence, whatever else is
  * packed beside it. Dimension letters: T tokens, S sequences, H hidden, A heads, D head size,
  * L a sequence's length, R the relative-bias reach. */
 #include "attention.cuh"
+
+#include <type_traits>
 
 #define BM SEMBED__ATT_BM /* query rows per block */
 #define BN 64             /* keys per tile */
@@ -43,13 +45,20 @@ static __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *p
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_addr(p)));
 }
-/* c (16x8 fp32) += a (16x16 fp16, row) · b (16x8 fp16, col) */
+/* c (16x8 fp32) += a (16x16 T, row) · b (16x8 T, col), T fp16 or bf16 */
+template <class E>
 static __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                                 uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    if constexpr (std::is_same<E, __half>::value)
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 /* 2^x on MUFU.EX2 without exp2f's denormal fix-ups (a compare, two FMULs and a select per
  * score outside -ftz): a probability below 2^-126 is 0 in its fp16 P fragment either way and
@@ -59,15 +68,17 @@ static __device__ __forceinline__ float ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
-static __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *(uint32_t *)&h;
+template <class E> static __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+    typename sembed__pair<E>::t h = sembed__from_f2<E>(lo, hi);
+    uint32_t u;
+    memcpy(&u, &h, 4);
+    return u;
 }
 
 /* rows 0..rows-1 of a (rows, D) slice of qkv (row stride ld) into shared memory (row stride
  * LDH), zeros from row n on; all threads of the block take part */
-template <int D>
-static __device__ __forceinline__ void load_rows_async(__half *dst, const __half *src, int64_t ld,
+template <int D, class E>
+static __device__ __forceinline__ void load_rows_async(E *dst, const E *src, int64_t ld,
                                                        int n, int rows) {
     constexpr int LDH = att_smem<D>::LDH, VPR = D / 8;
     for (int i = threadIdx.x; i < rows * VPR; i += NW * 32) {
@@ -77,26 +88,26 @@ static __device__ __forceinline__ void load_rows_async(__half *dst, const __half
     }
 }
 
-template <int D>
+template <int D, class E>
 static __global__ void __launch_bounds__(NW * 32)
-    attention_kernel(__half *out, const __half *qkv, const int32_t *seq_off, const int32_t *tiles,
+    attention_kernel(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
                      const float *rel_bias, int H, int R, float scale_log2) {
     typedef att_smem<D> SM;
     constexpr int LDH = SM::LDH, ND = D / 8, NB = BN / 8;
     extern __shared__ __align__(128) unsigned char smem[];
-    __half *Qs = (__half *)(smem + SM::q);
+    E *Qs = (E *)(smem + SM::q);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
     sembed__grid_dep_sync();
     const int seq = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1], h = blockIdx.y;
     const int t0 = seq_off[seq], L = seq_off[seq + 1] - t0;
     const int64_t ld = 3 * (int64_t)H;
-    const __half *base = qkv + (int64_t)t0 * ld + h * D;
+    const E *base = qkv + (int64_t)t0 * ld + h * D;
     const int n_kt = (L + BN - 1) / BN;
 
     load_rows_async<D>(Qs, base + (int64_t)q0 * ld, ld, L - q0, BM);
-    load_rows_async<D>((__half *)(smem + SM::kv), base + H, ld, L, BN);
-    load_rows_async<D>((__half *)(smem + SM::kv + SM::tile), base + 2 * H, ld, L, BN);
+    load_rows_async<D>((E *)(smem + SM::kv), base + H, ld, L, BN);
+    load_rows_async<D>((E *)(smem + SM::kv + SM::tile), base + 2 * H, ld, L, BN);
     cp_commit();
 
     /* this thread's two rows of the warp's 16: g and g + 8 */
@@ -121,8 +132,8 @@ static __global__ void __launch_bounds__(NW * 32)
         const int j0 = kt * BN;
         if (kt + 1 < n_kt) { /* prefetch the next K and V tile into the other buffer */
             unsigned char *nb = smem + SM::kv + (size_t)((kt + 1) & 1) * 2 * SM::tile;
-            load_rows_async<D>((__half *)nb, base + (int64_t)(j0 + BN) * ld + H, ld, L - j0 - BN, BN);
-            load_rows_async<D>((__half *)(nb + SM::tile), base + (int64_t)(j0 + BN) * ld + 2 * H,
+            load_rows_async<D>((E *)nb, base + (int64_t)(j0 + BN) * ld + H, ld, L - j0 - BN, BN);
+            load_rows_async<D>((E *)(nb + SM::tile), base + (int64_t)(j0 + BN) * ld + 2 * H,
                                ld, L - j0 - BN, BN);
             cp_commit();
             cp_wait<1>();
@@ -130,8 +141,8 @@ static __global__ void __launch_bounds__(NW * 32)
             cp_wait<0>();
         }
         __syncthreads();
-        const __half *Ks = (const __half *)(smem + SM::kv + (size_t)(kt & 1) * 2 * SM::tile);
-        const __half *Vs = Ks + BN * LDH;
+        const E *Ks = (const E *)(smem + SM::kv + (size_t)(kt & 1) * 2 * SM::tile);
+        const E *Vs = Ks + BN * LDH;
         if (warp_on) {
             if (kt == 0) {
 #pragma unroll
@@ -150,8 +161,8 @@ static __global__ void __launch_bounds__(NW * 32)
                     uint32_t b[4];
                     const int m = lane >> 3;
                     ldsm_x4(b, Ks + (np * 16 + (m >> 1) * 8 + (lane & 7)) * LDH + kk * 16 + (m & 1) * 8);
-                    mma16816(sc[2 * np], qf[kk], b[0], b[1]);
-                    mma16816(sc[2 * np + 1], qf[kk], b[2], b[3]);
+                    mma16816<E>(sc[2 * np], qf[kk], b[0], b[1]);
+                    mma16816<E>(sc[2 * np + 1], qf[kk], b[2], b[3]);
                 }
             /* scale, bias, mask (base 2); row maxima over the quad. A full tile without a
              * bias (the common case) takes the max of the raw scores (the scale is positive)
@@ -212,17 +223,17 @@ static __global__ void __launch_bounds__(NW * 32)
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
                 uint32_t pa[4];
-                pa[0] = pack_h2(sc[2 * kk][0], sc[2 * kk][1]);
-                pa[1] = pack_h2(sc[2 * kk][2], sc[2 * kk][3]);
-                pa[2] = pack_h2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-                pa[3] = pack_h2(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+                pa[0] = pack2<E>(sc[2 * kk][0], sc[2 * kk][1]);
+                pa[1] = pack2<E>(sc[2 * kk][2], sc[2 * kk][3]);
+                pa[2] = pack2<E>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+                pa[3] = pack2<E>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
 #pragma unroll
                 for (int dp = 0; dp < ND / 2; dp++) {
                     uint32_t b[4];
                     const int m = lane >> 3;
                     ldsm_x4_t(b, Vs + (kk * 16 + (m & 1) * 8 + (lane & 7)) * LDH + dp * 16 + (m >> 1) * 8);
-                    mma16816(o[2 * dp], pa, b[0], b[1]);
-                    mma16816(o[2 * dp + 1], pa, b[2], b[3]);
+                    mma16816<E>(o[2 * dp], pa, b[0], b[1]);
+                    mma16816<E>(o[2 * dp + 1], pa, b[2], b[3]);
                 }
             }
         }
@@ -238,9 +249,11 @@ static __global__ void __launch_bounds__(NW * 32)
     for (int d = 0; d < ND; d++) {
         const int c = h * D + d * 8 + 2 * qd;
         if (i0 < L)
-            *(__half2 *)(out + (int64_t)(t0 + i0) * H + c) = __floats2half2_rn(o[d][0] * inv0, o[d][1] * inv0);
+            *(typename sembed__pair<E>::t *)(out + (int64_t)(t0 + i0) * H + c) =
+                sembed__from_f2<E>(o[d][0] * inv0, o[d][1] * inv0);
         if (i1 < L)
-            *(__half2 *)(out + (int64_t)(t0 + i1) * H + c) = __floats2half2_rn(o[d][2] * inv1, o[d][3] * inv1);
+            *(typename sembed__pair<E>::t *)(out + (int64_t)(t0 + i1) * H + c) =
+                sembed__from_f2<E>(o[d][2] * inv1, o[d][3] * inv1);
     }
 }
 
@@ -259,22 +272,23 @@ bool sembed__att_supports(int32_t H, int32_t A) {
     return A > 0 && H % A == 0 && (H / A == 32 || H / A == 64) && H % 8 == 0;
 }
 
-template <int D>
-static sembed_status launch(__half *out, const __half *qkv, const int32_t *seq_off,
+template <int D, class E>
+static sembed_status launch(E *out, const E *qkv, const int32_t *seq_off,
                             const int32_t *tiles, const float *rel_bias, int32_t n_tiles,
                             int32_t H, int32_t A, int32_t R, cudaStream_t stream,
                             sembed_error *err) {
     const size_t bytes = att_smem<D>::bytes;
     /* Raising the limit is cheap and idempotent; doing it here keeps the launcher whole. */
-    SEMBED_CU(cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    SEMBED_CU(cudaFuncSetAttribute(attention_kernel<D, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    (int)bytes));
-    SEMBED_CU(sembed__launch_pdl(attention_kernel<D>, dim3((unsigned)n_tiles, (unsigned)A),
+    SEMBED_CU(sembed__launch_pdl(attention_kernel<D, E>, dim3((unsigned)n_tiles, (unsigned)A),
                                  dim3(NW * 32), bytes, stream, out, qkv, seq_off, tiles, rel_bias,
                                  H, R, 1.4426950408889634f / sqrtf((float)D)));
     return SEMBED_OK;
 }
 
-sembed_status sembed__cu_attention(__half *out, const __half *qkv, const int32_t *seq_off,
+template <class E>
+sembed_status sembed__cu_attention(E *out, const E *qkv, const int32_t *seq_off,
                                    const int32_t *tiles, const float *rel_bias, int32_t n_tiles,
                                    int32_t H, int32_t A, int32_t R, cudaStream_t stream,
                                    sembed_error *err) {
@@ -283,3 +297,11 @@ sembed_status sembed__cu_attention(__half *out, const __half *qkv, const int32_t
     if (H / A == 64) return launch<64>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream, err);
     return launch<32>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream, err);
 }
+
+template sembed_status sembed__cu_attention<__half>(__half *, const __half *, const int32_t *,
+                                                    const int32_t *, const float *, int32_t,
+                                                    int32_t, int32_t, int32_t, cudaStream_t,
+                                                    sembed_error *);
+template sembed_status sembed__cu_attention<sembed__bf16>(
+    sembed__bf16 *, const sembed__bf16 *, const int32_t *, const int32_t *, const float *, int32_t,
+    int32_t, int32_t, int32_t, cudaStream_t, sembed_error *);

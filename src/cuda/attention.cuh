@@ -25,8 +25,9 @@ bool sembed__att_supports(int32_t H, int32_t A);
 
 /* out[i, h*D:(h+1)*D] = softmax_j(q_i·k_j/sqrt(D) + rel_bias[h][j-i+R-1]) · v_j per sequence
  * and head, as backend.h. rel_bias may be NULL; with it every sequence has <= R tokens. */
-sembed_status sembed__cu_attention(__half *out,             /* (T, H) */
-                                   const __half *qkv,       /* (T, 3H) */
+template <class E> /* __half or sembed__bf16 */
+sembed_status sembed__cu_attention(E *out,                  /* (T, H) */
+                                   const E *qkv,            /* (T, 3H) */
                                    const int32_t *seq_off,  /* (S+1) */
                                    const int32_t *tiles,    /* (2 * n_tiles) */
                                    const float *rel_bias,   /* (A, 2R-1) or NULL */

@@ -1,10 +1,12 @@
 /* cuda_common.cuh — what every CUDA op file shares: the one check macro that turns a CUDA or
  * cuBLASLt failure into a sembed_status naming the expression and its file:line, and a few
- * device helpers (warp sums, 16-byte fp16 vectors). Not an op; no kernels live here. */
+ * device helpers (warp sums, the fp16/bf16 element types, 16-byte vectors of them). Not an op;
+ * no kernels live here. */
 #ifndef SEMBED_CUDA_COMMON_CUH
 #define SEMBED_CUDA_COMMON_CUH
 
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -96,48 +98,74 @@ static __device__ __forceinline__ float sembed__warp_max(float v) {
     return v;
 }
 
-/* 8 halves in one 16-byte load or store. */
-typedef struct __align__(16) sembed__h8 {
-    __half2 h[4];
-} sembed__h8;
+/* ---- the 16-bit element types -------------------------------------------------------------
+ * The encoder's weights and activations are fp16 (__half, the default) or bf16 (__nv_bfloat16,
+ * SEMBED_PRECISION_BF16 on CUDA); every op is a template on that type T, with fp32 arithmetic. */
+typedef __nv_bfloat16 sembed__bf16;
+template <class E> struct sembed__pair;
+template <> struct sembed__pair<__half> { typedef __half2 t; };
+template <> struct sembed__pair<__nv_bfloat16> { typedef __nv_bfloat162 t; };
 
-/* 16-byte global accesses of 8 halves. Dereferencing a sembed__h8 pointer compiles to four
+static __device__ __forceinline__ float sembed__to_f(__half v) { return __half2float(v); }
+static __device__ __forceinline__ float sembed__to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+static __device__ __forceinline__ float2 sembed__to_f2(__half2 v) { return __half22float2(v); }
+static __device__ __forceinline__ float2 sembed__to_f2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+template <class E> static __device__ __forceinline__ E sembed__from_f(float v);
+template <> __device__ __forceinline__ __half sembed__from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 sembed__from_f<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+/* (lo, hi) rounded to a pair, lo in the low half */
+template <class E> static __device__ __forceinline__ typename sembed__pair<E>::t sembed__from_f2(float lo, float hi);
+template <> __device__ __forceinline__ __half2 sembed__from_f2<__half>(float lo, float hi) {
+    return __floats2half2_rn(lo, hi);
+}
+template <> __device__ __forceinline__ __nv_bfloat162 sembed__from_f2<__nv_bfloat16>(float lo, float hi) {
+    return __floats2bfloat162_rn(lo, hi);
+}
+
+/* 8 values in one 16-byte load or store. */
+template <class E> struct __align__(16) sembed__v8 {
+    typename sembed__pair<E>::t h[4];
+};
+
+/* 16-byte global accesses of 8 values. Dereferencing a sembed__v8 pointer compiles to four
  * 32-bit accesses (the struct is copied member by member); through uint4 it is one 128-bit one. */
-static __device__ __forceinline__ sembed__h8 sembed__ld_h8(const __half *p) {
+template <class E> static __device__ __forceinline__ sembed__v8<E> sembed__ld_v8(const E *p) {
     const uint4 u = *(const uint4 *)p;
-    sembed__h8 v;
+    sembed__v8<E> v;
     memcpy(&v.h[0], &u.x, 4), memcpy(&v.h[1], &u.y, 4), memcpy(&v.h[2], &u.z, 4),
         memcpy(&v.h[3], &u.w, 4);
     return v;
 }
-static __device__ __forceinline__ void sembed__st_h8(__half *p, const sembed__h8 &v) {
+template <class E> static __device__ __forceinline__ void sembed__st_v8(E *p, const sembed__v8<E> &v) {
     uint4 u;
     memcpy(&u.x, &v.h[0], 4), memcpy(&u.y, &v.h[1], 4), memcpy(&u.z, &v.h[2], 4),
         memcpy(&u.w, &v.h[3], 4);
     *(uint4 *)p = u;
 }
 
-static __device__ __forceinline__ void sembed__h8_to_f(const sembed__h8 &v, float f[8]) {
+template <class E> static __device__ __forceinline__ void sembed__v8_to_f(const sembed__v8<E> &v, float f[8]) {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        float2 t = __half22float2(v.h[i]);
+        float2 t = sembed__to_f2(v.h[i]);
         f[2 * i] = t.x;
         f[2 * i + 1] = t.y;
     }
 }
-static __device__ __forceinline__ sembed__h8 sembed__f_to_h8(const float f[8]) {
-    sembed__h8 v;
+template <class E> static __device__ __forceinline__ sembed__v8<E> sembed__f_to_v8(const float f[8]) {
+    sembed__v8<E> v;
 #pragma unroll
-    for (int i = 0; i < 4; i++) v.h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+    for (int i = 0; i < 4; i++) v.h[i] = sembed__from_f2<E>(f[2 * i], f[2 * i + 1]);
     return v;
 }
 
 /* LayerNorm of one row held by a warp: lane l holds the 8-wide vectors l, l+32, ... (NV at most)
  * of the row's H/8 in v (NV of them at most); statistics in fp32, two passes over the registers (mean, then the
- * centered sum of squares), written as fp16: out = (v - mean) * rstd * gamma + beta. */
+ * centered sum of squares), written as T: out = (v - mean) * rstd * gamma + beta. */
 #define SEMBED__LN_NV 8 /* H <= 8 * 8 * 32 = 2048 */
-template <int NV>
-static __device__ __forceinline__ void sembed__ln_row_store(__half *out, /* (H) */
+template <int NV, class E>
+static __device__ __forceinline__ void sembed__ln_row_store(E *out, /* (H) */
                                                             float (&v)[NV][8],
                                                             const float *gamma, /* (H) */
                                                             const float *beta,  /* (H) */
@@ -168,7 +196,7 @@ static __device__ __forceinline__ void sembed__ln_row_store(__half *out, /* (H) 
             const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
             for (int e = 0; e < 8; e++) o[e] = (v[k][e] - mean) * rstd * g[e] + b[e];
-            sembed__st_h8(out + c, sembed__f_to_h8(o));
+            sembed__st_v8(out + c, sembed__f_to_v8<E>(o));
         }
     }
 }

@@ -1,4 +1,5 @@
-/* encoder_cuda.cu — the CUDA forward pass: weights uploaded once as fp16 (LayerNorm parameters,
+/* encoder_cuda.cu — the CUDA forward pass: weights uploaded once as fp16 or, where the context
+ * asks for SEMBED_PRECISION_BF16, bf16, with activations of the same type (LayerNorm parameters,
  * MPNet's relative bias and Dense modules in fp32), every buffer and GEMM planned at creation,
  * and per batch one copy in (ids, positions, offsets, attention tiles), the op launches on one
  * stream, one copy out. The same sequence of ops as src/encoder.c's forward(). Not the ops.
@@ -40,7 +41,7 @@ enum { OP_COPY_IN, OP_EMBED, OP_QKV, OP_ATT, OP_O, OP_LN1, OP_FI, OP_ACT, OP_FO,
        OP_COPY_OUT };
 
 typedef struct layer_d {
-    __half *qkv_w, *qkv_b, *o_w, *o_b, *i_w, *i_b, *f_w, *f_b; /* as sembed__cuda_layer */
+    void *qkv_w, *qkv_b, *o_w, *o_b, *i_w, *i_b, *f_w, *f_b; /* as sembed__cuda_layer, 16-bit */
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
 } layer_d;
 
@@ -60,16 +61,18 @@ struct sembed__cuda {
     bool normalize;
     int32_t T_max, S_max;
     int64_t n_ints_max;
+    bool bf16; /* 16-bit data are bf16, else fp16 */
     /* weights, in one device allocation */
     char *wmem;
-    __half *word, *pos, *type;
+    void *word, *pos, *type; /* 16-bit */
     float *emb_g, *emb_b, *rel_bias;
     layer_d *layers;
     float *dense_w[SEMBED__CUDA_MAX_DENSE], *dense_b[SEMBED__CUDA_MAX_DENSE];
     /* GEMM plans */
     sembed__cu_gemm_shape g_qkv, g_o, g_i, g_f, g_dense[SEMBED__CUDA_MAX_DENSE];
     /* activations */
-    __half *x, *big, *att, *tmp; /* (T_max, H), (T_max, max(3H, I)), (T_max, H), (T_max, H) */
+    /* 16-bit: (T_max, H), (T_max, max(3H, I)), (T_max, H), (T_max, H) */
+    void *x, *big, *att, *tmp;
     float *pa, *pb;              /* (S_max, max_dim) */
     void *ws;
     int32_t *d_ints, *h_ints; /* ids | pos_ids | seq_off | tiles, device and pinned host */
@@ -93,7 +96,8 @@ struct sembed__cuda {
 typedef struct uploader {
     char *base; /* NULL: a sizing pass */
     size_t used;
-    __half *stage; /* STAGE halves of host memory for conversion */
+    uint16_t *stage; /* STAGE 16-bit values of host memory for conversion */
+    bool bf16;       /* convert to bf16, else fp16 */
     sembed_status st;
     sembed_error *err;
 } uploader;
@@ -113,7 +117,16 @@ static void *put(uploader *u, const float *src, int64_t n, bool f16) {
     }
     for (int64_t i = 0; i < n && u->st == SEMBED_OK; i += STAGE) {
         const int64_t k = n - i < STAGE ? n - i : STAGE;
-        for (int64_t j = 0; j < k; j++) u->stage[j] = __float2half_rn(src[i + j]);
+        if (u->bf16)
+            for (int64_t j = 0; j < k; j++) {
+                const __nv_bfloat16 v = __float2bfloat16_rn(src[i + j]);
+                memcpy(&u->stage[j], &v, 2);
+            }
+        else
+            for (int64_t j = 0; j < k; j++) {
+                const __half v = __float2half_rn(src[i + j]);
+                memcpy(&u->stage[j], &v, 2);
+            }
         u->st = sembed__cu_check(cudaMemcpy(u->base + off + (size_t)i * 2, u->stage,
                                             (size_t)k * 2, cudaMemcpyHostToDevice),
                                  err, "cudaMemcpy(weights)", __FILE__, __LINE__);
@@ -123,24 +136,24 @@ static void *put(uploader *u, const float *src, int64_t n, bool f16) {
 
 static void upload_all(sembed__cuda *g, const sembed__cuda_model *m, uploader *u) {
     const int64_t H = m->H, I = m->I;
-    g->word = (__half *)put(u, m->word, (int64_t)m->V * H, true);
-    g->pos = (__half *)put(u, m->pos, (int64_t)m->P * H, true);
-    g->type = m->type ? (__half *)put(u, m->type, H, true) : NULL;
+    g->word = put(u, m->word, (int64_t)m->V * H, true);
+    g->pos = put(u, m->pos, (int64_t)m->P * H, true);
+    g->type = m->type ? put(u, m->type, H, true) : NULL;
     g->emb_g = (float *)put(u, m->emb_g, H, false);
     g->emb_b = (float *)put(u, m->emb_b, H, false);
     for (int32_t l = 0; l < m->n_layers; l++) {
         const sembed__cuda_layer *s = &m->layers[l];
         layer_d *d = &g->layers[l];
-        d->qkv_w = (__half *)put(u, s->qkv_w, 3 * H * H, true);
-        d->qkv_b = (__half *)put(u, s->qkv_b, 3 * H, true);
-        d->o_w = (__half *)put(u, s->o_w, H * H, true);
-        d->o_b = (__half *)put(u, s->o_b, H, true);
+        d->qkv_w = put(u, s->qkv_w, 3 * H * H, true);
+        d->qkv_b = put(u, s->qkv_b, 3 * H, true);
+        d->o_w = put(u, s->o_w, H * H, true);
+        d->o_b = put(u, s->o_b, H, true);
         d->ln1_g = (float *)put(u, s->ln1_g, H, false);
         d->ln1_b = (float *)put(u, s->ln1_b, H, false);
-        d->i_w = (__half *)put(u, s->i_w, I * H, true);
-        d->i_b = (__half *)put(u, s->i_b, I, true);
-        d->f_w = (__half *)put(u, s->f_w, H * I, true);
-        d->f_b = (__half *)put(u, s->f_b, H, true);
+        d->i_w = put(u, s->i_w, I * H, true);
+        d->i_b = put(u, s->i_b, I, true);
+        d->f_w = put(u, s->f_w, H * I, true);
+        d->f_b = put(u, s->f_b, H, true);
         d->ln2_g = (float *)put(u, s->ln2_g, H, false);
         d->ln2_b = (float *)put(u, s->ln2_b, H, false);
     }
@@ -233,12 +246,12 @@ static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_
     SEMBED_CU(cublasLtCreate(&g->lt));
 
     /* weights: a sizing pass, one allocation, then the copies */
-    uploader u = {NULL, 0, NULL, SEMBED_OK, err};
+    uploader u = {NULL, 0, NULL, g->bf16, SEMBED_OK, err};
     upload_all(g, m, &u);
     SEMBED_CU(cudaMalloc((void **)&g->wmem, u.used));
     u.base = g->wmem;
     u.used = 0;
-    u.stage = (__half *)sembed__malloc(sizeof(__half) * (size_t)STAGE);
+    u.stage = (uint16_t *)sembed__malloc(sizeof(uint16_t) * (size_t)STAGE);
     if (!u.stage) return sembed__err(err, SEMBED_ERR_NOMEM, "CUDA backend: out of host memory");
     upload_all(g, m, &u);
     sembed__free(u.stage);
@@ -263,14 +276,16 @@ static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_
     SEMBED_CU(cudaHostGetDevicePointer((void **)&g->h_out_d, g->h_out, 0));
 
     const int32_t Hi = g->H, Ii = g->I;
-    s = sembed__cu_gemm_plan(&g->g_qkv, g->lt, 3 * Hi, Hi, g->T_max, false, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
-    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_o, g->lt, Hi, Hi, g->T_max, false, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    const sembed__cu_dtype dt = g->bf16 ? SEMBED__CU_BF16 : SEMBED__CU_F16;
+    s = sembed__cu_gemm_plan(&g->g_qkv, g->lt, 3 * Hi, Hi, g->T_max, dt, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_o, g->lt, Hi, Hi, g->T_max, dt, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
     /* the FFN's activation belongs to its first GEMM (fused there for small batches) */
-    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_i, g->lt, Ii, Hi, g->T_max, false, true, g->act, WS_BYTES, err);
-    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_f, g->lt, Hi, Ii, g->T_max, false, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_i, g->lt, Ii, Hi, g->T_max, dt, true, g->act, WS_BYTES, err);
+    if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_f, g->lt, Hi, Ii, g->T_max, dt, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
     for (int32_t i = 0; i < m->n_dense && s == SEMBED_OK; i++)
         s = sembed__cu_gemm_plan(&g->g_dense[i], g->lt, m->dense[i].out, m->dense[i].in, g->S_max,
-                                 true, m->dense[i].b != NULL, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+                                 SEMBED__CU_F32, m->dense[i].b != NULL, SEMBED__ACTK_IDENTITY,
+                                 WS_BYTES, err);
     return s;
 }
 
@@ -311,6 +326,7 @@ sembed_status sembed__cuda_new(const sembed__cuda_model *m, int32_t device, int3
     g->E = m->dim;
     g->normalize = m->normalize;
     g->T_max = T_max, g->S_max = S_max;
+    g->bf16 = m->bf16;
     g->n_ints_max = 2 * (int64_t)T_max + S_max + 1 + 2 * sembed__att_max_tiles(T_max, S_max);
     s = setup(g, m, err);
     if (s != SEMBED_OK) {
@@ -333,27 +349,31 @@ static void mark(sembed__cuda *g, int k) {
         if (s == SEMBED_OK) mark(g, k);                                                         \
     } while (0)
 
-static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
-                             const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
-                             int32_t S, int32_t T, sembed_error *err) {
+/* The ops on 16-bit data of type E (__half or sembed__bf16: g->bf16). */
+template <class E>
+static sembed_status forward_t(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
+                               const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
+                               int32_t S, int32_t T, sembed_error *err) {
     cudaStream_t st = g->stream;
     const int32_t H = g->H;
-    sembed_status s = sembed__cu_embed_ln(g->x, ids, pos_ids, g->word, g->pos, g->type, g->emb_g,
-                                          g->emb_b, T, H, g->eps, st, err);
+    E *x = (E *)g->x, *big = (E *)g->big, *att = (E *)g->att, *tmp = (E *)g->tmp;
+    sembed_status s = sembed__cu_embed_ln(x, ids, pos_ids, (const E *)g->word, (const E *)g->pos,
+                                          (const E *)g->type, g->emb_g, g->emb_b, T, H, g->eps,
+                                          st, err);
     MARK(OP_EMBED);
     for (int32_t l = 0; l < g->n_layers && s == SEMBED_OK; l++) {
         const layer_d *w = &g->layers[l];
         s = sembed__cu_gemm(&g->g_qkv, g->lt, g->big, g->x, w->qkv_w, w->qkv_b, T, g->ws, st, err);
         MARK(OP_QKV);
         if (s == SEMBED_OK)
-            s = sembed__cu_attention(g->att, g->big, seq_off, tiles, g->rel_bias, n_tiles, H, g->A,
-                                     g->R, st, err);
+            s = sembed__cu_attention(att, big, seq_off, tiles, g->rel_bias, n_tiles, H, g->A, g->R,
+                                     st, err);
         MARK(OP_ATT);
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_o, g->lt, g->tmp, g->att, w->o_w, w->o_b, T, g->ws, st, err);
         MARK(OP_O);
         if (s == SEMBED_OK)
-            s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln1_g, w->ln1_b, T, H, g->eps, st, err);
+            s = sembed__cu_add_ln(x, tmp, x, w->ln1_g, w->ln1_b, T, H, g->eps, st, err);
         MARK(OP_LN1);
         if (s == SEMBED_OK)
             s = sembed__cu_gemm(&g->g_i, g->lt, g->big, g->x, w->i_w, w->i_b, T, g->ws, st, err);
@@ -363,15 +383,15 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
             s = sembed__cu_gemm(&g->g_f, g->lt, g->tmp, g->big, w->f_w, w->f_b, T, g->ws, st, err);
         MARK(OP_FO);
         if (s == SEMBED_OK)
-            s = sembed__cu_add_ln(g->x, g->tmp, g->x, w->ln2_g, w->ln2_b, T, H, g->eps, st, err);
+            s = sembed__cu_add_ln(x, tmp, x, w->ln2_g, w->ln2_b, T, H, g->eps, st, err);
         MARK(OP_LN2);
     }
     /* no Dense module: pooling and normalization in one kernel */
     const bool fused = g->n_dense == 0 && g->normalize;
     if (s == SEMBED_OK)
-        s = fused ? sembed__cu_pool_normalize(g->pa, g->h_out_d, g->x, seq_off, NULL, g->pool, S,
-                                              H, st, err)
-                  : sembed__cu_pool(g->pa, g->x, seq_off, NULL, g->pool, S, H, st, err);
+        s = fused ? sembed__cu_pool_normalize(g->pa, g->h_out_d, (const E *)x, seq_off, NULL,
+                                              g->pool, S, H, st, err)
+                  : sembed__cu_pool(g->pa, (const E *)x, seq_off, NULL, g->pool, S, H, st, err);
     float *cur = g->pa, *nxt = g->pb;
     for (int32_t i = 0; i < g->n_dense && s == SEMBED_OK; i++) {
         s = sembed__cu_gemm(&g->g_dense[i], g->lt, nxt, cur, g->dense_w[i], g->dense_b[i], S,
@@ -389,6 +409,13 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
                                   cudaMemcpyDeviceToHost, st));
     MARK(OP_COPY_OUT);
     return SEMBED_OK;
+}
+
+static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
+                             const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
+                             int32_t S, int32_t T, sembed_error *err) {
+    return g->bf16 ? forward_t<sembed__bf16>(g, ids, pos_ids, seq_off, tiles, n_tiles, S, T, err)
+                   : forward_t<__half>(g, ids, pos_ids, seq_off, tiles, n_tiles, S, T, err);
 }
 
 /* The copy in and the forward pass, as enqueued on the stream (eagerly or into a graph). */

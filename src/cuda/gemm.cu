@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 typedef struct gemm_descs {
@@ -22,7 +23,7 @@ typedef struct gemm_descs {
 
 static sembed_status make_descs(gemm_descs *d, const sembed__cu_gemm_shape *g, int64_t M,
                                 const void *bias, sembed_error *err) {
-    const cudaDataType_t t = g->f32 ? CUDA_R_32F : CUDA_R_16F;
+    const cudaDataType_t t = g->f32 ? CUDA_R_32F : g->bf16 ? CUDA_R_16BF : CUDA_R_16F;
     SEMBED_CU(cublasLtMatmulDescInit(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     SEMBED_CU(cublasLtMatmulDescSetAttribute(&d->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
@@ -98,13 +99,13 @@ static size_t small_smem(int mt, int32_t K) {
     return (size_t)(16 * mt + 8 * SMALL_WARPS) * (size_t)(K + 8) * 2;
 }
 
-template <int MT, bool GELU>
+template <int MT, bool GELU, class E>
 static __global__ void __launch_bounds__(32 * SMALL_WARPS)
-    gemm_small_kernel(__half *y, const __half *x, const __half *w, const __half *b, int M, int N,
-                      int K) {
-    extern __shared__ __align__(16) __half sm[];
+    gemm_small_kernel(E *y, const E *x, const E *w, const E *b, int M, int N, int K) {
+    extern __shared__ __align__(16) unsigned char sm_raw[];
+    E *sm = (E *)sm_raw;
     const int KP = K + 8; /* padded row */
-    __half *xs = sm, *ws = sm + (size_t)16 * MT * KP;
+    E *xs = sm, *ws = sm + (size_t)16 * MT * KP;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int nb = blockIdx.x * 8 * SMALL_WARPS; /* the block's first column */
     const int nw = N - nb < 8 * SMALL_WARPS ? N - nb : 8 * SMALL_WARPS; /* its columns */
@@ -127,7 +128,7 @@ static __global__ void __launch_bounds__(32 * SMALL_WARPS)
     for (int q = 0; q < SMALL_G; q++) {
         for (int i = threadIdx.x; i < 16 * MT * cpr; i += 32 * SMALL_WARPS) {
             const int r = i / cpr, k = q * KG + (i - r * cpr) * 8;
-            __half *d = xs + (size_t)r * KP + k;
+            E *d = xs + (size_t)r * KP + k;
             if (r < M)
                 asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(d)),
                              "l"(x + (int64_t)r * K + k));
@@ -172,16 +173,23 @@ static __global__ void __launch_bounds__(32 * SMALL_WARPS)
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int mt = 0; mt < MT; mt++)
-                    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                        : "+f"(acc[mt][0]), "+f"(acc[mt][1]), "+f"(acc[mt][2]), "+f"(acc[mt][3])
-                        : "r"(af[h][mt][0]), "r"(af[h][mt][1]), "r"(af[h][mt][2]),
-                          "r"(af[h][mt][3]), "r"(bf[2 * h]), "r"(bf[2 * h + 1]));
+                    if constexpr (std::is_same<E, __half>::value)
+                        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                            : "+f"(acc[mt][0]), "+f"(acc[mt][1]), "+f"(acc[mt][2]), "+f"(acc[mt][3])
+                            : "r"(af[h][mt][0]), "r"(af[h][mt][1]), "r"(af[h][mt][2]),
+                              "r"(af[h][mt][3]), "r"(bf[2 * h]), "r"(bf[2 * h + 1]));
+                    else
+                        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                            : "+f"(acc[mt][0]), "+f"(acc[mt][1]), "+f"(acc[mt][2]), "+f"(acc[mt][3])
+                            : "r"(af[h][mt][0]), "r"(af[h][mt][1]), "r"(af[h][mt][2]),
+                              "r"(af[h][mt][3]), "r"(bf[2 * h]), "r"(bf[2 * h + 1]));
         }
     }
     if (!active) return;
     const int g = lane >> 2, t = lane & 3, c = nb + n0 + 2 * t;
-    const float bias0 = b ? __half2float(b[c]) : 0.f, bias1 = b ? __half2float(b[c + 1]) : 0.f;
+    const float bias0 = b ? sembed__to_f(b[c]) : 0.f, bias1 = b ? sembed__to_f(b[c + 1]) : 0.f;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -190,11 +198,12 @@ static __global__ void __launch_bounds__(32 * SMALL_WARPS)
             if (r < M) {
                 float v0 = acc[mt][2 * h], v1 = acc[mt][2 * h + 1];
                 if (b) v0 += bias0, v1 += bias1; /* without a bias, -0 stays -0 */
-                __half2 o = __floats2half2_rn(v0, v1);
-                if (GELU) /* as act.cu's pass does it: on the fp16 value, rounded again */
-                    o = __floats2half2_rn(sembed__gelu_f16(__low2float(o)),
-                                          sembed__gelu_f16(__high2float(o)));
-                *(__half2 *)(y + (int64_t)r * N + c) = o;
+                typename sembed__pair<E>::t o = sembed__from_f2<E>(v0, v1);
+                if (GELU) { /* as act.cu's pass does it: on the rounded value, rounded again */
+                    const float2 f = sembed__to_f2(o);
+                    o = sembed__from_f2<E>(sembed__gelu_f16(f.x), sembed__gelu_f16(f.y));
+                }
+                *(typename sembed__pair<E>::t *)(y + (int64_t)r * N + c) = o;
             }
         }
 }
@@ -210,77 +219,96 @@ static int64_t small_kernel_rows(const sembed__cu_gemm_shape *g) {
 }
 
 /* Lets each instantiation use up to SMALL_SMEM_MAX of shared memory (on the current device). */
-template <bool GELU>
+template <bool GELU, class E>
 static cudaError_t small_kernel_setup1(void) {
     cudaError_t e = cudaSuccess;
     const cudaFuncAttribute a = cudaFuncAttributeMaxDynamicSharedMemorySize;
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<1, GELU>, a, SMALL_SMEM_MAX);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<2, GELU>, a, SMALL_SMEM_MAX);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<3, GELU>, a, SMALL_SMEM_MAX);
-    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<4, GELU>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<1, GELU, E>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<2, GELU, E>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<3, GELU, E>, a, SMALL_SMEM_MAX);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(gemm_small_kernel<4, GELU, E>, a, SMALL_SMEM_MAX);
     return e;
 }
 static cudaError_t small_kernel_setup(void) {
-    const cudaError_t e = small_kernel_setup1<false>();
-    return e != cudaSuccess ? e : small_kernel_setup1<true>();
+    cudaError_t e = small_kernel_setup1<false, __half>();
+    if (e == cudaSuccess) e = small_kernel_setup1<true, __half>();
+    if (e == cudaSuccess) e = small_kernel_setup1<false, sembed__bf16>();
+    if (e == cudaSuccess) e = small_kernel_setup1<true, sembed__bf16>();
+    return e;
 }
 
-template <bool GELU>
-static cudaError_t launch_small1(__half *y, const __half *x, const __half *w, const __half *b,
+template <bool GELU, class E>
+static cudaError_t launch_small1(E *y, const E *x, const E *w, const E *b,
                                  int64_t M, int32_t N, int32_t K, cudaStream_t st) {
     const dim3 grid((unsigned)((N + 8 * SMALL_WARPS - 1) / (8 * SMALL_WARPS))), block(32 * SMALL_WARPS);
     const int mt = (int)((M + 15) / 16);
     const size_t sh = small_smem(mt, K);
-    if (mt == 1) return sembed__launch_pdl(gemm_small_kernel<1, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
-    if (mt == 2) return sembed__launch_pdl(gemm_small_kernel<2, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
-    if (mt == 3) return sembed__launch_pdl(gemm_small_kernel<3, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
-    return sembed__launch_pdl(gemm_small_kernel<4, GELU>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 1) return sembed__launch_pdl(gemm_small_kernel<1, GELU, E>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 2) return sembed__launch_pdl(gemm_small_kernel<2, GELU, E>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    if (mt == 3) return sembed__launch_pdl(gemm_small_kernel<3, GELU, E>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
+    return sembed__launch_pdl(gemm_small_kernel<4, GELU, E>, grid, block, sh, st, y, x, w, b, (int)M, N, K);
 }
 
-/* gemm_small_kernel for g's shape and activation (GELU fused, or none) */
-static cudaError_t launch_small(const sembed__cu_gemm_shape *g, __half *y, const __half *x,
-                                const __half *w, const __half *b, int64_t M, cudaStream_t st) {
-    return g->act == SEMBED__ACTK_GELU ? launch_small1<true>(y, x, w, b, M, g->N, g->K, st)
-                                       : launch_small1<false>(y, x, w, b, M, g->N, g->K, st);
+/* gemm_small_kernel for g's shape, type and activation (GELU fused, or none); the pointers
+ * hold g's 16-bit type */
+static cudaError_t launch_small(const sembed__cu_gemm_shape *g, void *y, const void *x,
+                                const void *w, const void *b, int64_t M, cudaStream_t st) {
+    typedef sembed__bf16 B;
+    typedef __half F;
+    const bool gelu = g->act == SEMBED__ACTK_GELU;
+    if (g->bf16)
+        return gelu ? launch_small1<true>((B *)y, (const B *)x, (const B *)w, (const B *)b, M, g->N, g->K, st)
+                    : launch_small1<false>((B *)y, (const B *)x, (const B *)w, (const B *)b, M, g->N, g->K, st);
+    return gelu ? launch_small1<true>((F *)y, (const F *)x, (const F *)w, (const F *)b, M, g->N, g->K, st)
+                : launch_small1<false>((F *)y, (const F *)x, (const F *)w, (const F *)b, M, g->N, g->K, st);
+}
+
+/* the activation pass after cuBLASLt, on g's 16-bit type */
+static sembed_status act_pass(const sembed__cu_gemm_shape *g, void *y, int64_t n, cudaStream_t st,
+                              sembed_error *err) {
+    return g->bf16 ? sembed__cu_act16((sembed__bf16 *)y, n, g->act, st, err)
+                   : sembed__cu_act16((__half *)y, n, g->act, st, err);
 }
 
 /* The small-M kernel alone (for its tests: against the reference, under compute-sanitizer). */
 sembed_status sembed__cu_gemm_small(void *y, const void *x, const void *w, const void *b,
                                     int64_t M, int32_t N, int32_t K, sembed__act_kind act,
-                                    cudaStream_t stream, sembed_error *err) {
+                                    sembed__cu_dtype dt, cudaStream_t stream, sembed_error *err) {
     sembed__cu_gemm_shape g;
     memset(&g, 0, sizeof g);
-    g.N = N, g.K = K, g.bias = b != NULL, g.act = act;
-    SEMBED_ASSERT(M >= 1 && M <= small_kernel_rows(&g));
+    g.N = N, g.K = K, g.bias = b != NULL, g.act = act, g.bf16 = dt == SEMBED__CU_BF16;
+    SEMBED_ASSERT(dt != SEMBED__CU_F32 && M >= 1 && M <= small_kernel_rows(&g));
     SEMBED_CU(small_kernel_setup());
-    SEMBED_CU(launch_small(&g, (__half *)y, (const __half *)x, (const __half *)w,
-                           (const __half *)b, M, stream));
+    SEMBED_CU(launch_small(&g, y, x, w, b, M, stream));
     return SEMBED_OK;
 }
 
 /* fills n halves with a fixed pseudo-random pattern in [-1, 1) (timing data, never zeros) */
-static __global__ void fill_kernel(__half *p, int64_t n) {
+template <class E>
+static __global__ void fill_kernel(E *p, int64_t n) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     uint32_t h = (uint32_t)i * 2654435761u + 12345u;
     h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
-    p[i] = __float2half_rn((float)(h & 0xFFFF) / 32768.0f - 1.0f);
+    p[i] = sembed__from_f<E>((float)(h & 0xFFFF) / 32768.0f - 1.0f);
 }
 
 /* fills n halves with values of many exponents (|v| in 2^e0 .. 2^(e0+10), random sign and mantissa):
  * the same sums taken in another order differ in their last bits far more often than sums of
  * uniform data do, so a check of bits on them finds an algorithm that sums otherwise */
-static __global__ void fill_wide_kernel(__half *p, int64_t n, uint32_t seed, int e0) {
+template <class E>
+static __global__ void fill_wide_kernel(E *p, int64_t n, uint32_t seed, int e0) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     uint32_t h = (uint32_t)i * 2654435761u + seed;
     h ^= h >> 16, h *= 2246822519u, h ^= h >> 13, h *= 3266489917u, h ^= h >> 16;
     const float m = 1.0f + (float)(h & 0x3FF) / 1024.0f;
     const float v = ldexpf(m, (int)((h >> 10) % 10u) + e0);
-    p[i] = __float2half_rn((h >> 20) & 1u ? -v : v);
+    p[i] = sembed__from_f<E>((h >> 20) & 1u ? -v : v);
 }
 
-/* The timing scratch: x (M_SEL, K), w (N, K), b (N), y (M_SEL, N), ws. */
+/* The timing scratch: x (M_SEL, K), w (N, K), b (N), y (M_SEL, N), ws; 2-byte elements of the
+ * shape's type (typed __half here for the pointer arithmetic alone). */
 typedef struct timing_bufs {
     __half *x, *w, *b, *y;
     void *ws;
@@ -324,7 +352,7 @@ static bool enqueue_reps(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
                            a, t->ws, g->ws_bytes, t->st) != CUBLAS_STATUS_SUCCESS)
             return false;
         if (with_act && g->act != SEMBED__ACTK_IDENTITY &&
-            sembed__cu_act_f16(t->y, M * g->N, g->act, t->st, &e) != SEMBED_OK)
+            act_pass(g, t->y, M * g->N, t->st, &e) != SEMBED_OK)
             return false;
     }
     return true;
@@ -365,7 +393,7 @@ static float time_algo(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
 typedef struct plan_entry {
     int device;
     int32_t N, K;
-    bool f32, bias;
+    bool f32, bf16, bias;
     sembed__act_kind act;
     cublasLtMatmulAlgo_t algo, algo_small;
     int64_t M_small, M_own;
@@ -388,6 +416,8 @@ static void bufs_free(timing_bufs *t) {
     *t = timing_bufs{};
 }
 
+static void fill_bufs(const sembed__cu_gemm_shape *g, const timing_bufs *t, bool wide);
+
 /* The timing scratch for shape g, filled with uniform data. */
 static sembed_status bufs_new(timing_bufs *t, const sembed__cu_gemm_shape *g, sembed_error *err) {
     *t = timing_bufs{};
@@ -406,9 +436,8 @@ static sembed_status bufs_new(timing_bufs *t, const sembed__cu_gemm_shape *g, se
         bufs_free(t);
         return sembed__err(err, SEMBED_ERR_BACKEND, "CUDA backend: stream/event creation failed");
     }
-    fill_kernel<<<(unsigned)((M * K + 255) / 256), 256, 0, t->st>>>(t->x, M * K);
-    fill_kernel<<<(unsigned)((N * K + 255) / 256), 256, 0, t->st>>>(t->w, N * K);
-    fill_kernel<<<(unsigned)((N + 255) / 256), 256, 0, t->st>>>(t->b, N);
+    (void)M, (void)N, (void)K;
+    fill_bufs(g, t, false);
     return SEMBED_OK;
 }
 
@@ -490,7 +519,7 @@ static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
     if (cudaMemsetAsync(ref, 0xFF, (size_t)(C * N) * 2, t->st) != cudaSuccess ||
         !run_algo(lt, g, algo, ref, t->x, C, t) ||
         ((!cand || sm90 >= 0) && g->act != SEMBED__ACTK_IDENTITY && /* cand's epilogue applies it */
-         sembed__cu_act_f16(ref, C * N, g->act, t->st, &e) != SEMBED_OK) ||
+         act_pass(g, ref, C * N, t->st, &e) != SEMBED_OK) ||
         cudaMemcpyAsync(a.data(), ref, a.size() * 2, cudaMemcpyDeviceToHost, t->st) != cudaSuccess)
         return false;
     /* row offsets keep x 256-byte aligned, as the planned calls see it */
@@ -519,10 +548,19 @@ static void fill_bufs(const sembed__cu_gemm_shape *g, const timing_bufs *t, bool
     const int64_t NK = (int64_t)g->N * g->K, MK = (wide ? M_SMALL_CAP : M_SEL) * (int64_t)g->K;
     const unsigned b_mk = (unsigned)((MK + 255) / 256), b_nk = (unsigned)((NK + 255) / 256),
                    b_n = (unsigned)((g->N + 255) / 256);
-    if (wide) {
+    typedef sembed__bf16 B;
+    if (wide && g->bf16) {
+        fill_wide_kernel<<<b_mk, 256, 0, t->st>>>((B *)t->x, MK, 101u, -6);
+        fill_wide_kernel<<<b_nk, 256, 0, t->st>>>((B *)t->w, NK, 202u, -9);
+        fill_wide_kernel<<<b_n, 256, 0, t->st>>>((B *)t->b, g->N, 303u, -6);
+    } else if (wide) {
         fill_wide_kernel<<<b_mk, 256, 0, t->st>>>(t->x, MK, 101u, -6);
         fill_wide_kernel<<<b_nk, 256, 0, t->st>>>(t->w, NK, 202u, -9);
         fill_wide_kernel<<<b_n, 256, 0, t->st>>>(t->b, g->N, 303u, -6);
+    } else if (g->bf16) {
+        fill_kernel<<<b_mk, 256, 0, t->st>>>((B *)t->x, MK);
+        fill_kernel<<<b_nk, 256, 0, t->st>>>((B *)t->w, NK);
+        fill_kernel<<<b_n, 256, 0, t->st>>>((B *)t->b, g->N);
     } else {
         fill_kernel<<<b_mk, 256, 0, t->st>>>(t->x, MK);
         fill_kernel<<<b_nk, 256, 0, t->st>>>(t->w, NK);
@@ -638,11 +676,12 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
 /* Looks for a CUTLASS configuration (gemm_sm90.cuh) faster than g->algo with its act pass at
  * M_SEL rows whose rows are the same bits (same_rows, the activation applied to algo's); sets
  * g->sm90 and g->M_sm90, the smallest of M_SEL/32 .. M_SEL from which it stays faster, or leaves
- * sm90 at -1. Hopper (9.0) only, fp16 with a bias and the GELU (the configurations built). */
+ * sm90 at -1. Hopper (9.0) only, fp16 (not bf16) with a bias and the GELU (the configurations
+ * built). */
 static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device, timing_bufs *t) {
     const bool verbose = getenv("SEMBED_CUDA_GEMM_VERBOSE") != NULL;
     cudaDeviceProp prop;
-    if (sembed__cu_sm90_configs() == 0 || env_is("SEMBED_CUDA_GEMM_SM90", "0") || g->f32 ||
+    if (sembed__cu_sm90_configs() == 0 || env_is("SEMBED_CUDA_GEMM_SM90", "0") || g->f32 || g->bf16 ||
         !g->bias || g->act != SEMBED__ACTK_GELU ||
         cudaGetDeviceProperties(&prop, device) != cudaSuccess || prop.major != 9 || prop.minor != 0)
         return;
@@ -690,12 +729,14 @@ static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device,
 }
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
-                                   int32_t K, int64_t M_max, bool f32, bool bias,
+                                   int32_t K, int64_t M_max, sembed__cu_dtype dt, bool bias,
                                    sembed__act_kind act, size_t ws_bytes, sembed_error *err) {
+    const bool f32 = dt == SEMBED__CU_F32, bf16 = dt == SEMBED__CU_BF16;
     SEMBED_ASSERT(!f32 || act == SEMBED__ACTK_IDENTITY);
     memset(g, 0, sizeof *g);
     g->sm90 = -1;
-    g->N = N, g->K = K, g->M_max = M_max, g->f32 = f32, g->bias = bias, g->ws_bytes = ws_bytes;
+    g->N = N, g->K = K, g->M_max = M_max, g->f32 = f32, g->bf16 = bf16, g->bias = bias;
+    g->ws_bytes = ws_bytes;
     g->act = act;
     int device = 0;
     SEMBED_CU(cudaGetDevice(&device));
@@ -704,7 +745,8 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
     std::lock_guard<std::mutex> lock(plan_mu);
     bool cached = false;
     for (const plan_entry &p : plan_cache)
-        if (p.device == device && p.N == N && p.K == K && p.f32 == f32 && p.bias == bias &&
+        if (p.device == device && p.N == N && p.K == K && p.f32 == f32 && p.bf16 == bf16 &&
+            p.bias == bias &&
             p.act == act)
             g->algo = p.algo, g->algo_small = p.algo_small, g->M_small = p.M_small,
             g->M_own = p.M_own, g->sm90 = p.sm90, g->M_sm90 = p.M_sm90, cached = true;
@@ -743,7 +785,7 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
             return sembed__err(err, SEMBED_ERR_BACKEND,
                                "cuBLASLt offers no fixed algorithm without split-K for a %s GEMM "
                                "of N=%d, K=%d, M up to %lld (%d candidates)",
-                               f32 ? "fp32" : "fp16", N, K, (long long)M_max, n_res);
+                               f32 ? "fp32" : bf16 ? "bf16" : "fp16", N, K, (long long)M_max, n_res);
         int best = 0;
         const bool small = timed && !env_is("SEMBED_CUDA_GEMM_SMALL", "0");
         timing_bufs t = {};
@@ -761,7 +803,7 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
         bufs_free(&t);
         if (s != SEMBED_OK) return s;
         plan_cache.push_back(
-            plan_entry{device, N, K, f32, bias, act, g->algo, g->algo_small, g->M_small, g->M_own,
+            plan_entry{device, N, K, f32, bf16, bias, act, g->algo, g->algo_small, g->M_small, g->M_own,
                        g->sm90, g->M_sm90});
     } else if (!algo_fits(lt, g, &g->algo, M_max)) {
         return sembed__err(err, SEMBED_ERR_BACKEND,
@@ -797,8 +839,7 @@ sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t l
     if (s != SEMBED_OK) return s;
     const float one = 1.0f, zero = 0.0f;
     if (M <= g->M_own) {
-        SEMBED_CU(launch_small(g, (__half *)y, (const __half *)x, (const __half *)w,
-                               (const __half *)b, M, stream));
+        SEMBED_CU(launch_small(g, y, x, w, b, M, stream));
         return SEMBED_OK;
     }
     if (g->sm90 >= 0 && M >= g->M_sm90) {
@@ -809,6 +850,6 @@ sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t l
     SEMBED_CU(cublasLtMatmul(lt, &d.op, &one, w, &d.a, x, &d.b, &zero, y, &d.c, y, &d.c, a, ws,
                              g->ws_bytes, stream));
     if (g->act != SEMBED__ACTK_IDENTITY)
-        return sembed__cu_act_f16((__half *)y, M * g->N, g->act, stream, err);
+        return act_pass(g, y, M * g->N, stream, err);
     return SEMBED_OK;
 }

@@ -1,11 +1,15 @@
 /* gemm.cuh — y = act(x · wᵀ + b) through cuBLASLt with one algorithm fixed per shape at plan
  * time (backend.h's gemm_bias, and act for the FFN, on the GPU), and for a few rows a kernel of
- * its own with the same bits. fp16 data with fp32 accumulation for the encoder, plain fp32 for
- * Dense modules. Never cuBLASLt's GELU epilogue (the tanh form). */
+ * its own with the same bits. fp16 (or bf16) data with fp32 accumulation for the encoder, plain
+ * fp32 for Dense modules. Never cuBLASLt's GELU epilogue (the tanh form). */
 #ifndef SEMBED_CUDA_GEMM_CUH
 #define SEMBED_CUDA_GEMM_CUH
 
 #include "cuda_common.cuh"
+
+/* The data type of a GEMM's x, w, b and y: the encoder's fp16 or bf16 (fp32 accumulation), or
+ * fp32 throughout (Dense modules). */
+typedef enum sembed__cu_dtype { SEMBED__CU_F16, SEMBED__CU_BF16, SEMBED__CU_F32 } sembed__cu_dtype;
 
 /* A planned GEMM shape: N outputs, K inputs, any M up to M_max rows. The algorithm is chosen
  * once per process and (device, N, K, type, bias) — the fastest by measurement at M = 8192, 512
@@ -31,7 +35,8 @@ typedef struct sembed__cu_gemm_shape {
     int64_t M_sm90;
     int32_t N, K;
     int64_t M_max;
-    bool f32;        /* fp32 x, w, b, y; else fp16 with fp32 accumulation */
+    bool f32;        /* fp32 x, w, b, y; else fp16 (or bf16) with fp32 accumulation */
+    bool bf16;       /* bf16 x, w, b, y with fp32 accumulation */
     bool bias;       /* b given on every call (cuBLASLt's BIAS epilogue) */
     sembed__act_kind act; /* applied to the fp16 output: in the small-M kernel's epilogue, else
                              by act.cu's pass after cuBLASLt (the same function, the same bits) */
@@ -41,7 +46,7 @@ typedef struct sembed__cu_gemm_shape {
 } sembed__cu_gemm_shape;
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
-                                   int32_t K, int64_t M_max, bool f32, bool bias,
+                                   int32_t K, int64_t M_max, sembed__cu_dtype dt, bool bias,
                                    sembed__act_kind act, /* IDENTITY for f32 */
                                    size_t ws_bytes, sembed_error *err);
 
@@ -53,10 +58,10 @@ sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t l
                               const void *b, /* (N), or NULL when !g->bias */
                               int64_t M, void *ws, cudaStream_t stream, sembed_error *err);
 
-/* The small-M kernel by itself, whatever the plan chose (for tests): M <= 64, fp16, N a
- * multiple of 8, K of 128, act IDENTITY or GELU. */
+/* The small-M kernel by itself, whatever the plan chose (for tests): M <= 64, fp16 or bf16, N
+ * a multiple of 8, K of 128, act IDENTITY or GELU. */
 sembed_status sembed__cu_gemm_small(void *y, const void *x, const void *w, const void *b,
                                     int64_t M, int32_t N, int32_t K, sembed__act_kind act,
-                                    cudaStream_t stream, sembed_error *err);
+                                    sembed__cu_dtype dt, cudaStream_t stream, sembed_error *err);
 
 #endif

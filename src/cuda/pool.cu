@@ -19,8 +19,9 @@ static __device__ float block_sum_256(float v) {
     return tot;
 }
 
+template <class E>
 static __global__ void __launch_bounds__(256)
-    pool_kernel(float *out, float *out2, const __half *x, const int32_t *seq_off,
+    pool_kernel(float *out, float *out2, const E *x, const int32_t *seq_off,
                 const int32_t *skip, sembed__cu_pool_kinds kinds, int H, bool norm) {
     sembed__grid_dep_sync();
     const int s = blockIdx.x;
@@ -34,21 +35,21 @@ static __global__ void __launch_bounds__(256)
         for (int i = threadIdx.x; i < H; i += blockDim.x) {
             float acc = 0.f, wsum = 0.f, mx = -1e9f;
             switch (kind) {
-            case SEMBED__POOLK_CLS: o[i] = __half2float(x[(int64_t)t0 * H + i]); break;
-            case SEMBED__POOLK_LAST: o[i] = __half2float(x[(int64_t)(t0 + L - 1) * H + i]); break;
+            case SEMBED__POOLK_CLS: o[i] = sembed__to_f(x[(int64_t)t0 * H + i]); break;
+            case SEMBED__POOLK_LAST: o[i] = sembed__to_f(x[(int64_t)(t0 + L - 1) * H + i]); break;
             case SEMBED__POOLK_MAX:
-                for (int j = k0; j < L; j++) mx = fmaxf(mx, __half2float(x[(int64_t)(t0 + j) * H + i]));
+                for (int j = k0; j < L; j++) mx = fmaxf(mx, sembed__to_f(x[(int64_t)(t0 + j) * H + i]));
                 o[i] = mx;
                 break;
             case SEMBED__POOLK_MEAN:
             case SEMBED__POOLK_MEAN_SQRT_LEN:
-                for (int j = k0; j < L; j++) acc += __half2float(x[(int64_t)(t0 + j) * H + i]);
+                for (int j = k0; j < L; j++) acc += sembed__to_f(x[(int64_t)(t0 + j) * H + i]);
                 wsum = L - k0 > 0 ? (float)(L - k0) : 1e-9f;
                 o[i] = kind == SEMBED__POOLK_MEAN ? acc / wsum : acc / sqrtf(wsum);
                 break;
             case SEMBED__POOLK_WEIGHTED_MEAN:
                 for (int j = k0; j < L; j++) {
-                    acc += (float)(j + 1) * __half2float(x[(int64_t)(t0 + j) * H + i]);
+                    acc += (float)(j + 1) * sembed__to_f(x[(int64_t)(t0 + j) * H + i]);
                     wsum += (float)(j + 1);
                 }
                 o[i] = acc / (wsum > 0.f ? wsum : 1e-9f);
@@ -82,23 +83,25 @@ static __global__ void __launch_bounds__(256) normalize_kernel(float *x, int F) 
     for (int i = threadIdx.x; i < F; i += blockDim.x) v[i] = v[i] / n;
 }
 
-sembed_status sembed__cu_pool(float *out, const __half *x, const int32_t *seq_off,
+template <class E>
+sembed_status sembed__cu_pool(float *out, const E *x, const int32_t *seq_off,
                               const int32_t *skip, sembed__cu_pool_kinds kinds, int32_t S,
                               int32_t H, cudaStream_t stream, sembed_error *err) {
     SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
     if (S <= 0) return SEMBED_OK;
-    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out,
+    SEMBED_CU(sembed__launch_pdl(pool_kernel<E>, dim3((unsigned)S), dim3(256), 0, stream, out,
                                  (float *)NULL, x, seq_off, skip, kinds, H, false));
     return SEMBED_OK;
 }
 
-sembed_status sembed__cu_pool_normalize(float *out, float *out2, const __half *x,
+template <class E>
+sembed_status sembed__cu_pool_normalize(float *out, float *out2, const E *x,
                                         const int32_t *seq_off, const int32_t *skip,
                                         sembed__cu_pool_kinds kinds, int32_t S, int32_t H,
                                         cudaStream_t stream, sembed_error *err) {
     SEMBED_ASSERT(kinds.n >= 1 && kinds.n <= SEMBED__MAX_POOL_KINDS);
     if (S <= 0) return SEMBED_OK;
-    SEMBED_CU(sembed__launch_pdl(pool_kernel, dim3((unsigned)S), dim3(256), 0, stream, out, out2,
+    SEMBED_CU(sembed__launch_pdl(pool_kernel<E>, dim3((unsigned)S), dim3(256), 0, stream, out, out2,
                                  x, seq_off, skip, kinds, H, true));
     return SEMBED_OK;
 }
@@ -109,3 +112,13 @@ sembed_status sembed__cu_normalize(float *x, int32_t S, int32_t F, cudaStream_t 
     SEMBED_CU(sembed__launch_pdl(normalize_kernel, dim3((unsigned)S), dim3(256), 0, stream, x, F));
     return SEMBED_OK;
 }
+
+#define POOL_INST(E)                                                                            \
+    template sembed_status sembed__cu_pool<E>(float *, const E *, const int32_t *,             \
+                                              const int32_t *, sembed__cu_pool_kinds, int32_t,  \
+                                              int32_t, cudaStream_t, sembed_error *);           \
+    template sembed_status sembed__cu_pool_normalize<E>(                                        \
+        float *, float *, const E *, const int32_t *, const int32_t *, sembed__cu_pool_kinds,   \
+        int32_t, int32_t, cudaStream_t, sembed_error *);
+POOL_INST(__half)
+POOL_INST(sembed__bf16)

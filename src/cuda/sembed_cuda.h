@@ -45,6 +45,7 @@ typedef struct sembed__cuda_model {
     sembed__cuda_dense dense[SEMBED__CUDA_MAX_DENSE];
     bool normalize;
     int32_t dim; /* E: floats per output vector */
+    bool bf16;   /* weights and activations on the device as bf16 instead of fp16 */
 } sembed__cuda_model;
 
 typedef struct sembed__cuda sembed__cuda;
@@ -55,7 +56,7 @@ int32_t sembed__cuda_device_count(void);
 /* Parses "cuda" / "cuda:N" into a device index; -1 for anything else. */
 int32_t sembed__cuda_parse_device(const char *s);
 
-/* Uploads the model to device `device` as fp16 and plans every buffer and GEMM for batches of
+/* Uploads the model to device `device` as fp16 (m->bf16: bf16) and plans every buffer and GEMM for batches of
  * up to T_max tokens and S_max texts. */
 sembed_status sembed__cuda_new(const sembed__cuda_model *m, int32_t device, int32_t T_max,
                                int32_t S_max, sembed__cuda **out, sembed_error *err);

@@ -104,6 +104,8 @@ typedef struct uploader {
 
 #define STAGE ((int64_t)1 << 20)
 
+/* n floats of src into the weights' allocation (sized on the first pass), converted to the
+ * context's 16-bit type when f16 ("16-bit": fp16 or bf16, u->bf16), else copied as fp32 */
 static void *put(uploader *u, const float *src, int64_t n, bool f16) {
     const size_t off = (u->used + 255) & ~(size_t)255;
     u->used = off + (size_t)n * (f16 ? 2 : 4);

@@ -12,7 +12,8 @@ mkdir -p "$C/debs"
 (cd "$C/debs" && apt-get download libutf8proc-dev libutf8proc2 libjansson-dev libjansson4 \
     libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev libopenblas0 libgfortran5 \
     zlib1g-dev libmicrohttpd-dev libmicrohttpd12 pkgconf pkgconf-bin libpkgconf3 pkg-config \
-    >/dev/null 2>&1)
+    >/dev/null 2>&1) ||
+    { echo "make-carry: apt-get download failed in $C/debs (run apt-get update first?)" >&2; exit 1; }
 M=$(python3 scripts/fetch_models.py all-MiniLM-L6-v2 | tail -1)
 mkdir -p "$C/all-MiniLM-L6-v2"
 for f in 1_Pooling config.json config_sentence_transformers.json modules.json \

@@ -251,16 +251,18 @@ static cudaError_t launch_small1(E *y, const E *x, const E *w, const E *b,
 
 /* gemm_small_kernel for g's shape, type and activation (GELU fused, or none); the pointers
  * hold g's 16-bit type */
+template <class E>
+static cudaError_t launch_small_t(const sembed__cu_gemm_shape *g, void *y, const void *x,
+                                  const void *w, const void *b, int64_t M, cudaStream_t st) {
+    E *ye = (E *)y;
+    const E *xe = (const E *)x, *we = (const E *)w, *be = (const E *)b;
+    return g->act == SEMBED__ACTK_GELU ? launch_small1<true>(ye, xe, we, be, M, g->N, g->K, st)
+                                       : launch_small1<false>(ye, xe, we, be, M, g->N, g->K, st);
+}
 static cudaError_t launch_small(const sembed__cu_gemm_shape *g, void *y, const void *x,
                                 const void *w, const void *b, int64_t M, cudaStream_t st) {
-    typedef sembed__bf16 B;
-    typedef __half F;
-    const bool gelu = g->act == SEMBED__ACTK_GELU;
-    if (g->bf16)
-        return gelu ? launch_small1<true>((B *)y, (const B *)x, (const B *)w, (const B *)b, M, g->N, g->K, st)
-                    : launch_small1<false>((B *)y, (const B *)x, (const B *)w, (const B *)b, M, g->N, g->K, st);
-    return gelu ? launch_small1<true>((F *)y, (const F *)x, (const F *)w, (const F *)b, M, g->N, g->K, st)
-                : launch_small1<false>((F *)y, (const F *)x, (const F *)w, (const F *)b, M, g->N, g->K, st);
+    return g->bf16 ? launch_small_t<sembed__bf16>(g, y, x, w, b, M, st)
+                   : launch_small_t<__half>(g, y, x, w, b, M, st);
 }
 
 /* the activation pass after cuBLASLt, on g's 16-bit type */
@@ -436,7 +438,6 @@ static sembed_status bufs_new(timing_bufs *t, const sembed__cu_gemm_shape *g, se
         bufs_free(t);
         return sembed__err(err, SEMBED_ERR_BACKEND, "CUDA backend: stream/event creation failed");
     }
-    (void)M, (void)N, (void)K;
     fill_bufs(g, t, false);
     return SEMBED_OK;
 }
@@ -544,28 +545,27 @@ static bool same_rows(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
 
 /* The scratch's x (its first M_SMALL_CAP rows), w and b: wide-range data for same_rows, or (all
  * M_SEL rows) uniform data for the timings. */
-static void fill_bufs(const sembed__cu_gemm_shape *g, const timing_bufs *t, bool wide) {
+template <class E>
+static void fill_bufs_t(const sembed__cu_gemm_shape *g, const timing_bufs *t, bool wide) {
     const int64_t NK = (int64_t)g->N * g->K, MK = (wide ? M_SMALL_CAP : M_SEL) * (int64_t)g->K;
     const unsigned b_mk = (unsigned)((MK + 255) / 256), b_nk = (unsigned)((NK + 255) / 256),
                    b_n = (unsigned)((g->N + 255) / 256);
-    typedef sembed__bf16 B;
-    if (wide && g->bf16) {
-        fill_wide_kernel<<<b_mk, 256, 0, t->st>>>((B *)t->x, MK, 101u, -6);
-        fill_wide_kernel<<<b_nk, 256, 0, t->st>>>((B *)t->w, NK, 202u, -9);
-        fill_wide_kernel<<<b_n, 256, 0, t->st>>>((B *)t->b, g->N, 303u, -6);
-    } else if (wide) {
-        fill_wide_kernel<<<b_mk, 256, 0, t->st>>>(t->x, MK, 101u, -6);
-        fill_wide_kernel<<<b_nk, 256, 0, t->st>>>(t->w, NK, 202u, -9);
-        fill_wide_kernel<<<b_n, 256, 0, t->st>>>(t->b, g->N, 303u, -6);
-    } else if (g->bf16) {
-        fill_kernel<<<b_mk, 256, 0, t->st>>>((B *)t->x, MK);
-        fill_kernel<<<b_nk, 256, 0, t->st>>>((B *)t->w, NK);
-        fill_kernel<<<b_n, 256, 0, t->st>>>((B *)t->b, g->N);
+    E *x = (E *)t->x, *w = (E *)t->w, *b = (E *)t->b;
+    if (wide) {
+        fill_wide_kernel<<<b_mk, 256, 0, t->st>>>(x, MK, 101u, -6);
+        fill_wide_kernel<<<b_nk, 256, 0, t->st>>>(w, NK, 202u, -9);
+        fill_wide_kernel<<<b_n, 256, 0, t->st>>>(b, g->N, 303u, -6);
     } else {
-        fill_kernel<<<b_mk, 256, 0, t->st>>>(t->x, MK);
-        fill_kernel<<<b_nk, 256, 0, t->st>>>(t->w, NK);
-        fill_kernel<<<b_n, 256, 0, t->st>>>(t->b, g->N);
+        fill_kernel<<<b_mk, 256, 0, t->st>>>(x, MK);
+        fill_kernel<<<b_nk, 256, 0, t->st>>>(w, NK);
+        fill_kernel<<<b_n, 256, 0, t->st>>>(b, g->N);
     }
+}
+static void fill_bufs(const sembed__cu_gemm_shape *g, const timing_bufs *t, bool wide) {
+    if (g->bf16)
+        fill_bufs_t<sembed__bf16>(g, t, wide);
+    else
+        fill_bufs_t<__half>(g, t, wide);
 }
 
 /* Looks for an algorithm faster than g->algo at a query's 16 rows whose rows are the same bits
@@ -680,10 +680,12 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
  * built). */
 static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device, timing_bufs *t) {
     const bool verbose = getenv("SEMBED_CUDA_GEMM_VERBOSE") != NULL;
-    cudaDeviceProp prop;
+    int major = 0, minor = 0; /* attributes: cudaGetDeviceProperties fills ~1 KB, slowly */
     if (sembed__cu_sm90_configs() == 0 || env_is("SEMBED_CUDA_GEMM_SM90", "0") || g->f32 || g->bf16 ||
         !g->bias || g->act != SEMBED__ACTK_GELU ||
-        cudaGetDeviceProperties(&prop, device) != cudaSuccess || prop.major != 9 || prop.minor != 0)
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
+        major != 9 || minor != 0)
         return;
     const float t_main = time_algo(lt, g, &g->algo, M_SEL, t, true);
     std::vector<std::pair<float, int>> by_t;

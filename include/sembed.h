@@ -240,7 +240,9 @@ typedef struct sembed_ctx_params {
     const char *device;
     /* The arithmetic. On CUDA, BF16 selects bf16 weights and activations (fp32 accumulation and
      * statistics, as fp16's) instead of fp16, for models whose activations could overflow fp16's
-     * range; every other value runs fp16. On the CPU: SEMBED_PRECISION_FP32 (0, the default): fp32
+     * range; FP32 (the default) runs fp16; INT8 and FP32_STRICT are CPU arithmetic: with
+     * "cuda" or "cuda:N" they are SEMBED_ERR_UNSUPPORTED, and "auto" keeps them on the CPU. On
+     * the CPU: SEMBED_PRECISION_FP32 (0, the default): fp32
      * weights and activations; on a CPU with AMX each GEMM weight is kept as a bf16 part wh and the
      * rest w - wh as int8 per output channel (3 bytes instead of 4, a step of about 2^-16 of the
      * channel's largest weight), and each product taken as xh·wh + xl·wh (bf16 parts of x, summed

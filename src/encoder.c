@@ -641,6 +641,17 @@ static void *alloc_n(size_t n, size_t size, bool *ok) {
  * and hands the model's fp32 weights over for upload. */
 static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_error *err) {
     if (!device || strcmp(device, "cpu") == 0) return SEMBED_OK;
+    /* int8 and fp32-strict are CPU arithmetic: "auto" keeps such a context on the CPU, and an
+     * explicit CUDA device is an error rather than a silent fp16 */
+    const sembed_precision prec = c->p.precision;
+    if (prec == SEMBED_PRECISION_INT8 || prec == SEMBED_PRECISION_FP32_STRICT) {
+        if (strcmp(device, "auto") == 0) return SEMBED_OK;
+        if (strncmp(device, "cuda", 4) == 0)
+            return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                               "precision '%s' runs on the CPU only (device '%s' runs fp16 with "
+                               "fp32 or bf16): use device cpu or auto",
+                               sembed_precision_name(prec), device);
+    }
 #ifdef SEMBED_HAVE_CUDA
     const bool auto_ = strcmp(device, "auto") == 0;
     const int32_t dev = auto_ ? 0 : sembed__cuda_parse_device(device);

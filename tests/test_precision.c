@@ -173,7 +173,8 @@ int main(void) {
             const char *text = "shared weights, three contexts";
             const int32_t dim = sembed_model_dim(model);
             float *va = malloc(sizeof(float) * (size_t)dim * 3), *vb = va + dim, *vq = vb + dim;
-            if (a && b && q8) {
+            const bool have_vq = a && b && q8;
+            if (have_vq) {
                 CHECK(sembed_encode(a, 1, &text, NULL, va, dim, NULL, &err) == SEMBED_OK);
                 CHECK(sembed_encode(q8, 1, &text, NULL, vq, dim, NULL, &err) == SEMBED_OK);
                 sembed_ctx_free(a), a = NULL;
@@ -182,6 +183,28 @@ int main(void) {
                 CHECK(memcmp(va, vb, sizeof(float) * (size_t)dim) == 0);
                 CHECK(memcmp(va, vq, sizeof(float) * (size_t)dim) != 0); /* int8 is its own */
             }
+            /* int8 and fp32-strict are CPU arithmetic: an explicit CUDA device refuses them,
+             * naming the precision, whether or not this build has CUDA; "auto" keeps them on
+             * the CPU (the same bits as a CPU context's) */
+            sembed_ctx *bad = NULL, *q8a = NULL;
+            pa.precision = SEMBED_PRECISION_INT8;
+            pa.device = "cuda";
+            CHECK(sembed_ctx_new(model, &pa, &bad, &err) == SEMBED_ERR_UNSUPPORTED && !bad &&
+                  strstr(err.msg, "'int8'") && strstr(err.msg, "'cuda'"));
+            pa.precision = SEMBED_PRECISION_FP32_STRICT;
+            pa.device = "cuda:0";
+            CHECK(sembed_ctx_new(model, &pa, &bad, &err) == SEMBED_ERR_UNSUPPORTED && !bad &&
+                  strstr(err.msg, "'fp32-strict'"));
+            pa.precision = SEMBED_PRECISION_INT8;
+            pa.device = "auto";
+            CHECKF(sembed_ctx_new(model, &pa, &q8a, &err) == SEMBED_OK, "%s", err.msg);
+            if (q8a && have_vq) {
+                float *v = malloc(sizeof(float) * (size_t)dim * 2);
+                CHECK(sembed_encode(q8a, 1, &text, NULL, v, dim, NULL, &err) == SEMBED_OK);
+                CHECK(memcmp(v, vq, sizeof(float) * (size_t)dim) == 0);
+                free(v);
+            }
+            sembed_ctx_free(q8a);
             free(va);
             sembed_ctx_free(a), sembed_ctx_free(b), sembed_ctx_free(q8);
         }

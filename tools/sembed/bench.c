@@ -40,7 +40,8 @@ static void help(FILE *f) {
             "  -b, --batches LIST    batch sizes (default 1,10,50,100)\n"
             "  -t, --threads N       threads (default 2)\n"
             "      --precision P     CPU arithmetic: fp32 (default), fp32-strict, int8 or\n"
-            "                        bf16 (see sembed embed --help)\n"
+            "                        bf16 (see sembed embed --help); with --device, the\n"
+            "                        GPU runs bf16 for bf16 and fp16 otherwise\n"
             "  -s, --seconds S       time per batch size (default 3)\n"
             "      --peer            run sentence-transformers (bench/peer_st.py, torch, same\n"
             "                        threads and texts) in the same run and print the ratio;\n"
@@ -247,7 +248,7 @@ int cli_bench(int argc, char **argv) {
     int rc = 1;
     sembed_ctx_params cp = sembed_ctx_default_params();
     cp.n_threads = threads;
-    cp.precision = precision; /* the CPU context; CUDA ignores it */
+    cp.precision = precision; /* the CPU context's */
     if (sembed_model_load(model_dir, NULL, &model, &err) ||
         sembed_ctx_new(model, &cp, &ctx, &err)) {
         fprintf(stderr, "sembed bench: %s\n", err.msg);
@@ -258,6 +259,9 @@ int cli_bench(int argc, char **argv) {
          * tokenization on `threads` CPU threads */
         sembed_ctx_params gp = cp;
         gp.device = device;
+        /* the GPU runs fp16, or bf16 when asked; int8 and fp32-strict are the CPU side's only */
+        gp.precision = precision == SEMBED_PRECISION_BF16 ? SEMBED_PRECISION_BF16
+                                                          : SEMBED_PRECISION_FP32;
         gp.max_batch_tokens = 32768;
         gp.max_batch_texts = 1024;
         if (sembed_ctx_new(model, &gp, &gctx, &err)) {

@@ -41,11 +41,16 @@ static void help(FILE *f) {
             "                         \"truncated\"} per line; npy: a float32 (N, dim) array;\n"
             "                         raw: little-endian float32, N*dim values\n"
             "  -t, --threads N        threads (default: all cores)\n"
+            "  -d, --device D         cpu, cuda, cuda:N or auto (default: CUDA device 0 when\n"
+            "                         this build has CUDA and a GPU is usable, else the CPU);\n"
+            "                         on the GPU, fp16 (cosine >= 0.9999 to the CPU's fp32)\n"
             "      --precision P      CPU arithmetic: fp32 (default; on AMX CPUs bf16 and int8\n"
             "                         parts of each product, within 3e-5 of fp32), fp32-strict\n"
             "                         (fp32 FMA only), int8 (cosine >= 0.995 to fp32) or\n"
             "                         bf16 (needs AVX512_BF16); with --device cuda, bf16\n"
-            "                         runs bf16 on the GPU instead of fp16 (cosine >= 0.999)\n"
+            "                         runs bf16 on the GPU instead of fp16 (cosine >= 0.999);\n"
+            "                         int8 and fp32-strict are CPU-only (an error with\n"
+            "                         --device cuda; --device auto keeps them on the CPU)\n"
             "  -n, --max-length N     tokens per text (default: the model's max_seq_length)\n"
             "      --strict           fail on texts longer than the max length instead of\n"
             "                         truncating them\n"
@@ -136,12 +141,13 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
                                          {"prompt", required_argument, NULL, 'Q'},
                                          {"dimensions", required_argument, NULL, 'D'},
                                          {"precision", required_argument, NULL, 'X'},
+                                         {"device", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
     long v;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:i:o:f:t:n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:i:o:f:t:n:d:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'i': o->input = optarg; break;
@@ -191,6 +197,7 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
             }
             o->eo.dimensions = (int32_t)v;
             break;
+        case 'd': o->cp.device = optarg; break;
         case 'R': o->eo.prompt_name = optarg; break;
         case 'Q': o->eo.prompt = optarg; break;
         case 'J': o->jsonl_in = true; break;
@@ -247,6 +254,7 @@ static int load(const embed_opts *o, sembed_model **model, sembed_ctx **ctx) {
 int cli_embed(int argc, char **argv) {
     embed_opts o = {.mp = sembed_model_default_params(), .cp = sembed_ctx_default_params(),
                     .batch = 256, .progress = true, .format = FMT_JSONL};
+    o.cp.device = "auto";
     int rc = parse_args(argc, argv, &o, false);
     if (rc) return rc < 0 ? 0 : rc;
     sembed_model *model = NULL;
@@ -364,6 +372,7 @@ int cli_embed(int argc, char **argv) {
 int cli_similarity(int argc, char **argv) {
     embed_opts o = {.mp = sembed_model_default_params(), .cp = sembed_ctx_default_params(),
                     .batch = 256, .format = FMT_JSONL};
+    o.cp.device = "auto";
     int rc = parse_args(argc, argv, &o, true);
     if (rc) return rc < 0 ? 0 : rc;
     int n = argc - optind;

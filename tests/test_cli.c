@@ -1,0 +1,212 @@
+/* test_cli.c — the `sembed` command line as a user runs it (the binary CMake built, path in
+ * SEMBED_CLI): `embed` gives the library's vectors bit for bit in each output format (raw, npy,
+ * JSON lines from arguments and from stdin), `similarity` runs, and bad options, devices,
+ * precisions and model folders end with a non-zero exit and a message naming what was wrong. */
+#include "testlib.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#ifndef SEMBED_CLI
+#error "SEMBED_CLI (the sembed binary's path) must be defined by the build"
+#endif
+
+#define MODEL "all-MiniLM-L6-v2"
+
+static char *g_tmp;        /* a fresh folder for outputs */
+static const char *g_dir;  /* the model folder */
+
+/* Reads a whole file; NULL when it cannot. */
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = 2 * cap + 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) break;
+            buf = nb;
+        }
+        const size_t r = fread(buf + len, 1, 4096, f);
+        len += r;
+        if (r == 0) break;
+    }
+    fclose(f);
+    if (buf) buf[len] = 0;
+    *n = len;
+    return buf;
+}
+
+/* Runs `sembed ARGS` through the shell (stdin from printf's format `in` when not NULL), stdout and stderr to
+ * files of g_tmp; returns the exit status (-1 when it did not exit normally). *err (may be
+ * NULL) gets stderr's text, to free. */
+static int run(const char *args, const char *in, char **err) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s%s%s'%s' %s >%s/out 2>%s/err", in ? "printf '" : "", in ? in : "",
+             in ? "' | " : "", SEMBED_CLI, args, g_tmp, g_tmp);
+    const int st = system(cmd);
+    if (err) {
+        char path[1024];
+        size_t n;
+        snprintf(path, sizeof path, "%s/err", g_tmp);
+        *err = slurp(path, &n);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The library's vectors for texts on the CPU (2 threads, as the CLI is run below). */
+static float *lib_vectors(sembed_model *m, int32_t n, const char *const *texts) {
+    sembed_ctx_params p = sembed_ctx_default_params();
+    p.n_threads = 2;
+    sembed_ctx *ctx = NULL;
+    sembed_error err = {0};
+    const int32_t dim = sembed_model_dim(m);
+    float *v = malloc(sizeof(float) * (size_t)n * (size_t)dim);
+    CHECKF(sembed_ctx_new(m, &p, &ctx, &err) == SEMBED_OK, "%s", err.msg);
+    if (ctx) CHECKF(sembed_encode(ctx, n, texts, NULL, v, (int64_t)n * dim, NULL, &err) == SEMBED_OK, "%s", err.msg);
+    sembed_ctx_free(ctx);
+    return v;
+}
+
+/* `sembed embed` of the two texts on the CPU with `opts`, written to g_tmp/name: its bytes
+ * (NULL when missing; *len their count) */
+static char *embed_file(const char *opts, const char *name, size_t *len) {
+    char args[2048], path[1024];
+    snprintf(args, sizeof args,
+             "embed -m '%s' -t 2 %s -o %s/%s 'the first text' 'Zürich, a second one'", g_dir,
+             opts, g_tmp, name);
+    CHECK(run(args, NULL, NULL) == 0);
+    snprintf(path, sizeof path, "%s/%s", g_tmp, name);
+    *len = 0;
+    return slurp(path, len);
+}
+
+static void check_raw(const float *want, int32_t n, int32_t dim) {
+    size_t len = 0;
+    char *got = embed_file("-d cpu -f raw", "v.raw", &len);
+    CHECKF(got && len == sizeof(float) * (size_t)n * (size_t)dim, "raw output of %zu bytes", len);
+    if (got && len == sizeof(float) * (size_t)n * (size_t)dim)
+        CHECK(memcmp(got, want, len) == 0);
+    free(got);
+}
+
+static void check_npy(const float *want, int32_t n, int32_t dim) {
+    size_t len = 0;
+    char *got = embed_file("--device cpu --format npy", "v.npy", &len);
+    CHECK(got && len > 10 && memcmp(got, "\x93NUMPY", 6) == 0);
+    if (!got || len <= 10) {
+        free(got);
+        return;
+    }
+    const size_t hdr = 10 + (size_t)(uint8_t)got[8] + 256 * (size_t)(uint8_t)got[9];
+    char shape[64];
+    snprintf(shape, sizeof shape, "'shape': (%d, %d)", n, dim);
+    CHECKF(hdr % 64 == 0 && strstr(got + 10, shape) && strstr(got + 10, "'<f4'"),
+           "npy header of %zu bytes", hdr);
+    CHECK(len == hdr + sizeof(float) * (size_t)n * (size_t)dim);
+    if (len == hdr + sizeof(float) * (size_t)n * (size_t)dim)
+        CHECK(memcmp(got + hdr, want, len - hdr) == 0);
+    free(got);
+}
+
+/* JSON lines from stdin (--jsonl: a string or an object with "text"): each line's index,
+ * n_tokens and embedding, which %.9g prints exactly */
+static void check_jsonl(const float *want, int32_t n, int32_t dim) {
+    char args[2048], path[1024];
+    snprintf(args, sizeof args, "embed -m '%s' -t 2 -d cpu --jsonl -i -", g_dir);
+    CHECK(run(args, "\"the first text\"\\n{\"text\": \"Z\\\\u00fcrich, a second one\"}\\n", NULL) == 0);
+    snprintf(path, sizeof path, "%s/out", g_tmp);
+    size_t len = 0;
+    char *got = slurp(path, &len);
+    CHECK(got != NULL);
+    int32_t line = 0;
+    for (char *s = got, *e; s && *s; s = e + 1, line++) {
+        e = strchr(s, '\n');
+        CHECK(e != NULL);
+        if (!e) break;
+        *e = 0;
+        json_error_t je;
+        json_t *o = json_loads(s, 0, &je);
+        CHECKF(o && line < n, "line %d: %s", line, o ? "one too many" : je.text);
+        if (o && line < n) {
+            CHECK(json_integer_value(json_object_get(o, "index")) == line);
+            CHECK(json_integer_value(json_object_get(o, "n_tokens")) >= 3);
+            CHECK(json_is_false(json_object_get(o, "truncated")));
+            json_t *emb = json_object_get(o, "embedding");
+            CHECK((int32_t)json_array_size(emb) == dim);
+            int32_t same = 0;
+            for (int32_t k = 0; k < dim && k < (int32_t)json_array_size(emb); k++)
+                same += (float)json_number_value(json_array_get(emb, (size_t)k)) == want[line * dim + k];
+            CHECKF(same == dim, "line %d: %d of %d floats as the library's", line, same, dim);
+        }
+        json_decref(o);
+    }
+    CHECK(line == n);
+    free(got);
+}
+
+/* a bad command line or input: exit status `want_rc` (0: any non-zero) and stderr naming `what` */
+static void check_refused(const char *args_fmt, int want_rc, const char *what) {
+    char args[2048];
+    snprintf(args, sizeof args, args_fmt, g_dir);
+    char *err = NULL;
+    const int rc = run(args, NULL, &err);
+    CHECKF(want_rc ? rc == want_rc : rc != 0, "sembed %s: exit %d", args, rc);
+    CHECKF(err && strstr(err, what), "sembed %s: stderr '%s' lacks '%s'", args, err ? err : "", what);
+    free(err);
+}
+
+int main(void) {
+    g_dir = t_model_dir(MODEL);
+    g_tmp = t_tmpdir();
+    CHECK(g_tmp != NULL);
+    if (!g_tmp) return t_done("test_cli");
+    sembed_model *m = NULL;
+    sembed_error err = {0};
+    CHECKF(sembed_model_load(g_dir, NULL, &m, &err) == SEMBED_OK, "%s", err.msg);
+    if (!m) return t_done("test_cli");
+    const char *texts[] = {"the first text", "Zürich, a second one"};
+    const int32_t dim = sembed_model_dim(m);
+    float *want = lib_vectors(m, 2, texts);
+    check_raw(want, 2, dim);
+    check_npy(want, 2, dim);
+    check_jsonl(want, 2, dim);
+
+    /* the default device (auto) runs, on the CPU or a GPU: vectors of the model's size */
+    char args[2048];
+    snprintf(args, sizeof args, "embed -m '%s' -t 2 -f raw -o %s/auto.raw 'the first text'",
+             g_dir, g_tmp);
+    CHECK(run(args, NULL, NULL) == 0);
+    snprintf(args, sizeof args, "similarity -m '%s' -t 2 -d cpu 'a cat sat' 'a dog sat' 'tax law'",
+             g_dir);
+    char *serr = NULL;
+    CHECK(run(args, NULL, &serr) == 0);
+    free(serr);
+    size_t n_out = 0;
+    snprintf(args, sizeof args, "%s/out", g_tmp);
+    char *sim = slurp(args, &n_out);
+    CHECK(sim && strstr(sim, "cosine similarity (3 texts, 384 dimensions)"));
+    free(sim);
+
+    check_refused("embed -m '%s' --device gpu x", 1, "device 'gpu'");
+    check_refused("embed -m '%s' --device cuda --precision int8 x", 1, "'int8'");
+    check_refused("embed -m '%s' -d cuda:0 --precision fp32-strict x", 1, "'fp32-strict'");
+    check_refused("embed -m '%s' --precision fp16 x", 2, "--precision expects");
+    check_refused("embed -m '%s' -f npy x", 2, "--format npy needs --output");
+    check_refused("embed -m '%s' --dimensions 100000 x", 1, "larger than the model's 384");
+    check_refused("embed -m '%s' --prompt-name nosuch x", 1, "'nosuch'");
+    check_refused("embed -m '%s'/nowhere x", 1, "nowhere");
+    check_refused("embed x", 2, "-m DIR is required");
+    check_refused("embed -m '%s' --threads 0 x", 2, "--threads expects");
+    check_refused("similarity -m '%s' -d cpu alone", 0, "at least two texts");
+
+    free(want);
+    sembed_model_free(m);
+    t_rmdir(g_tmp);
+    return t_done("test_cli");
+}

@@ -3,6 +3,8 @@
 # scripts/gpu-check.sh's build step, runs the CUDA tests, then times sembed alone on the query and
 # fixed workloads under each setting given as an argument (an env assignment list, "-" for none):
 #   bash dev/kernels/exp.sh - SEMBED_CUDA_GEMM_SMALL=0
+# EXP_NCU=REGEX adds, per setting, Nsight Compute on the kernels matching REGEX (fixed-minilm
+# and fixed-base 256x128: speed of light, occupancy, warp stall reasons) into $OUT/ncu.txt.
 # A dev tool, not the benchmark of record (that is scripts/gpu-check.sh, with the peers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,3 +44,19 @@ for setting in "$@"; do
         [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-base-64x512 $setting" base-random 64 512 20
     )
 done
+if [ -n "${EXP_NCU:-}" ] && command -v ncu >/dev/null; then
+    for setting in "$@"; do
+        env_args=()
+        [ "$setting" != "-" ] && read -r -a env_args <<<"$setting"
+        for w in "minilm-random 256 128" "base-random 256 128"; do
+            set -- $w
+            echo "=== ncu $setting $1 $2x$3" >>"$OUT/ncu.txt"
+            env "${env_args[@]}" ncu --kernel-name "regex:$EXP_NCU" --launch-skip 12 --launch-count 1 \
+                --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+                --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+                build-gpu/gpu_bench "$M/$1" "$W/ids_$2x$3.i32" 4 "$2" "$3" 2 /dev/null ncu >>"$OUT/ncu.txt" 2>&1
+        done
+    done
+    grep -E "^=== ncu|Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Compute \(SM\) Thr|Memory Thr|Stall|Warp Cycles Per Issued|Block Limit|stalled_" "$OUT/ncu.txt" |
+        awk '!/stalled_/ || $NF+0 >= 0.05' | head -200
+fi

@@ -39,12 +39,14 @@ test: deps models
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j$(JOBS)
 	@# golden parity over every text in a Release build (the sanitizer run above checks every
-	@# 8th: instrumented SIMD kernels run ~10x slower there)
+	@# 8th: instrumented SIMD kernels run ~10x slower there), and the library as other programs
+	@# load it (libsembed.so from Python, an install used through pkg-config: not possible with
+	@# the sanitizers' runtime)
 	cmake -S . -B $(PARITY_BUILD) -DCMAKE_BUILD_TYPE=Release -DSEMBED_CUDA=OFF \
 	      -DSEMBED_WERROR=ON >/dev/null
-	cmake --build $(PARITY_BUILD) -j$(JOBS) --target test_embed_golden test_precision
+	cmake --build $(PARITY_BUILD) -j$(JOBS) --target test_embed_golden test_precision sembed sembed_shared sembed_cli
 	cd $(PARITY_BUILD) && SEMBED_REQUIRE_MODELS=1 \
-	    ctest --output-on-failure -j$(JOBS) -R '^(test_embed_golden|test_embed_golden_standins|test_precision)$$'
+	    ctest --output-on-failure -j$(JOBS) -R '^(test_embed_golden|test_embed_golden_standins|test_precision|test_python|test_install|test_rust)$$'
 
 fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \

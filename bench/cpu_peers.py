@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU peers benchmark (issue 6): sembed (fp32, int8, and on request fp32-strict as the peer
-`sembed-fp32-strict`; through ctypes on libsembed) beside
+`sembed-fp32-strict`; through bindings/python/sembed.py on the build's libsembed.so) beside
 sentence-transformers on torch fp32 and ONNX Runtime (fp32 and its dynamic int8 quantization,
 the model exported to ONNX here with torch.onnx), all with the same thread count on the same
 texts. Workloads of ../shared/BENCH.md: `mixed` (throughput, texts/s and real tokens/s) and
@@ -16,12 +16,10 @@ bge-small-en-v1.5-dq, the real bge-small-en-v1.5 with weights dequantized from a
 bge-small-en-v1.5-random (random weights, same shape; vectors crowd together) stays selectable.
 Needs: pip install sentence-transformers torch onnxruntime onnx (benchmark only)."""
 import argparse
-import ctypes
 import gzip
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,78 +36,34 @@ def load_texts(path):
         return [json.loads(l) for l in f]
 
 
-# ---- sembed through ctypes ------------------------------------------------------------------
+# ---- sembed through its Python binding (bindings/python/sembed.py over libsembed.so) ---------
 
-class CtxParams(ctypes.Structure):
-    _fields_ = [("n_threads", ctypes.c_int32), ("max_batch_tokens", ctypes.c_int32),
-                ("max_batch_texts", ctypes.c_int32), ("strict_length", ctypes.c_int32),
-                ("reference_ops", ctypes.c_int32), ("device", ctypes.c_char_p),
-                ("precision", ctypes.c_int)]
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+import sembed as sembed_py  # noqa: E402
 
 
-class Err(ctypes.Structure):
-    _fields_ = [("status", ctypes.c_int), ("msg", ctypes.c_char * 512)]
-
-
-def build_shared(build):
-    """libsembed.so from the static library of a build folder (position-independent code)."""
-    out = os.path.join(tempfile.gettempdir(), "sembed_bench_%d.so" % os.getpid())
-    libs = subprocess.run(["pkg-config", "--libs", "libutf8proc", "jansson", "openblas"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    subprocess.run(["cc", "-shared", "-o", out, "-Wl,--whole-archive",
-                    os.path.join(build, "libsembed.a"), "-Wl,--no-whole-archive"] + libs +
-                   ["-lpthread", "-lm"], check=True)
-    return out
+def shared_lib(build):
+    """The build folder's libsembed.so, or exit naming the command that builds it."""
+    path = os.path.join(build, "libsembed.so")
+    if not os.path.exists(path):
+        raise SystemExit("%s: not built: cmake --build %s --target sembed_shared" % (path, build))
+    return path
 
 
 class Sembed:
-    PRECISION = {"fp32": 0, "int8": 1, "bf16": 2, "fp32-strict": 3}
-
     def __init__(self, lib, model_dir, threads, precision):
-        self.lib = lib
-        self.model = ctypes.c_void_p()
-        err = Err()
-        s = lib.sembed_model_load(model_dir.encode(), None, ctypes.byref(self.model), ctypes.byref(err))
-        if s != 0:
-            raise RuntimeError("sembed_model_load: %s" % err.msg.decode())
-        p = CtxParams(n_threads=threads, max_batch_tokens=8192, max_batch_texts=512,
-                      precision=self.PRECISION[precision])
-        self.ctx = ctypes.c_void_p()
-        s = lib.sembed_ctx_new(self.model, ctypes.byref(p), ctypes.byref(self.ctx), ctypes.byref(err))
-        if s != 0:
-            raise RuntimeError("sembed_ctx_new (%s): %s" % (precision, err.msg.decode()))
-        self.dim = lib.sembed_model_dim(self.model)
+        try:
+            self.m = sembed_py.Model(model_dir, device="cpu", threads=threads, precision=precision,
+                                     max_batch_tokens=8192, max_batch_texts=512, lib=lib)
+        except sembed_py.SembedError as e:
+            raise RuntimeError("sembed (%s): %s" % (precision, e))
+        self.dim = self.m.dim
 
     def encode(self, texts):
-        raw = [t.encode() for t in texts]
-        arr = (ctypes.c_char_p * len(raw))(*raw)
-        lens = (ctypes.c_size_t * len(raw))(*[len(r) for r in raw])
-        out = np.empty((len(raw), self.dim), dtype=np.float32)
-        err = Err()
-        s = self.lib.sembed_encode(self.ctx, len(raw), arr, lens,
-                                   out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                   ctypes.c_int64(out.size), None, ctypes.byref(err))
-        if s != 0:
-            raise RuntimeError("sembed_encode: %s" % err.msg.decode())
-        return out
+        return self.m.encode(texts, numpy=True)
 
     def close(self):
-        self.lib.sembed_ctx_free(self.ctx)
-        self.lib.sembed_model_free(self.model)
-
-
-def open_lib(path):
-    lib = ctypes.CDLL(path)
-    lib.sembed_model_load.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
-                                      ctypes.c_void_p]
-    lib.sembed_ctx_new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
-                                   ctypes.c_void_p]
-    lib.sembed_model_dim.argtypes = [ctypes.c_void_p]
-    lib.sembed_encode.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
-                                  ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
-    lib.sembed_ctx_free.argtypes = [ctypes.c_void_p]
-    lib.sembed_model_free.argtypes = [ctypes.c_void_p]
-    return lib
+        self.m.close()
 
 
 # ---- peers -------------------------------------------------------------------------------
@@ -264,7 +218,7 @@ def main():
     peers = a.peers.split(",")
     corpus, queries = load_texts(a.corpus), load_texts(a.queries)
     mixed = corpus[:a.n_texts]
-    lib = open_lib(build_shared(a.build))
+    lib = shared_lib(a.build)
     results = {"threads": a.threads, "n_texts": len(mixed), "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
                "loadavg_start": open("/proc/loadavg").read().split()[:3], "models": {}}
     tmp_root = tempfile.mkdtemp(prefix="sembed_peers_")

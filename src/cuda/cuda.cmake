@@ -65,6 +65,9 @@ if(_cutlass_root AND ("90" IN_LIST CMAKE_CUDA_ARCHITECTURES OR "90a" IN_LIST CMA
   target_include_directories(sembed_sm90 SYSTEM PRIVATE ${_cutlass_root}/include
                              ${_cutlass_root}/tools/util/include)
   target_sources(sembed PRIVATE $<TARGET_OBJECTS:sembed_sm90>)
+  if(TARGET sembed_shared)
+    target_sources(sembed_shared PRIVATE $<TARGET_OBJECTS:sembed_sm90>)
+  endif()
 else()
   message(STATUS "sembed: no CUTLASS (scripts/fetch_cutlass.sh) or no sm_90: cuBLASLt GEMMs only")
   list(APPEND SEMBED_CUDA_SOURCES ${_sm90_src})

@@ -204,6 +204,7 @@ int main(void) {
     check_refused("embed x", 2, "-m DIR is required");
     check_refused("embed -m '%s' --threads 0 x", 2, "--threads expects");
     check_refused("similarity -m '%s' -d cpu alone", 0, "at least two texts");
+    check_refused("serve -m '%s' --precision fp16", 2, "--precision expects");
 
     free(want);
     sembed_model_free(m);

@@ -240,6 +240,10 @@ static void test_routes(void) {
     json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
     CHECK(json_integer_value(json_object_get(j, "dimension")) == g_dim);
     CHECK(json_integer_value(json_object_get(j, "max_input_length")) == 256);
+    /* fp32 on the CPU; a GPU (device auto) runs fp16 */
+    const char *dev = jstr(json_object_get(j, "device")), *dt = jstr(json_object_get(j, "model_dtype"));
+    CHECKF(dev && dt && !strcmp(dt, strcmp(dev, "cpu") ? "float16" : "float32"),
+           "/info: device %s, model_dtype %s", dev ? dev : "?", dt ? dt : "?");
     json_decref(j);
     hc_resp_free(&r);
 
@@ -689,6 +693,45 @@ static void test_prompts(const char *model_dir) {
     t_rmdir(dir);
 }
 
+/* --precision int8: /info says so and the vectors are the library's int8 ones, bit for bit */
+static void test_precision_int8(const sembed_model *m, const char *model_dir) {
+    sembed_ctx *ctx = NULL;
+    sembed_error err = {0};
+    sembed_ctx_params cp = sembed_ctx_default_params();
+    cp.n_threads = 1;
+    cp.precision = SEMBED_PRECISION_INT8;
+    if (sembed_ctx_new(m, &cp, &ctx, &err) != SEMBED_OK) {
+        CHECKF(false, "an int8 context: %s", err.msg);
+        return;
+    }
+    const char *args[] = {"-m", model_dir, "-t", "1", "--workers", "1", "--device", "cpu",
+                          "--precision", "int8", NULL};
+    hc_server srv;
+    CHECK(hc_server_start(&srv, args, 120));
+    const int port = g_port;
+    g_port = srv.port;
+    hc_resp r;
+    CHECK(hc_request(g_port, "GET", "/info", NULL, NULL, 0, &r, 10) && r.status == 200 &&
+          r.body && strstr(r.body, "\"model_dtype\":\"int8\""));
+    hc_resp_free(&r);
+    const char *text = "what is the capital of France?";
+    const size_t tl = strlen(text);
+    float *got = malloc(sizeof(float) * (size_t)g_dim), *want = malloc(sizeof(float) * (size_t)g_dim);
+    CHECK(posts("/embed", "{\"inputs\":\"what is the capital of France?\"}", &r) && r.status == 200);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    CHECK(sembed_encode(ctx, 1, &text, &tl, want, g_dim, NULL, NULL) == SEMBED_OK);
+    CHECKF(json_floats(json_array_get(j, 0), got, g_dim) && same_bits(got, want, g_dim),
+           "--precision int8: the server's vector differs from the library's int8 one");
+    CHECK(ref_vec(text, tl, got) && !same_bits(got, want, g_dim)); /* not the fp32 vector */
+    json_decref(j);
+    hc_resp_free(&r);
+    CHECK(hc_server_stop(&srv, 60) == 0);
+    g_port = port;
+    free(got);
+    free(want);
+    sembed_ctx_free(ctx);
+}
+
 static void test_auth(void) {
     const char *bad[] = {NULL, "Authorization: Bearer wrong\r\n", "Authorization: Bearer s3cret\r\n",
                          "Authorization: Basic " KEY "\r\n", "Authorization: Bearer " KEY "x\r\n",
@@ -892,6 +935,7 @@ int main(void) {
     test_queue_full();
     test_shutdown(&srv);
     test_prompts(dir);
+    test_precision_int8(model, dir);
 
     free(g_probe_ref);
     sembed_ctx_free(g_ctx);

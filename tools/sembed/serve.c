@@ -223,6 +223,10 @@ static void help(FILE *f) {
             "                             one, else the CPU). With a GPU, batches go to it and a\n"
             "                             CPU worker takes small ones while the GPU is busy, by\n"
             "                             the per-token costs measured at start-up\n"
+            "      --precision P          fp32 (default), fp32-strict, int8 or bf16: the CPU\n"
+            "                             workers' arithmetic (as sembed embed --precision); a\n"
+            "                             GPU runs bf16 for bf16 and fp16 otherwise. /info's\n"
+            "                             model_dtype says which\n"
             "      --served-model-name S  the model name in replies (default: DIR's base name)\n"
             "      --api-key K            require `Authorization: Bearer K` on the POST routes\n"
             "                             and /info (also from $SEMBED_API_KEY)\n"
@@ -273,12 +277,13 @@ static bool valid_device(const char *d) {
 int cli_serve(int argc, char **argv) {
     enum { O_HOST = 256, O_DEVICE, O_NAME, O_KEY, O_WORKERS, O_MBT, O_BBT, O_GBT, O_SMALL,
            O_QUEUE, O_INPUTS, O_INBYTES, O_BODY, O_NOTRUNC, O_TIMEOUT, O_RTIMEOUT, O_CONNS,
-           O_CONNS_IP, O_DRAIN, O_LANE, O_NOLANE };
+           O_CONNS_IP, O_DRAIN, O_LANE, O_NOLANE, O_PREC };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, 'p'},
         {"device", required_argument, NULL, O_DEVICE},
+        {"precision", required_argument, NULL, O_PREC},
         {"served-model-name", required_argument, NULL, O_NAME},
         {"api-key", required_argument, NULL, O_KEY},
         {"threads", required_argument, NULL, 't'},
@@ -322,6 +327,13 @@ int cli_serve(int argc, char **argv) {
                 return 2;
             }
             so.device = optarg;
+            break;
+        case O_PREC:
+            if (sembed_precision_parse(optarg, &so.precision) != SEMBED_OK) {
+                fprintf(stderr, "sembed serve: --precision expects fp32, fp32-strict, int8 or "
+                                "bf16, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case O_NAME: so.model_name = optarg; break;
         case O_KEY: key = optarg; break;

@@ -125,6 +125,7 @@ typedef struct srv_options {
     int32_t max_inputs;
     size_t max_input_bytes; /* 0: 250 x the model's max tokens */
     bool auto_truncate;
+    sembed_precision precision; /* the CPU workers'; a GPU worker runs bf16 for BF16, else fp16 */
 } srv_options;
 
 #define SRV_N_CODES 12
@@ -154,6 +155,7 @@ typedef struct srv_server {
     const char *default_prompt; /* the folder's default prompt text, or NULL */
     char model_name[256];
     char device[64]; /* what the workers run on: "cpu", "cuda:0+cpu", ... */
+    char dtype[16];  /* /info's model_dtype: the arithmetic of worker 0 ("float16", "int8", ...) */
     int32_t max_batch_tokens;
     /* set by the HTTP layer */
     const char *api_key;

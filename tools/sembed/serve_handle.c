@@ -544,13 +544,13 @@ static void handle_info(srv_server *S, srv_reply *res) {
     srv_buf_puts(&b, "{\"model_id\":");
     srv_buf_json_string(&b, S->model_name, strlen(S->model_name));
     srv_buf_printf(&b,
-                   ",\"model_dtype\":\"float32\",\"model_type\":{\"embedding\":{}},"
+                   ",\"model_dtype\":\"%s\",\"model_type\":{\"embedding\":{}},"
                    "\"dimension\":%d,\"normalized\":%s,\"max_input_length\":%d,"
                    "\"max_batch_tokens\":%d,\"max_client_batch_size\":%d,"
                    "\"max_concurrent_requests\":%d,\"max_input_bytes\":%zu,"
                    "\"payload_limit\":%zu,\"auto_truncate\":%s,\"device\":\"%s\","
                    "\"workers\":[",
-                   S->dim, S->model_normalizes ? "true" : "false", S->R, S->max_batch_tokens,
+                   S->dtype, S->dim, S->model_normalizes ? "true" : "false", S->R, S->max_batch_tokens,
                    S->lim.max_inputs, srv_sched_max_queue(S->sched), S->lim.max_input_bytes,
                    S->max_body, S->lim.auto_truncate ? "true" : "false", S->device);
     for (int32_t w = 0; w < srv_sched_n_workers(S->sched); w++) {
@@ -648,11 +648,14 @@ static sembed_status open_sched(srv_server *S, const srv_options *o, const char 
     memset(wp, 0, sizeof wp);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int32_t n_cpu = o->workers >= 0 ? o->workers : gpu ? 1 : cpus >= 2 ? 2 : 1;
+    /* int8 and fp32-strict are CPU arithmetic (an error on a CUDA context): the GPU runs fp16 */
+    const sembed_precision gpu_prec =
+        o->precision == SEMBED_PRECISION_BF16 ? SEMBED_PRECISION_BF16 : SEMBED_PRECISION_FP32;
     int32_t n = 0;
     if (gpu) {
         const int32_t gt = o->gpu_batch_tokens > 0 ? o->gpu_batch_tokens : 16384;
         wp[n++] = (srv_sched_worker_params){.device = gpu, .max_batch_tokens = gt,
-                                            .bulk_batch_tokens = gt};
+                                            .bulk_batch_tokens = gt, .precision = gpu_prec};
     }
     if (n_cpu + n < 1 || n_cpu + n > SRV_SCHED_MAX_WORKERS) {
         if (err) snprintf(err->msg, sizeof err->msg, "--workers %d: expected 1 to %d CPU workers (0 only beside a GPU)", n_cpu, SRV_SCHED_MAX_WORKERS - n);
@@ -664,6 +667,7 @@ static sembed_status open_sched(srv_server *S, const srv_options *o, const char 
     const bool lane = !gpu && (o->query_lane < 0 ? n_cpu >= 2 : o->query_lane > 0);
     for (int32_t i = 0; i < n_cpu; i++)
         wp[n++] = (srv_sched_worker_params){.device = "cpu", .n_threads = o->threads,
+                                            .precision = o->precision,
                                             .small_only = gpu || (lane && i == 0),
                                             .nice = lane && i > 0 ? 10 : 0};
     srv_sched_params sp = {.n_workers = n, .workers = wp,
@@ -674,6 +678,12 @@ static sembed_status open_sched(srv_server *S, const srv_options *o, const char 
     if (st != SEMBED_OK) return st;
     if (gpu) snprintf(S->device, sizeof S->device, "%s%s", gpu, n_cpu ? "+cpu" : "");
     else snprintf(S->device, sizeof S->device, "cpu");
+    const sembed_precision p0 = gpu ? gpu_prec : o->precision;
+    snprintf(S->dtype, sizeof S->dtype, "%s",
+             gpu ? (p0 == SEMBED_PRECISION_BF16 ? "bfloat16" : "float16")
+                 : p0 == SEMBED_PRECISION_INT8 ? "int8"
+                 : p0 == SEMBED_PRECISION_BF16 ? "bfloat16"
+                                               : "float32");
     return SEMBED_OK;
 }
 

@@ -498,6 +498,7 @@ sembed_status srv_sched_new(const sembed_model *model, const srv_sched_params *p
         cp.max_batch_tokens = w->max_tokens;
         cp.max_batch_texts = p.max_batch_texts;
         cp.device = wp.device;
+        cp.precision = wp.precision;
         sembed_status st = sembed_ctx_new(model, &cp, &w->ctx, err);
         if (st != SEMBED_OK) {
             srv_sched_free(s);

@@ -22,6 +22,7 @@ typedef struct srv_sched_cost {
 
 typedef struct srv_sched_worker_params {
     const char *device;        /* "cpu", "cuda", "cuda:N". NULL: "cpu" */
+    sembed_precision precision; /* the context's (sembed_ctx_params.precision) */
     int32_t n_threads;         /* threads of the context. 0: online CPUs / CPU workers (CPU),
                                   online CPUs (GPU: they tokenize) */
     int32_t max_batch_tokens;  /* 0: the scheduler's */

@@ -606,6 +606,12 @@ static void link_model(const char *src, const char *dst, const char *skip) {
     if (d) closedir(d);
 }
 
+/* Stops a server started beside the main one, whose port g_port held, and points g_port back */
+static void side_server_stop(hc_server *srv, int main_port) {
+    CHECK(hc_server_stop(srv, 60) == 0);
+    g_port = main_port;
+}
+
 /* Prompts on a copy of the model whose config_sentence_transformers.json names two prompts and
  * a default one: vectors equal the library's sembed_encode_ex on the same folder. */
 static void test_prompts(const char *model_dir) {
@@ -684,8 +690,7 @@ static void test_prompts(const char *model_dir) {
     CHECK(hc_request(g_port, "GET", "/info", NULL, NULL, 0, &r, 10) && r.status == 200 &&
           strstr(r.body, "\"prompts\":[\"query\",\"passage\"]"));
     hc_resp_free(&r);
-    CHECK(hc_server_stop(&srv, 60) == 0);
-    g_port = port;
+    side_server_stop(&srv, port);
     free(got);
     free(want);
     sembed_ctx_free(ctx);
@@ -725,8 +730,7 @@ static void test_precision_int8(const sembed_model *m, const char *model_dir) {
     CHECK(ref_vec(text, tl, got) && !same_bits(got, want, g_dim)); /* not the fp32 vector */
     json_decref(j);
     hc_resp_free(&r);
-    CHECK(hc_server_stop(&srv, 60) == 0);
-    g_port = port;
+    side_server_stop(&srv, port);
     free(got);
     free(want);
     sembed_ctx_free(ctx);

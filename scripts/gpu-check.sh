@@ -9,8 +9,9 @@
 # .carry/debs (unpacked into a private prefix); the all-MiniLM-L6-v2 tokenizer files in
 # .carry/all-MiniLM-L6-v2 (the weights are generated here, random, seed 0).
 #   GPU_CHECK_QUICK=1   fewer repetitions (a smoke run)
-#   GPU_CHECK_STEPS     which of build,tests,sanitize,profile,ncu,bench to run (default:
-#                       build,tests,sanitize,bench; profile: per-op times of sembed and torch,
+#   GPU_CHECK_STEPS     which of build,tests,bindings,sanitize,profile,ncu,bench to run
+#                       (default: build,tests,bindings,sanitize,bench; bindings: the Python
+#                       binding and sembed embed on the GPU; profile: per-op times of sembed and torch,
 #                       GEMM choice by heuristic vs timed; ncu: Nsight Compute on sembed's kernels)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,7 @@ if ! pkg-config --exists libutf8proc jansson openblas zlib libmicrohttpd 2>/dev/
     pkg-config --modversion libutf8proc jansson openblas zlib libmicrohttpd || echo "pkg-config still fails"
 fi
 
-STEPS=${GPU_CHECK_STEPS:-build,tests,sanitize,bench}
+STEPS=${GPU_CHECK_STEPS:-build,tests,bindings,sanitize,bench}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 OPS_RC=- ENC_RC=- SAN_RC=" -"
 
@@ -90,6 +91,13 @@ for mdl in minilm-random base-random; do
 done
 ENC_RC="$ENC_RC, test_cuda_st$ST_RC"
 echo "test_cuda_ops rc=$OPS_RC test_cuda_encode rc=$ENC_RC"
+fi
+
+BIND_RC=-
+if has bindings; then
+step "the library as programs use it on the GPU: the Python binding and sembed embed -d cuda/auto"
+python3 tests/gpu_bindings.py build-gpu "$MODELS/minilm-random" 2>&1 | tee "$OUT/gpu_bindings.log"
+BIND_RC=${PIPESTATUS[0]}
 fi
 
 if has sanitize; then
@@ -190,10 +198,10 @@ build-gpu/sembed bench -m "$MODELS/minilm-random" -d cuda -t "$(nproc)" -s "$BSE
     --peer --plot "$OUT/batches.png" -o "$OUT/gpu.json" 2>&1 | grep -v "Loading weights\|Batches:"
 
 step "summary"
-echo "tests: test_cuda_ops rc=$OPS_RC, test_cuda_encode rc=$ENC_RC; sanitizer:$SAN_RC"
+echo "tests: test_cuda_ops rc=$OPS_RC, test_cuda_encode rc=$ENC_RC, gpu_bindings rc=$BIND_RC; sanitizer:$SAN_RC"
 GPU_JSON=$OUT/gpu.json python3 bench/gpu_torch.py peer "$RES" "$OUT/results.json" "${WL[@]}"
 else
-echo "tests: test_cuda_ops rc=$OPS_RC, test_cuda_encode rc=$ENC_RC; sanitizer:$SAN_RC"
+echo "tests: test_cuda_ops rc=$OPS_RC, test_cuda_encode rc=$ENC_RC, gpu_bindings rc=$BIND_RC; sanitizer:$SAN_RC"
 fi
 
 # what comes back from a run tool is at most 8 files: the logs beside the results go in one tarball

@@ -266,6 +266,8 @@ sembed_ctx_params sembed_ctx_default_params(void);
 sembed_status sembed_ctx_new(const sembed_model *model, const sembed_ctx_params *params,
                              sembed_ctx **out, sembed_error *err);
 void sembed_ctx_free(sembed_ctx *ctx); /* NULL is a no-op */
+/* Where the context runs: "cpu" or "cuda:N" (what "auto" chose). NULL for a NULL ctx. */
+const char *sembed_ctx_device(const sembed_ctx *ctx);
 
 /* Per text: what the encoder saw. */
 typedef struct sembed_encode_info {

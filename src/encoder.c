@@ -569,6 +569,7 @@ const char *sembed_model_prompt(const sembed_model *m, int32_t i, const char **n
 struct sembed_ctx {
     const sembed_model *m;
     sembed_ctx_params p;
+    char device[16]; /* "cpu" or "cuda:N": where it runs (what "auto" chose) */
     const sembed__backend *be;
     sembed__pool *pool;
     sembed__exec ex;
@@ -681,6 +682,7 @@ static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_err
                                           m->dense[i].out, m->dense[i].act};
     sembed_status s = sembed__cuda_new(&d, dev, c->T_max, c->S_max, &c->gpu, err);
     sembed__free(layers);
+    if (s == SEMBED_OK) snprintf(c->device, sizeof c->device, "cuda:%d", (int)dev);
     return s;
 #else
     (void)c;
@@ -695,6 +697,8 @@ static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_err
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);
 #endif
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c) { return c ? c->gpu : NULL; }
+
+const char *sembed_ctx_device(const sembed_ctx *ctx) { return ctx ? ctx->device : NULL; }
 
 /* Each layer's four Linear weights in the precision sembed__wprep_choose gives for `precision`
  * (src/cpu/quant.c) in *out; a NULL entry stays fp32. */
@@ -804,6 +808,7 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
                            "out of memory planning a context for %d tokens, %d texts", c->T_max,
                            c->S_max);
     }
+    snprintf(c->device, sizeof c->device, "cpu");
     s = attach_device(c, p.device, err);
     if (s == SEMBED_OK && !c->gpu) s = prepare_weights(c, err);
     if (s != SEMBED_OK) {

@@ -38,6 +38,7 @@ except sembed.SembedError as e:
     sys.exit(77)
 with sembed.Model(model, device="cpu", lib=lib) as cpu:
     ref = cpu.encode(texts)
+check(gpu.device == "cuda:0", "device=cuda runs on %s" % gpu.device)
 v16 = gpu.encode(texts)
 cos16 = (v16.astype(np.float64) * ref).sum(1)
 check(cos16.min() >= 0.9999, "python device=cuda fp16: min cosine to the CPU's fp32 %.7f over %d texts"
@@ -55,6 +56,7 @@ except sembed.SembedError as e:
     check(e.name == "UNSUPPORTED" and "'int8'" in str(e), "int8 with device=cuda refused: %s" % e)
 with sembed.Model(model, device="auto", precision="int8", lib=lib) as a8, \
         sembed.Model(model, device="cpu", precision="int8", lib=lib) as c8:
+    check(a8.device == "cpu", "int8 with device=auto runs on %s" % a8.device)
     check(a8.encode(texts[:20]).tobytes() == c8.encode(texts[:20]).tobytes(),
           "int8 with device=auto: the CPU's int8 bits")
 

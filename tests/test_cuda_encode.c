@@ -62,6 +62,7 @@ int main(void) {
     CHECK(sembed_ctx_new(m, &cp, &bad, &err) == SEMBED_ERR_INVALID_ARG);
     if (!cpu || !gpu) return t_done("test_cuda_encode");
     printf("test_cuda_encode on %s\n", sembed__cuda_device_name(sembed__ctx_cuda(gpu)));
+    CHECK(!strcmp(sembed_ctx_device(gpu), "cuda:0") && !strcmp(sembed_ctx_device(cpu), "cpu"));
 
     const int dim = sembed_model_dim(m);
     char *texts[N_TEXTS];

@@ -198,6 +198,7 @@ int main(void) {
             pa.precision = SEMBED_PRECISION_INT8;
             pa.device = "auto";
             CHECKF(sembed_ctx_new(model, &pa, &q8a, &err) == SEMBED_OK, "%s", err.msg);
+            CHECK(q8a && !strcmp(sembed_ctx_device(q8a), "cpu"));
             if (q8a && have_vq) {
                 float *v = malloc(sizeof(float) * (size_t)dim * 2);
                 CHECK(sembed_encode(q8a, 1, &text, NULL, v, dim, NULL, &err) == SEMBED_OK);

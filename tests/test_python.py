@@ -72,6 +72,7 @@ class PythonBinding(unittest.TestCase):
         self.assertEqual(info[0], (len(ids), False))
         self.assertEqual((ids[0], ids[-1]), (101, 102))  # [CLS] ... [SEP]
         self.assertEqual(info[1], (self.m.max_length, True))
+        self.assertEqual(self.m.device, "cpu")
         self.assertEqual(len(self.m.tokenize(long)), self.m.max_length)
 
     def test_errors(self):

@@ -3,7 +3,7 @@
     import sembed
     with sembed.Model("~/.cache/sembed/models/all-MiniLM-L6-v2") as m:
         v = m.encode(["Hello, world!", "Another text"])   # numpy float32 (2, 384), or lists
-        print(m.dim, m.max_length, m.tokenize("Hello, world!"))
+        print(m.dim, m.max_length, m.device, m.tokenize("Hello, world!"))
 
 The library is found through the `lib` argument (a path to libsembed.so), then $SEMBED_LIB,
 then libsembed.so next to this file, then the system's library path. The structures below
@@ -79,6 +79,7 @@ _SIGNATURES = {
     "sembed_ctx_default_params": (_CtxParams, []),
     "sembed_ctx_new": (ctypes.c_int, [_P, ctypes.POINTER(_CtxParams), ctypes.POINTER(_P), ctypes.POINTER(_Error)]),
     "sembed_ctx_free": (None, [_P]),
+    "sembed_ctx_device": (ctypes.c_char_p, [_P]),
     "sembed_encode_ex": (ctypes.c_int, [_P, ctypes.c_int32, ctypes.POINTER(ctypes.c_char_p),
                                         ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(_EncodeOpts),
                                         ctypes.POINTER(ctypes.c_float), ctypes.c_int64,
@@ -146,6 +147,8 @@ class Model:
             self.close()
             _check(status, err)
         self.dim = self._lib.sembed_model_dim(self._model)
+        # where it runs: "cpu" or "cuda:N" (what "auto" chose)
+        self.device = self._lib.sembed_ctx_device(self._ctx).decode()
         self.max_length = self._lib.sembed_model_max_length(self._model)
 
     def encode(self, texts, prompt_name=None, prompt=None, dimensions=0, numpy=None, info=False):

@@ -233,6 +233,15 @@ impl Model {
         self.dim
     }
 
+    /// Where the model runs: `"cpu"` or `"cuda:N"` (what `"auto"` chose).
+    #[must_use]
+    pub fn device(&self) -> String {
+        // SAFETY: `ctx` is a live context; the string it returns lives as long as the context.
+        unsafe { CStr::from_ptr(sys::sembed_ctx_device(self.ctx.as_ptr())) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// Tokens per text, special tokens included (longer texts are truncated, or rejected when
     /// [`Options::strict`]).
     #[must_use]

@@ -215,6 +215,7 @@ extern "C" {
         err: *mut sembed_error,
     ) -> sembed_status;
     pub fn sembed_ctx_free(ctx: *mut sembed_ctx);
+    pub fn sembed_ctx_device(ctx: *const sembed_ctx) -> *const c_char;
 
     pub fn sembed_encode(
         ctx: *mut sembed_ctx,

@@ -110,6 +110,7 @@ fn tokens() {
     assert!(ids.len() > 2, "{ids:?}");
     assert_eq!((ids[0], ids[ids.len() - 1]), (101, 102), "[CLS] ... [SEP]: {ids:?}");
     assert_eq!(m.tokenize(&"word ".repeat(400)).unwrap().len(), m.max_length());
+    assert_eq!(m.device(), "cpu");
 }
 
 #[test]

@@ -2,9 +2,11 @@
  * SEMBED_CLI): `embed` gives the library's vectors bit for bit in each output format (raw, npy,
  * JSON lines from arguments and from stdin), `similarity` runs, and bad options, devices,
  * precisions and model folders end with a non-zero exit and a message naming what was wrong. */
+#include "fmtf.h"
 #include "testlib.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +152,39 @@ static void check_jsonl(const float *want, int32_t n, int32_t dim) {
     free(got);
 }
 
+/* cli_fmt_f32 (the JSON lines' and the server's numbers): the text of printf's %.9g, and strtof
+ * gives the float back, on 4 million random bit patterns (every exponent) and the edge cases */
+static void check_fmt_f32(void) {
+    static const uint32_t edge[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x007fffffu,
+                                    0x00800000u, 0x7f7fffffu, 0xff7fffffu, 0x3f800000u,
+                                    0x3dcccccdu, 0x4e6e6b28u /* 1e9 */, 0x4e6e6b27u};
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    int64_t n = 0, not_back = 0, other_text = 0;
+    char a[CLI_FMT_F32_MAX], b[64];
+    for (int64_t i = 0; i < 4000000 + (int64_t)(sizeof edge / sizeof *edge); i++) {
+        uint32_t u;
+        if (i < (int64_t)(sizeof edge / sizeof *edge)) {
+            u = edge[i];
+        } else {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            u = (uint32_t)s;
+        }
+        float v, w;
+        memcpy(&v, &u, 4);
+        if (!isfinite(v)) continue;
+        n++;
+        const int len = cli_fmt_f32(a, v);
+        w = strtof(a, NULL);
+        not_back += memcmp(&v, &w, 4) != 0 || len != (int)strlen(a);
+        snprintf(b, sizeof b, "%.9g", (double)v);
+        other_text += strcmp(a, b) != 0;
+    }
+    CHECKF(not_back == 0 && other_text == 0, "cli_fmt_f32 over %lld floats: %lld not read back, "
+           "%lld unlike %%.9g", (long long)n, (long long)not_back, (long long)other_text);
+    CHECK(cli_fmt_f32(a, INFINITY) == 4 && !strcmp(a, "null"));
+    CHECK(cli_fmt_f32(a, NAN) == 4 && !strcmp(a, "null"));
+}
+
 /* a bad command line or input: exit status `want_rc` (0: any non-zero) and stderr naming `what` */
 static void check_refused(const char *args_fmt, int want_rc, const char *what) {
     char args[2048];
@@ -162,6 +197,7 @@ static void check_refused(const char *args_fmt, int want_rc, const char *what) {
 }
 
 int main(void) {
+    check_fmt_f32();
     g_dir = t_model_dir(MODEL);
     g_tmp = t_tmpdir();
     CHECK(g_tmp != NULL);

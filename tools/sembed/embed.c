@@ -1,6 +1,7 @@
 /* embed.c — `sembed embed`: embeddings of texts as JSON lines, .npy or raw float32, and
  * `sembed similarity`: the cosine matrix and nearest neighbours of a few texts. */
 #include "cli.h"
+#include "fmtf.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -281,7 +282,9 @@ int cli_embed(int argc, char **argv) {
     size_t *lens = calloc((size_t)o.batch, sizeof *lens);
     float *vec = malloc(sizeof *vec * (size_t)o.batch * (size_t)dim);
     sembed_encode_info *info = calloc((size_t)o.batch, sizeof *info);
-    if (!texts || !lens || !vec || !info) {
+    /* one JSON line: the vector's numbers and the fields around them */
+    char *line = malloc((size_t)dim * (CLI_FMT_F32_MAX + 1) + 128);
+    if (!texts || !lens || !vec || !info || !line) {
         fprintf(stderr, "sembed embed: out of memory\n");
         rc = 1;
     }
@@ -327,10 +330,15 @@ int cli_embed(int argc, char **argv) {
         for (int32_t i = 0; i < n; i++) {
             const float *v = vec + (size_t)i * (size_t)dim;
             if (o.format == FMT_JSONL) {
-                fprintf(out, "{\"index\":%lld,\"embedding\":[", (long long)(done + i));
-                for (int32_t k = 0; k < dim; k++) fprintf(out, k ? ",%.9g" : "%.9g", (double)v[k]);
-                fprintf(out, "],\"n_tokens\":%d,\"truncated\":%s}\n", info[i].n_tokens,
-                        info[i].truncated ? "true" : "false");
+                char *p = line;
+                p += sprintf(p, "{\"index\":%lld,\"embedding\":[", (long long)(done + i));
+                for (int32_t k = 0; k < dim; k++) {
+                    if (k) *p++ = ',';
+                    p += cli_fmt_f32(p, v[k]);
+                }
+                p += sprintf(p, "],\"n_tokens\":%d,\"truncated\":%s}\n", info[i].n_tokens,
+                             info[i].truncated ? "true" : "false");
+                fwrite(line, 1, (size_t)(p - line), out);
             } else {
                 fwrite(v, sizeof *v, (size_t)dim, out);
             }
@@ -364,6 +372,7 @@ int cli_embed(int argc, char **argv) {
     free(lens);
     free(vec);
     free(info);
+    free(line);
     sembed_ctx_free(ctx);
     sembed_model_free(model);
     return rc;

@@ -2,6 +2,7 @@
  * bodies, the output buffer and the allocator. Pure functions of bytes (fuzzed by
  * fuzz/fuzz_request.c); no model, no HTTP. */
 #include "serve.h"
+#include "fmtf.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -371,7 +372,7 @@ void srv_buf_float(srv_buf *b, float v) {
     if (!buf_reserve(b, 32)) return;
     int n;
     if (v == 0.0f) n = sprintf(b->p + b->n, signbit(v) ? "-0.0" : "0.0");
-    else n = sprintf(b->p + b->n, "%.9g", (double)v);
+    else n = cli_fmt_f32(b->p + b->n, v);
     b->n += (size_t)n;
 }
 

@@ -1,7 +1,8 @@
 /* fuzz_request.c — libFuzzer target for `sembed serve`'s request-body parsing and validation
- * (tools/sembed/serve_request.c, compiled in here). The first byte picks the route (mod 3:
+ * (tools/sembed/serve_request.c and the fmtf.c it calls, compiled in here). The first byte picks the route (mod 3:
  * /v1/embeddings, /embed, /tokenize); the rest is the body. Checks the parser's promises on
  * success (texts within limits, token ids in range) and that error bodies are valid JSON. */
+#include "../tools/sembed/fmtf.c"
 #include "../tools/sembed/serve_request.c"
 
 #include <stdlib.h>

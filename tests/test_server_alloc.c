@@ -8,6 +8,7 @@
 #include "common.h"
 
 #include "../tools/sembed/serve_handle.c"
+#include "../tools/sembed/fmtf.c"
 #include "../tools/sembed/serve_request.c"
 #include "../tools/sembed/serve_sched.c"
 

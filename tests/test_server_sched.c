@@ -5,6 +5,7 @@
  * Not an HTTP test (test_server.c). */
 #include "testlib.h"
 
+#include "../tools/sembed/fmtf.c"
 #include "../tools/sembed/serve_request.c"
 #include "../tools/sembed/serve_sched.c"
 

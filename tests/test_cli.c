@@ -229,18 +229,27 @@ int main(void) {
     CHECK(sim && strstr(sim, "cosine similarity (3 texts, 384 dimensions)"));
     free(sim);
 
-    check_refused("embed -m '%s' --device gpu x", 1, "device 'gpu'");
-    check_refused("embed -m '%s' --device cuda --precision int8 x", 1, "'int8'");
-    check_refused("embed -m '%s' -d cuda:0 --precision fp32-strict x", 1, "'fp32-strict'");
-    check_refused("embed -m '%s' --precision fp16 x", 2, "--precision expects");
-    check_refused("embed -m '%s' -f npy x", 2, "--format npy needs --output");
-    check_refused("embed -m '%s' --dimensions 100000 x", 1, "larger than the model's 384");
-    check_refused("embed -m '%s' --prompt-name nosuch x", 1, "'nosuch'");
-    check_refused("embed -m '%s'/nowhere x", 1, "nowhere");
-    check_refused("embed x", 2, "-m DIR is required");
-    check_refused("embed -m '%s' --threads 0 x", 2, "--threads expects");
-    check_refused("similarity -m '%s' -d cpu alone", 0, "at least two texts");
-    check_refused("serve -m '%s' --precision fp16", 2, "--precision expects");
+    /* command lines refused: the exit status (0: any non-zero) and what stderr names */
+    static const struct {
+        const char *args;
+        int rc;
+        const char *what;
+    } refused[] = {
+        {"embed -m '%s' --device gpu x", 1, "device 'gpu'"},
+        {"embed -m '%s' --device cuda --precision int8 x", 1, "'int8'"},
+        {"embed -m '%s' -d cuda:0 --precision fp32-strict x", 1, "'fp32-strict'"},
+        {"embed -m '%s' --precision fp16 x", 2, "--precision expects"},
+        {"embed -m '%s' -f npy x", 2, "--format npy needs --output"},
+        {"embed -m '%s' --dimensions 100000 x", 1, "larger than the model's 384"},
+        {"embed -m '%s' --prompt-name nosuch x", 1, "'nosuch'"},
+        {"embed -m '%s'/nowhere x", 1, "nowhere"},
+        {"embed x", 2, "-m DIR is required"},
+        {"embed -m '%s' --threads 0 x", 2, "--threads expects"},
+        {"similarity -m '%s' -d cpu alone", 0, "at least two texts"},
+        {"serve -m '%s' --precision fp16", 2, "--precision expects"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        check_refused(refused[i].args, refused[i].rc, refused[i].what);
 
     free(want);
     sembed_model_free(m);

@@ -90,6 +90,9 @@ _SIGNATURES = {
 }
 
 
+_handles = {}  # path -> typed handle: each library is opened and typed once per process
+
+
 def load_library(lib=None):
     """The ctypes handle of libsembed.so, with every function used here typed."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libsembed.so")
@@ -100,11 +103,13 @@ def load_library(lib=None):
     else:
         raise OSError("libsembed.so not found: set SEMBED_LIB to its path, or install sembed "
                       "(cmake --install BUILD)")
-    h = ctypes.CDLL(cand)
-    for name, (res, args) in _SIGNATURES.items():
-        f = getattr(h, name)
-        f.restype, f.argtypes = res, args
-    return h
+    if cand not in _handles:
+        h = ctypes.CDLL(cand)
+        for name, (res, args) in _SIGNATURES.items():
+            f = getattr(h, name)
+            f.restype, f.argtypes = res, args
+        _handles[cand] = h
+    return _handles[cand]
 
 
 def _check(status, err):

@@ -260,8 +260,7 @@ int cli_bench(int argc, char **argv) {
         sembed_ctx_params gp = cp;
         gp.device = device;
         /* the GPU runs fp16, or bf16 when asked; int8 and fp32-strict are the CPU side's only */
-        gp.precision = precision == SEMBED_PRECISION_BF16 ? SEMBED_PRECISION_BF16
-                                                          : SEMBED_PRECISION_FP32;
+        gp.precision = cli_gpu_precision(precision);
         gp.max_batch_tokens = 32768;
         gp.max_batch_texts = 1024;
         if (sembed_ctx_new(model, &gp, &gctx, &err)) {

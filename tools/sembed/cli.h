@@ -28,6 +28,12 @@ void cli_lines_free(cli_lines *r);
  * *text of *len bytes. False when the line is not such JSON. */
 bool cli_json_text(const char *line, size_t n, char **text, size_t *len);
 
+/* The precision of a GPU context beside CPU ones run at `cpu`: bf16 for bf16, else fp16
+ * (SEMBED_PRECISION_FP32; int8 and fp32-strict are CPU arithmetic, refused on CUDA). */
+static inline sembed_precision cli_gpu_precision(sembed_precision cpu) {
+    return cpu == SEMBED_PRECISION_BF16 ? SEMBED_PRECISION_BF16 : SEMBED_PRECISION_FP32;
+}
+
 /* Writes s (n bytes of valid UTF-8) as a JSON string. */
 void cli_json_string(FILE *f, const char *s, size_t n);
 

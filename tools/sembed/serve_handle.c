@@ -2,6 +2,7 @@
  * workers), and turning one request body into a reply: limits, tokenizing for counts, the
  * scheduler, checks of every vector, JSON out; /info, /health, /metrics. No HTTP (serve.c has
  * libmicrohttpd); in-process tests drive srv_handle directly. */
+#include "cli.h"
 #include "serve.h"
 #include "serve_sched.h"
 
@@ -648,9 +649,7 @@ static sembed_status open_sched(srv_server *S, const srv_options *o, const char 
     memset(wp, 0, sizeof wp);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int32_t n_cpu = o->workers >= 0 ? o->workers : gpu ? 1 : cpus >= 2 ? 2 : 1;
-    /* int8 and fp32-strict are CPU arithmetic (an error on a CUDA context): the GPU runs fp16 */
-    const sembed_precision gpu_prec =
-        o->precision == SEMBED_PRECISION_BF16 ? SEMBED_PRECISION_BF16 : SEMBED_PRECISION_FP32;
+    const sembed_precision gpu_prec = cli_gpu_precision(o->precision);
     int32_t n = 0;
     if (gpu) {
         const int32_t gt = o->gpu_batch_tokens > 0 ? o->gpu_batch_tokens : 16384;

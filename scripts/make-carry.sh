@@ -3,7 +3,7 @@
 # machine without network, for the run tool's `carry: [".carry"]` (64 MiB with the tree):
 #   debs/              the C dependencies as Debian packages (unpacked there into a prefix)
 #   all-MiniLM-L6-v2/  the tokenizer and config files (no weights: gpu-check makes random ones)
-#   cutlass/           the CUTLASS headers that src/cuda/gemm_sm90.cu includes (nvcc -M), ~15 MB
+#   cutlass/           the CUTLASS headers that src/cuda/*_sm90.cu include (nvcc -M), ~15 MB
 # of the ~28 MB that scripts/fetch_cutlass.sh unpacks
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +22,10 @@ for f in 1_Pooling config.json config_sentence_transformers.json modules.json \
 done
 CU=$(scripts/fetch_cutlass.sh)
 rm -rf "$C/cutlass"
-nvcc -std=c++17 -M -DSEMBED_HAVE_CUTLASS -I"$CU/include" -I"$CU/tools/util/include" -Isrc -Isrc/cuda \
-     -Iinclude --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a src/cuda/gemm_sm90.cu |
-    tr ' \\' '\n\n' | grep "^$CU/" | sort -u | while read -r f; do
+for src in src/cuda/*_sm90.cu; do
+    nvcc -std=c++17 -M -DSEMBED_HAVE_CUTLASS -I"$CU/include" -I"$CU/tools/util/include" -Isrc -Isrc/cuda \
+         -Iinclude --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a "$src"
+done | tr ' \\' '\n\n' | grep "^$CU/" | sort -u | while read -r f; do
         rel=${f#"$CU"/}
         mkdir -p "$C/cutlass/$(dirname "$rel")"
         cp "$f" "$C/cutlass/$rel"

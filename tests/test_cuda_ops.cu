@@ -5,6 +5,7 @@
 #include "act.cuh"
 #include "add_ln.cuh"
 #include "attention.cuh"
+#include "attention_sm90.cuh"
 #include "embed_ln.cuh"
 #include "gemm.cuh"
 #include "gemm_sm90.cuh"
@@ -380,6 +381,8 @@ static void test_gemm_rows(cublasLtHandle_t lt, int32_t N, int32_t K, sembed__ac
     check_guards_and_free(name);
 }
 
+static const char *att_kernel_name = "";
+
 /* Sequences of the given lengths packed; returns the device output (T, H) as floats. */
 template <class E>
 static std::vector<float> run_attention(const std::vector<int32_t> &lens, int32_t H, int32_t A,
@@ -410,8 +413,8 @@ static void test_attention(int32_t H, int32_t A, bool rel, const std::vector<int
     int32_t T = 0;
     for (int32_t L : lens) T += L;
     char name[96];
-    snprintf(name, sizeof name, "attention %s H=%d A=%d rel=%d S=%zu T=%d", ename<E>(), H, A, rel,
-             lens.size(), T);
+    snprintf(name, sizeof name, "attention %s %s H=%d A=%d rel=%d S=%zu T=%d", att_kernel_name,
+             ename<E>(), H, A, rel, lens.size(), T);
     std::vector<float> qkv((size_t)T * 3 * H), relb;
     for (size_t i = 0; i < qkv.size(); i++) qkv[i] = e2f(f2e<E>(frand(2.f)));
     float *d_rel = rel ? up_f(relb, (size_t)A * (2 * R - 1), 2.f) : NULL;
@@ -631,15 +634,27 @@ int main(void) {
     CK(cudaFree(ws));
     cublasLtDestroy(lt);
 
-    const std::vector<int32_t> lens = {1, 5, 64, 65, 130, 17, 512};
-    test_attention<__half>(384, 12, false, lens);
-    test_attention<__half>(768, 12, false, lens);
-    test_attention<__half>(768, 12, true, lens);
-    test_attention<__half>(384, 12, true, {3, 200});
-    test_attention<__half>(64, 2, false, {1});
-    test_attention<__half>(256, 4, false, {33, 128, 1, 2, 3});
-    test_attention<sembed__bf16>(384, 12, false, lens);
-    test_attention<sembed__bf16>(768, 12, true, lens);
+    /* both attention kernels: mma.sync everywhere, wgmma where built and on a 9.0 device */
+    for (int k = 0; k < 2; k++) {
+        sembed__att_force_kernel(k);
+        if (k == 1 && !sembed__att_uses_sm90()) {
+            printf("  wgmma attention tests skipped (built: %d; device %d.%d)\n",
+                   (int)sembed__cu_sm90_attention_built(), prop.major, prop.minor);
+            break;
+        }
+        att_kernel_name = k ? "wgmma" : "mma.sync";
+        const std::vector<int32_t> lens = {1, 5, 64, 65, 130, 17, 512};
+        test_attention<__half>(384, 12, false, lens);
+        test_attention<__half>(768, 12, false, lens);
+        test_attention<__half>(768, 12, true, lens);
+        test_attention<__half>(384, 12, true, {3, 200});
+        test_attention<__half>(64, 2, false, {1});
+        test_attention<__half>(256, 4, false, {33, 128, 1, 2, 3});
+        test_attention<__half>(384, 12, false, {192, 191, 129, 300});
+        test_attention<sembed__bf16>(384, 12, false, lens);
+        test_attention<sembed__bf16>(768, 12, true, lens);
+    }
+    sembed__att_force_kernel(-1);
 
     test_add_ln<__half>(1, 8, false);
     test_add_ln<__half>(77, 384, true);

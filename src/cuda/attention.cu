@@ -9,6 +9,13 @@
  * L a sequence's length, R the relative-bias reach. */
 #include "attention.cuh"
 
+#include "attention_sm90.cuh"
+#include "attention_tile.cuh"
+
+#include <atomic>
+#include <stdlib.h>
+#include <string.h>
+
 #include <type_traits>
 
 #define BM SEMBED__ATT_BM /* query rows per block */
@@ -23,27 +30,15 @@ template <int D> struct att_smem {
     static constexpr size_t bytes = kv + 4 * tile;
 };
 
-static __device__ __forceinline__ uint32_t smem_addr(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-/* 16 bytes global -> shared, zero-filled when !valid (src must still be a valid address) */
-static __device__ __forceinline__ void cp16(void *dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(valid ? 16 : 0));
-}
-static __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> static __device__ __forceinline__ void cp_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 static __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
+                 : "r"(sembed__smem_u32(p)));
 }
 static __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
+                 : "r"(sembed__smem_u32(p)));
 }
 /* c (16x8 fp32) += a (16x16 T, row) · b (16x8 T, col), T fp16 or bf16 */
 template <class E>
@@ -59,14 +54,6 @@ static __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&
             "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-/* 2^x on MUFU.EX2 without exp2f's denormal fix-ups (a compare, two FMULs and a select per
- * score outside -ftz): a probability below 2^-126 is 0 in its fp16 P fragment either way and
- * nothing in the fp32 row sum (v2 spent about a third of its softmax instructions on them). */
-static __device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
 }
 template <class E> static __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
     typename sembed__pair<E>::t h = sembed__from_f2<E>(lo, hi);
@@ -84,7 +71,7 @@ static __device__ __forceinline__ void load_rows_async(E *dst, const E *src, int
     for (int i = threadIdx.x; i < rows * VPR; i += NW * 32) {
         const int r = i / VPR, c = (i % VPR) * 8;
         const bool ok = r < n;
-        cp16(dst + r * LDH + c, ok ? src + (int64_t)r * ld + c : src, ok);
+        sembed__cp16(dst + r * LDH + c, ok ? src + (int64_t)r * ld + c : src, ok);
     }
 }
 
@@ -108,25 +95,20 @@ static __global__ void __launch_bounds__(NW * 32)
     load_rows_async<D>(Qs, base + (int64_t)q0 * ld, ld, L - q0, BM);
     load_rows_async<D>((E *)(smem + SM::kv), base + H, ld, L, BN);
     load_rows_async<D>((E *)(smem + SM::kv + SM::tile), base + 2 * H, ld, L, BN);
-    cp_commit();
+    sembed__cp_commit();
 
     /* this thread's two rows of the warp's 16: g and g + 8 */
     const int g = lane >> 2, qd = lane & 3;
     const int i0 = q0 + warp * 16 + g, i1 = i0 + 8; /* query positions in the sequence */
     const bool warp_on = q0 + warp * 16 < L;
-    const float LOG2E = 1.4426950408889634f;
-    const float *bias0 = NULL, *bias1 = NULL; /* bias_k[j] = rel_bias[h][j - i_k + R-1] */
-    if (rel_bias) {
-        const float *bh = rel_bias + (int64_t)h * (2 * R - 1) + R - 1;
-        bias0 = bh - (i0 < L ? i0 : 0);
-        bias1 = bh - (i1 < L ? i1 : 0);
-    }
+    sembed__att_rows rows;
+    sembed__att_bias_rows(rows, rel_bias, h, R, i0, L);
+    rows.m0 = rows.m1 = -INFINITY, rows.l0 = rows.l1 = 0.f;
 
     uint32_t qf[D / 16][4];
     float o[ND][4];
 #pragma unroll
     for (int d = 0; d < ND; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
     for (int kt = 0; kt < n_kt; kt++) {
         const int j0 = kt * BN;
@@ -135,10 +117,10 @@ static __global__ void __launch_bounds__(NW * 32)
             load_rows_async<D>((E *)nb, base + (int64_t)(j0 + BN) * ld + H, ld, L - j0 - BN, BN);
             load_rows_async<D>((E *)(nb + SM::tile), base + (int64_t)(j0 + BN) * ld + 2 * H,
                                ld, L - j0 - BN, BN);
-            cp_commit();
-            cp_wait<1>();
+            sembed__cp_commit();
+            sembed__cp_wait<1>();
         } else {
-            cp_wait<0>();
+            sembed__cp_wait<0>();
         }
         __syncthreads();
         const E *Ks = (const E *)(smem + SM::kv + (size_t)(kt & 1) * 2 * SM::tile);
@@ -164,59 +146,8 @@ static __global__ void __launch_bounds__(NW * 32)
                     mma16816<E>(sc[2 * np], qf[kk], b[0], b[1]);
                     mma16816<E>(sc[2 * np + 1], qf[kk], b[2], b[3]);
                 }
-            /* scale, bias, mask (base 2); row maxima over the quad. A full tile without a
-             * bias (the common case) takes the max of the raw scores (the scale is positive)
-             * and folds the scale into the exponent's FMA: fewer instructions per score. */
-            const bool plain = !rel_bias && j0 + BN <= L; /* the same for the whole block */
-            float mx0 = -INFINITY, mx1 = -INFINITY;
-            if (plain) {
-#pragma unroll
-                for (int n = 0; n < NB; n++)
-                    mx0 = fmaxf(mx0, fmaxf(sc[n][0], sc[n][1])),
-                    mx1 = fmaxf(mx1, fmaxf(sc[n][2], sc[n][3]));
-            } else {
-#pragma unroll
-                for (int n = 0; n < NB; n++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const int j = j0 + n * 8 + 2 * qd + e;
-                        float v0 = sc[n][e] * scale_log2, v1 = sc[n][2 + e] * scale_log2;
-                        if (rel_bias) {
-                            const int jj = j < L ? j : 0;
-                            v0 += bias0[jj] * LOG2E, v1 += bias1[jj] * LOG2E;
-                        }
-                        sc[n][e] = j < L ? v0 : -INFINITY;
-                        sc[n][2 + e] = j < L ? v1 : -INFINITY;
-                        mx0 = fmaxf(mx0, sc[n][e]), mx1 = fmaxf(mx1, sc[n][2 + e]);
-                    }
-            }
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            if (plain) mx0 *= scale_log2, mx1 *= scale_log2;
-            const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1); /* finite: key j0 < L */
-            const float a0 = ex2(m0 - mn0), a1 = ex2(m1 - mn1);
-            m0 = mn0, m1 = mn1;
-            float s0 = 0.f, s1 = 0.f;
-            if (plain) {
-#pragma unroll
-                for (int n = 0; n < NB; n++) {
-                    sc[n][0] = ex2(fmaf(sc[n][0], scale_log2, -mn0));
-                    sc[n][1] = ex2(fmaf(sc[n][1], scale_log2, -mn0));
-                    sc[n][2] = ex2(fmaf(sc[n][2], scale_log2, -mn1));
-                    sc[n][3] = ex2(fmaf(sc[n][3], scale_log2, -mn1));
-                    s0 += sc[n][0] + sc[n][1], s1 += sc[n][2] + sc[n][3];
-                }
-            } else {
-#pragma unroll
-                for (int n = 0; n < NB; n++) {
-                    sc[n][0] = ex2(sc[n][0] - mn0), sc[n][1] = ex2(sc[n][1] - mn0);
-                    sc[n][2] = ex2(sc[n][2] - mn1), sc[n][3] = ex2(sc[n][3] - mn1);
-                    s0 += sc[n][0] + sc[n][1], s1 += sc[n][2] + sc[n][3];
-                }
-            }
-            l0 = l0 * a0 + s0, l1 = l1 * a1 + s1; /* this thread's partial sums */
+            float a0, a1;
+            sembed__att_softmax<NB>(sc, rows, a0, a1, j0, L, qd, scale_log2);
 #pragma unroll
             for (int d = 0; d < ND; d++) o[d][0] *= a0, o[d][1] *= a0, o[d][2] *= a1, o[d][3] *= a1;
             /* O (16 x D) += P · V, P from the S registers as fp16 A fragments */
@@ -240,11 +171,8 @@ static __global__ void __launch_bounds__(NW * 32)
         __syncthreads(); /* this buffer is refilled two tiles on */
     }
     if (!warp_on) return;
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    float inv0, inv1;
+    sembed__att_finish(rows, inv0, inv1);
 #pragma unroll
     for (int d = 0; d < ND; d++) {
         const int c = h * D + d * 8 + 2 * qd;
@@ -287,6 +215,32 @@ static sembed_status launch(E *out, const E *qkv, const int32_t *seq_off,
     return SEMBED_OK;
 }
 
+static std::atomic<int> att_force{-1};
+
+void sembed__att_force_kernel(int which) { att_force.store(which); }
+
+/* The wgmma kernel (attention_sm90.cu) where it was built, on a 9.0 device, unless forced off
+ * or SEMBED_CUDA_ATT_SM90=0. */
+static bool use_sm90(void) {
+    const int f = att_force.load(std::memory_order_relaxed);
+    if (f == 0 || !sembed__cu_sm90_attention_built()) return false;
+    if (f < 0) {
+        static const bool env_off = [] {
+            const char *e = getenv("SEMBED_CUDA_ATT_SM90");
+            return e && strcmp(e, "0") == 0;
+        }();
+        if (env_off) return false;
+    }
+    int dev = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+        return false;
+    return major == 9 && minor == 0;
+}
+
+bool sembed__att_uses_sm90(void) { return use_sm90(); }
+
 template <class E>
 sembed_status sembed__cu_attention(E *out, const E *qkv, const int32_t *seq_off,
                                    const int32_t *tiles, const float *rel_bias, int32_t n_tiles,
@@ -294,6 +248,10 @@ sembed_status sembed__cu_attention(E *out, const E *qkv, const int32_t *seq_off,
                                    sembed_error *err) {
     SEMBED_ASSERT(sembed__att_supports(H, A));
     if (n_tiles <= 0) return SEMBED_OK;
+    if (use_sm90()) {
+        SEMBED_CU(sembed__cu_sm90_attention<E>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream));
+        return SEMBED_OK;
+    }
     if (H / A == 64) return launch<64>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream, err);
     return launch<32>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream, err);
 }

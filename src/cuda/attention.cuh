@@ -23,6 +23,13 @@ int32_t sembed__att_make_tiles(int32_t *tiles, /* (2 * max tiles) */
 /* Is head size D supported? */
 bool sembed__att_supports(int32_t H, int32_t A);
 
+/* Which kernel runs: -1 (the default) the wgmma one (attention_sm90.cuh) on a 9.0 device where it
+ * was built, unless SEMBED_CUDA_ATT_SM90=0; 0 the mma.sync one; 1 the wgmma one where it can run.
+ * For tests and measurements; set it before work, not during. */
+void sembed__att_force_kernel(int which);
+/* Would the next call run the wgmma kernel (on the current device)? */
+bool sembed__att_uses_sm90(void);
+
 /* out[i, h*D:(h+1)*D] = softmax_j(q_i·k_j/sqrt(D) + rel_bias[h][j-i+R-1]) · v_j per sequence
  * and head, as backend.h. rel_bias may be NULL; with it every sequence has <= R tokens. */
 template <class E> /* __half or sembed__bf16 */

@@ -39,10 +39,11 @@ if(SEMBED_WERROR)
   list(APPEND SEMBED_CUDA_FLAGS -Werror=all-warnings -Xcompiler=-Werror)
 endif()
 
-# CUTLASS (header-only; scripts/fetch_cutlass.sh unpacks it from PyPI) for src/cuda/gemm_sm90.cu:
-# Hopper GEMMs with sembed's fused epilogue, built for sm_90a (wgmma needs the arch-specific
-# target) when the architectures include 90. Without CUTLASS or 90 that file builds empty and the
-# plan (gemm.cu) keeps cuBLASLt.
+# CUTLASS (header-only; scripts/fetch_cutlass.sh unpacks it from PyPI) for src/cuda/gemm_sm90.cu
+# (Hopper GEMMs with sembed's fused epilogue) and src/cuda/attention_sm90.cu (attention on wgmma
+# through CuTe), built for sm_90a (wgmma needs the arch-specific target) when the architectures
+# include 90. Without CUTLASS or 90 those files build empty: the plan (gemm.cu) keeps cuBLASLt and
+# attention.cu its mma.sync kernel.
 set(SEMBED_CUTLASS_DIR "" CACHE PATH "CUTLASS root (include/cutlass/cutlass.h); empty: look in .carry/cutlass and ~/.cache/sembed")
 set(_cutlass_root "")
 foreach(_d "${SEMBED_CUTLASS_DIR}" "$ENV{SEMBED_CUTLASS_DIR}" "${CMAKE_SOURCE_DIR}/.carry/cutlass"
@@ -51,10 +52,10 @@ foreach(_d "${SEMBED_CUTLASS_DIR}" "$ENV{SEMBED_CUTLASS_DIR}" "${CMAKE_SOURCE_DI
     set(_cutlass_root "${_d}")
   endif()
 endforeach()
-set(_sm90_src ${CMAKE_SOURCE_DIR}/src/cuda/gemm_sm90.cu)
+set(_sm90_src ${CMAKE_SOURCE_DIR}/src/cuda/gemm_sm90.cu ${CMAKE_SOURCE_DIR}/src/cuda/attention_sm90.cu)
 list(REMOVE_ITEM SEMBED_CUDA_SOURCES ${_sm90_src})
 if(_cutlass_root AND ("90" IN_LIST CMAKE_CUDA_ARCHITECTURES OR "90a" IN_LIST CMAKE_CUDA_ARCHITECTURES))
-  message(STATUS "sembed: CUTLASS at ${_cutlass_root}: Hopper GEMMs (sm_90a) built")
+  message(STATUS "sembed: CUTLASS at ${_cutlass_root}: Hopper GEMMs and attention (sm_90a) built")
   add_library(sembed_sm90 OBJECT ${_sm90_src})
   set_target_properties(sembed_sm90 PROPERTIES CUDA_ARCHITECTURES OFF POSITION_INDEPENDENT_CODE ON)
   target_compile_options(sembed_sm90 PRIVATE ${SEMBED_CUDA_FLAGS}

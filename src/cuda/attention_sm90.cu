@@ -1,0 +1,278 @@
+/* attention_sm90.cu — attention over packed sequences on Hopper's warpgroup MMA (kernel v3,
+ * dev/kernels/NOTES.md). The same work split as attention.cu's mma.sync kernel — a block per
+ * (64 query rows of a sequence, head), keys and values in tiles of 64 — with one warpgroup per
+ * block issuing wgmma: S = Q·Kᵀ with both operands in shared memory, O += P·V with P from
+ * registers. Nsight Compute put the mma.sync kernel's time into its dependency chains (each
+ * mma.sync and ldmatrix waiting on the one before); wgmma runs asynchronously, so the softmax of
+ * tile t overlaps P·V of tile t-1, and K and V stream in three stages by cp.async. The softmax
+ * is attention_tile.cuh's, in the same register layout. A row's result depends only on its
+ * own sequence.
+ *
+ * Built only with CUTLASS's CuTe (the shared-memory swizzles and wgmma descriptors) for sm_90a
+ * (cuda.cmake); elsewhere sembed__cu_sm90_attention_built() is false. */
+#ifndef NDEBUG
+#define NDEBUG /* as gemm_sm90.cu: no device asserts in CUTLASS's headers */
+#endif
+#include "attention_sm90.cuh"
+
+#include "attention.cuh"
+
+#if defined(SEMBED_HAVE_CUTLASS)
+
+#include "attention_tile.cuh"
+#include "cute/arch/mma_sm90.hpp"
+#include "cute/atom/mma_atom.hpp"
+#include "cute/tensor.hpp"
+
+namespace sembed_att90 {
+
+using namespace cute;
+
+constexpr int BM = SEMBED__ATT_BM; /* query rows per block: one wgmma M */
+constexpr int BN = 64;             /* keys per tile */
+constexpr int NST = 3;             /* K/V stages */
+constexpr int NT = 128;            /* one warpgroup */
+
+template <class E> struct cute_of;
+template <> struct cute_of<__half> { typedef cute::half_t t; };
+template <> struct cute_of<sembed__bf16> { typedef cute::bfloat16_t t; };
+
+template <int D, class T> struct Cfg {
+    /* Q and K K-major (rows of D), V MN-major for the P·V product's B (rows of D per key):
+     * the widest swizzle a row of D halves fills (64 bytes at D = 32, 128 at D = 64) */
+    using AtomK = conditional_t<D == 64, GMMA::Layout_K_SW128_Atom<T>, GMMA::Layout_K_SW64_Atom<T>>;
+    using AtomMN = conditional_t<D == 64, GMMA::Layout_MN_SW128_Atom<T>, GMMA::Layout_MN_SW64_Atom<T>>;
+    using LQ = decltype(tile_to_shape(AtomK{}, Shape<Int<BM>, Int<D>>{}));
+    using LK = decltype(tile_to_shape(AtomK{}, Shape<Int<BN>, Int<D>>{}));
+    using LV = decltype(tile_to_shape(AtomMN{}, Shape<Int<D>, Int<BN>>{}));
+    using MmaS = decltype(make_tiled_mma(GMMA::ss_op_selector<T, T, float, Shape<Int<BM>, Int<BN>, Int<D>>>()));
+    using MmaO = decltype(make_tiled_mma(
+        GMMA::rs_op_selector<T, T, float, Shape<Int<BM>, Int<D>, Int<BN>>, GMMA::Major::K, GMMA::Major::MN>()));
+    static constexpr int q_bytes = BM * D * 2, t_bytes = BN * D * 2; /* multiples of 1024 */
+    static constexpr int bytes = q_bytes + NST * 2 * t_bytes + 1024; /* + the base's alignment */
+};
+
+/* rows 0..rows-1 of a (rows, D) slice of qkv (row stride ld) into the shared tensor s, K-major
+ * (s(row, col)) or MN-major (s(col, row)); zeros from row n on; all threads take part */
+template <int D, bool MN, class E, class Tn>
+static __device__ __forceinline__ void load_rows(Tn &s, const E *src, int64_t ld, int n, int rows) {
+    constexpr int VPR = D / 8;
+    for (int i = threadIdx.x; i < rows * VPR; i += NT) {
+        const int r = i / VPR, c = (i % VPR) * 8;
+        const bool ok = r < n;
+        void *dst = MN ? (void *)&s(c, r) : (void *)&s(r, c);
+        sembed__cp16(dst, ok ? src + (int64_t)r * ld + c : src, ok);
+    }
+}
+
+/* generic-proxy writes (cp.async) before wgmma reads them through the async proxy */
+static __device__ __forceinline__ void fence_async_smem() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+template <int D, class E>
+static __global__ void __launch_bounds__(NT)
+    attention_sm90_kernel(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
+                          const float *rel_bias, int H, int R, float scale_log2) {
+    typedef typename cute_of<E>::t T;
+    typedef Cfg<D, T> C;
+    constexpr int NB = BN / 8, ND = D / 8;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    /* the swizzles repeat every 1024 bytes from a 1024-byte aligned base */
+    unsigned char *smem = smem_raw + ((1024 - (sembed__smem_u32(smem_raw) & 1023)) & 1023);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+
+    sembed__grid_dep_sync();
+    const int seq = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1], h = blockIdx.y;
+    const int t0 = seq_off[seq], L = seq_off[seq + 1] - t0;
+    const int64_t ld = 3 * (int64_t)H;
+    const E *base = qkv + (int64_t)t0 * ld + h * D;
+    const int n_kt = (L + BN - 1) / BN;
+
+    Tensor sQ = make_tensor(make_smem_ptr((T *)smem), typename C::LQ{});
+    auto sK = [&](int st) {
+        return make_tensor(make_smem_ptr((T *)(smem + C::q_bytes + st * 2 * C::t_bytes)), typename C::LK{});
+    };
+    auto sV = [&](int st) {
+        return make_tensor(make_smem_ptr((T *)(smem + C::q_bytes + st * 2 * C::t_bytes + C::t_bytes)),
+                           typename C::LV{});
+    };
+    auto load_kv = [&](int kt) { /* tile kt into stage kt % NST, one cp.async group */
+        const int j0 = kt * BN, st = kt % NST;
+        auto k = sK(st);
+        auto v = sV(st);
+        load_rows<D, false>(k, base + (int64_t)j0 * ld + H, ld, L - j0, BN);
+        load_rows<D, true>(v, base + (int64_t)j0 * ld + 2 * H, ld, L - j0, BN);
+        sembed__cp_commit();
+    };
+    load_rows<D, false>(sQ, base + (int64_t)q0 * ld, ld, L - q0, BM);
+    load_kv(0); /* Q joins tile 0's group */
+    if (n_kt > 1) load_kv(1);
+    if (n_kt > 2) load_kv(2);
+
+    /* this thread's two rows of its warp's 16: g and g + 8 (the accumulators' layout) */
+    const int g = lane >> 2, qd = lane & 3;
+    const int i0 = q0 + warp * 16 + g; /* query position in the sequence */
+    sembed__att_rows rows;
+    sembed__att_bias_rows(rows, rel_bias, h, R, i0, L);
+    rows.m0 = rows.m1 = -INFINITY, rows.l0 = rows.l1 = 0.f;
+
+    typename C::MmaS mma_s;
+    typename C::MmaO mma_o;
+    auto thr_s = mma_s.get_thread_slice(threadIdx.x);
+    auto thr_o = mma_o.get_thread_slice(threadIdx.x);
+    Tensor tSrQ = thr_s.partition_fragment_A(sQ);
+    Tensor tSrS = partition_fragment_C(mma_s, Shape<Int<BM>, Int<BN>>{}); /* ((2,2,NB),1,1) */
+    Tensor tOrO = partition_fragment_C(mma_o, Shape<Int<BM>, Int<D>>{});  /* ((2,2,ND),1,1) */
+    /* P as the A operand: ((2,2,2),1,BN/16), k16 block kk = S's n8 blocks 2kk and 2kk+1 */
+    Tensor tOrP = make_tensor<T>(Shape<Shape<_2, _2, _2>, _1, Int<BN / 16>>{});
+    clear(tOrO);
+
+    /* S = Q · K(kt)ᵀ, issued and committed (not waited for) */
+    auto issue_s = [&](int kt) {
+        auto k = sK(kt % NST);
+        Tensor tSrK = thr_s.partition_fragment_B(k);
+        warpgroup_fence_operand(tSrS);
+        warpgroup_arrive();
+        mma_s.accumulate_ = GMMA::ScaleOut::Zero;
+#pragma unroll
+        for (int kb = 0; kb < size<2>(tSrQ); kb++) {
+            cute::gemm(mma_s, tSrQ(_, _, kb), tSrK(_, _, kb), tSrS);
+            mma_s.accumulate_ = GMMA::ScaleOut::One;
+        }
+        warpgroup_commit_batch();
+    };
+    /* O += P · V(kt), issued and committed */
+    auto issue_o = [&](int kt) {
+        auto v = sV(kt % NST);
+        Tensor tOrV = thr_o.partition_fragment_B(v);
+        warpgroup_fence_operand(tOrO);
+        warpgroup_fence_operand(tOrP);
+        warpgroup_arrive();
+        mma_o.accumulate_ = GMMA::ScaleOut::One;
+#pragma unroll
+        for (int kb = 0; kb < size<2>(tOrP); kb++) cute::gemm(mma_o, tOrP(_, _, kb), tOrV(_, _, kb), tOrO);
+        warpgroup_commit_batch();
+    };
+    /* the scores in tSrS as attention_tile.cuh's sc[n8 block][4], and probabilities into P */
+    auto take_s = [&](float (&sc)[NB][4]) {
+#pragma unroll
+        for (int n = 0; n < NB; n++)
+#pragma unroll
+            for (int v = 0; v < 4; v++) sc[n][v] = tSrS(make_coord(make_coord(v & 1, v >> 1, n), 0, 0));
+    };
+    auto put_p = [&](const float (&sc)[NB][4]) {
+#pragma unroll
+        for (int n = 0; n < NB; n++)
+#pragma unroll
+            for (int v = 0; v < 4; v++)
+                tOrP(make_coord(make_coord(v & 1, v >> 1, n & 1), 0, n >> 1)) = T(sc[n][v]);
+    };
+    auto rescale = [&](float a0, float a1) {
+#pragma unroll
+        for (int d = 0; d < ND; d++)
+#pragma unroll
+            for (int v = 0; v < 4; v++) tOrO(make_coord(make_coord(v & 1, v >> 1, d), 0, 0)) *= v < 2 ? a0 : a1;
+    };
+
+    /* tile 0 */
+    if (n_kt > 2) sembed__cp_wait<2>();
+    else if (n_kt > 1) sembed__cp_wait<1>();
+    else sembed__cp_wait<0>();
+    fence_async_smem();
+    __syncthreads();
+    issue_s(0);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(tSrS);
+    float sc[NB][4], a0, a1;
+    take_s(sc);
+    sembed__att_softmax<NB>(sc, rows, a0, a1, 0, L, qd, scale_log2); /* O is 0: no rescale */
+    put_p(sc);
+    for (int kt = 1; kt < n_kt; kt++) {
+        if (kt + 1 < n_kt) sembed__cp_wait<1>();
+        else sembed__cp_wait<0>();
+        fence_async_smem();
+        __syncthreads();
+        issue_s(kt);     /* S(kt) first, so that waiting for it leaves P·V(kt-1) running */
+        issue_o(kt - 1);
+        warpgroup_wait<1>();
+        warpgroup_fence_operand(tSrS);
+        take_s(sc); /* P(kt-1) is still being read: the new P waits in sc */
+        sembed__att_softmax<NB>(sc, rows, a0, a1, kt * BN, L, qd, scale_log2);
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tOrO);
+        rescale(a0, a1);
+        put_p(sc);
+        if (kt + 2 < n_kt) {
+            __syncthreads(); /* stage (kt+2) % NST held tile kt-1, now read (tiles 0..2 came first) */
+            load_kv(kt + 2);
+        }
+    }
+    issue_o(n_kt - 1);
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(tOrO);
+
+    float inv0, inv1;
+    sembed__att_finish(rows, inv0, inv1);
+    const int i1 = i0 + 8;
+#pragma unroll
+    for (int d = 0; d < ND; d++) {
+        const int c = h * D + d * 8 + 2 * qd;
+        if (i0 < L)
+            *(typename sembed__pair<E>::t *)(out + (int64_t)(t0 + i0) * H + c) = sembed__from_f2<E>(
+                tOrO(make_coord(make_coord(0, 0, d), 0, 0)) * inv0, tOrO(make_coord(make_coord(1, 0, d), 0, 0)) * inv0);
+        if (i1 < L)
+            *(typename sembed__pair<E>::t *)(out + (int64_t)(t0 + i1) * H + c) = sembed__from_f2<E>(
+                tOrO(make_coord(make_coord(0, 1, d), 0, 0)) * inv1, tOrO(make_coord(make_coord(1, 1, d), 0, 0)) * inv1);
+    }
+}
+
+template <int D, class E>
+static cudaError_t launch(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
+                          const float *rel_bias, int32_t n_tiles, int32_t H, int32_t A, int32_t R,
+                          cudaStream_t stream) {
+    const int bytes = Cfg<D, typename cute_of<E>::t>::bytes;
+    cudaError_t e = cudaFuncSetAttribute(attention_sm90_kernel<D, E>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (e != cudaSuccess) return e;
+    return sembed__launch_pdl(attention_sm90_kernel<D, E>, dim3((unsigned)n_tiles, (unsigned)A),
+                              dim3(NT), (size_t)bytes, stream, out, qkv, seq_off, tiles, rel_bias,
+                              H, R, 1.4426950408889634f / sqrtf((float)(H / A)));
+}
+
+} // namespace sembed_att90
+
+
+bool sembed__cu_sm90_attention_built(void) { return true; }
+
+template <class E>
+cudaError_t sembed__cu_sm90_attention(E *out, const E *qkv, const int32_t *seq_off,
+                                      const int32_t *tiles, const float *rel_bias,
+                                      int32_t n_tiles, int32_t H, int32_t A, int32_t R,
+                                      cudaStream_t stream) {
+    if (n_tiles <= 0) return cudaSuccess;
+    if (H / A == 64) return sembed_att90::launch<64>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream);
+    if (H / A == 32) return sembed_att90::launch<32>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream);
+    return cudaErrorNotSupported;
+}
+
+#else /* no CUTLASS: the mma.sync kernel only */
+
+bool sembed__cu_sm90_attention_built(void) { return false; }
+
+template <class E>
+cudaError_t sembed__cu_sm90_attention(E *, const E *, const int32_t *, const int32_t *,
+                                      const float *, int32_t, int32_t, int32_t, int32_t,
+                                      cudaStream_t) {
+    return cudaErrorNotSupported;
+}
+
+#endif
+
+template cudaError_t sembed__cu_sm90_attention<__half>(__half *, const __half *, const int32_t *,
+                                                       const int32_t *, const float *, int32_t,
+                                                       int32_t, int32_t, int32_t, cudaStream_t);
+template cudaError_t sembed__cu_sm90_attention<sembed__bf16>(sembed__bf16 *, const sembed__bf16 *,
+                                                             const int32_t *, const int32_t *,
+                                                             const float *, int32_t, int32_t,
+                                                             int32_t, int32_t, cudaStream_t);

@@ -85,12 +85,10 @@ static __global__ void __launch_bounds__(NW * 32)
     E *Qs = (E *)(smem + SM::q);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
-    sembed__grid_dep_sync();
-    const int seq = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1], h = blockIdx.y;
-    const int t0 = seq_off[seq], L = seq_off[seq + 1] - t0;
-    const int64_t ld = 3 * (int64_t)H;
-    const E *base = qkv + (int64_t)t0 * ld + h * D;
-    const int n_kt = (L + BN - 1) / BN;
+    const sembed__att_block<E> blk = sembed__att_block_of<D, BN>(qkv, seq_off, tiles, H);
+    const int q0 = blk.q0, h = blk.h, t0 = blk.t0, L = blk.L, n_kt = blk.n_kt;
+    const int64_t ld = blk.ld;
+    const E *base = blk.base;
 
     load_rows_async<D>(Qs, base + (int64_t)q0 * ld, ld, L - q0, BM);
     load_rows_async<D>((E *)(smem + SM::kv), base + H, ld, L, BN);

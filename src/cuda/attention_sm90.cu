@@ -82,12 +82,10 @@ static __global__ void __launch_bounds__(NT)
     unsigned char *smem = smem_raw + ((1024 - (sembed__smem_u32(smem_raw) & 1023)) & 1023);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
-    sembed__grid_dep_sync();
-    const int seq = tiles[2 * blockIdx.x], q0 = tiles[2 * blockIdx.x + 1], h = blockIdx.y;
-    const int t0 = seq_off[seq], L = seq_off[seq + 1] - t0;
-    const int64_t ld = 3 * (int64_t)H;
-    const E *base = qkv + (int64_t)t0 * ld + h * D;
-    const int n_kt = (L + BN - 1) / BN;
+    const sembed__att_block<E> blk = sembed__att_block_of<D, BN>(qkv, seq_off, tiles, H);
+    const int q0 = blk.q0, h = blk.h, t0 = blk.t0, L = blk.L, n_kt = blk.n_kt;
+    const int64_t ld = blk.ld;
+    const E *base = blk.base;
 
     Tensor sQ = make_tensor(make_smem_ptr((T *)smem), typename C::LQ{});
     auto sK = [&](int st) {

@@ -29,6 +29,27 @@ static __device__ __forceinline__ float sembed__ex2(float x) {
     return y;
 }
 
+/* What a block works on: query rows q0.. of the sequence of L tokens at t0, head h; its q|k|v
+ * rows start at base (row stride ld = 3H), n_kt key tiles of bn. Waits for the kernel before. */
+template <class E> struct sembed__att_block {
+    int q0, h, t0, L, n_kt;
+    int64_t ld;
+    const E *base;
+};
+template <int D, int BN, class E>
+static __device__ __forceinline__ sembed__att_block<E> sembed__att_block_of(const E *qkv, const int32_t *seq_off,
+                                                                            const int32_t *tiles, int H) {
+    sembed__grid_dep_sync();
+    sembed__att_block<E> b;
+    const int seq = tiles[2 * blockIdx.x];
+    b.q0 = tiles[2 * blockIdx.x + 1], b.h = blockIdx.y;
+    b.t0 = seq_off[seq], b.L = seq_off[seq + 1] - b.t0;
+    b.ld = 3 * (int64_t)H;
+    b.base = qkv + (int64_t)b.t0 * b.ld + b.h * D;
+    b.n_kt = (b.L + BN - 1) / BN;
+    return b;
+}
+
 /* A thread's two query rows, g and g + 8 of its warp's 16 (g = lane / 4): running maxima (base
  * 2, scaled), this thread's partial sums of the probabilities, and MPNet's bias rows
  * (bias_k[j] = rel_bias[h][j - i_k + R - 1]; NULL without a bias). */

@@ -223,9 +223,9 @@ typedef struct sembed_ctx_params {
      * keeps one process-wide thread count; a context sets it to this when created. */
     int32_t n_threads;
     /* Tokens packed into one forward pass; memory is planned for it at sembed_ctx_new.
-     * 0: 4096. Raised to the model's max length when smaller. */
+     * 0: 4096 on the CPU, 32768 on a GPU. Raised to the model's max length when smaller. */
     int32_t max_batch_tokens;
-    /* Texts packed into one forward pass. 0: 256. */
+    /* Texts packed into one forward pass. 0: 256 on the CPU, 1024 on a GPU. */
     int32_t max_batch_texts;
     /* 1: a text longer than the model's max length fails with SEMBED_ERR_TOO_LONG (naming the
      * text and its token count) instead of being truncated. 0: truncate. */

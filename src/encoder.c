@@ -638,6 +638,19 @@ static void *alloc_n(size_t n, size_t size, bool *ok) {
     return p;
 }
 
+/* Will attach_device put a context with these params on a GPU (if it can be created)? */
+static bool will_attach_device(const sembed_ctx_params *p) {
+    if (!p->device || strcmp(p->device, "cpu") == 0 || p->precision == SEMBED_PRECISION_INT8 ||
+        p->precision == SEMBED_PRECISION_FP32_STRICT)
+        return false;
+#ifdef SEMBED_HAVE_CUDA
+    if (strcmp(p->device, "auto") == 0) return sembed__cuda_device_count() >= 1;
+    return sembed__cuda_parse_device(p->device) >= 0;
+#else
+    return false;
+#endif
+}
+
 /* The hook to the CUDA encoder (src/cuda/sembed_cuda.h): picks the device from params->device
  * and hands the model's fp32 weights over for upload. */
 static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_error *err) {
@@ -753,9 +766,11 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
                            "max_batch_texts %d, precision %d)",
                            p.n_threads, p.max_batch_tokens, p.max_batch_texts, (int)p.precision);
     if (p.n_threads == 0) p.n_threads = sembed__n_cpus();
-    if (p.max_batch_tokens == 0) p.max_batch_tokens = 4096;
+    /* a GPU runs whole passes per launch sequence: larger ones by default (bench's GPU context) */
+    const bool gpu = will_attach_device(&p);
+    if (p.max_batch_tokens == 0) p.max_batch_tokens = gpu ? 32768 : 4096;
     if (p.max_batch_tokens < m->R) p.max_batch_tokens = m->R;
-    if (p.max_batch_texts == 0) p.max_batch_texts = 256;
+    if (p.max_batch_texts == 0) p.max_batch_texts = gpu ? 1024 : 256;
 
     sembed_ctx *c = sembed__calloc(1, sizeof *c);
     if (!c) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory creating a context");

@@ -75,26 +75,36 @@ static float *lib_vectors(sembed_model *m, int32_t n, const char *const *texts) 
     return v;
 }
 
-/* `sembed embed` of the two texts on the CPU with `opts`, written to g_tmp/name: its bytes
- * (NULL when missing; *len their count) */
-static char *embed_file(const char *opts, const char *name, size_t *len) {
-    char args[2048], path[1024];
-    snprintf(args, sizeof args,
-             "embed -m '%s' -t 2 %s -o %s/%s 'the first text' 'Zürich, a second one'", g_dir,
-             opts, g_tmp, name);
-    CHECK(run(args, NULL, NULL) == 0);
+/* Runs `sembed ARGS` (stdin from printf's format `in` when not NULL) and returns the bytes of
+ * g_tmp/name (NULL when missing; *len their count). */
+static char *run_and_read(const char *args, const char *in, const char *name, size_t *len) {
+    char path[1024];
+    CHECK(run(args, in, NULL) == 0);
     snprintf(path, sizeof path, "%s/%s", g_tmp, name);
     *len = 0;
     return slurp(path, len);
 }
 
+/* `sembed embed` of the two texts on the CPU with `opts`, written to g_tmp/name */
+static char *embed_file(const char *opts, const char *name, size_t *len) {
+    char args[2048];
+    snprintf(args, sizeof args,
+             "embed -m '%s' -t 2 %s -o %s/%s 'the first text' 'Zürich, a second one'", g_dir,
+             opts, g_tmp, name);
+    return run_and_read(args, NULL, name, len);
+}
+
+/* raw float32 output (freed here) against the library's n vectors */
+static void check_raw_bytes(char *got, size_t len, const float *want, int32_t n, int32_t dim) {
+    CHECKF(got && len == sizeof(float) * (size_t)n * (size_t)dim, "raw output of %zu bytes", len);
+    if (got && len == sizeof(float) * (size_t)n * (size_t)dim) CHECK(memcmp(got, want, len) == 0);
+    free(got);
+}
+
 static void check_raw(const float *want, int32_t n, int32_t dim) {
     size_t len = 0;
     char *got = embed_file("-d cpu -f raw", "v.raw", &len);
-    CHECKF(got && len == sizeof(float) * (size_t)n * (size_t)dim, "raw output of %zu bytes", len);
-    if (got && len == sizeof(float) * (size_t)n * (size_t)dim)
-        CHECK(memcmp(got, want, len) == 0);
-    free(got);
+    check_raw_bytes(got, len, want, n, dim);
 }
 
 static void check_npy(const float *want, int32_t n, int32_t dim) {
@@ -116,15 +126,13 @@ static void check_npy(const float *want, int32_t n, int32_t dim) {
     free(got);
 }
 
-/* JSON lines from stdin (--jsonl: a string or an object with "text"): each line's index,
- * n_tokens and embedding, which %.9g prints exactly */
-static void check_jsonl(const float *want, int32_t n, int32_t dim) {
-    char args[2048], path[1024];
-    snprintf(args, sizeof args, "embed -m '%s' -t 2 -d cpu --jsonl -i -", g_dir);
-    CHECK(run(args, "\"the first text\"\\n{\"text\": \"Z\\\\u00fcrich, a second one\"}\\n", NULL) == 0);
-    snprintf(path, sizeof path, "%s/out", g_tmp);
+/* `sembed embed -m DIR -t 2 -d cpu OPTS` on stdin from printf's format `in`, JSON lines out: each
+ * line's index, n_tokens and embedding, which %.9g prints exactly */
+static void check_jsonl(const char *opts, const char *in, const float *want, int32_t n, int32_t dim) {
+    char args[2048];
+    snprintf(args, sizeof args, "embed -m '%s' -t 2 -d cpu %s", g_dir, opts);
     size_t len = 0;
-    char *got = slurp(path, &len);
+    char *got = run_and_read(args, in, "out", &len);
     CHECK(got != NULL);
     int32_t line = 0;
     for (char *s = got, *e; s && *s; s = e + 1, line++) {
@@ -150,6 +158,28 @@ static void check_jsonl(const float *want, int32_t n, int32_t dim) {
     }
     CHECK(line == n);
     free(got);
+}
+
+/* More texts than --batch: the batches go out through embed_out's two slots in turn, in order,
+ * raw and as JSON lines, the last batch partly full. */
+static void check_batches(sembed_model *m, int32_t dim) {
+    const char *texts[] = {"one", "two words", "a third, longer text than the others", "4",
+                           "fünf", "six six six", "seven", "eight!", "the ninth"};
+    const int32_t n = 9;
+    float *want = lib_vectors(m, n, texts);
+    char in[512] = "";
+    for (int32_t i = 0; i < n; i++) snprintf(in + strlen(in), sizeof in - strlen(in), "%s\\n", texts[i]);
+    check_jsonl("--batch 2", in, want, n, dim);
+    setenv("SEMBED_FMT_THREADS", "3", 1); /* JSON lines formatted in three parts */
+    check_jsonl("--batch 4", in, want, n, dim);
+    check_jsonl("--batch 2", in, want, n, dim);
+    unsetenv("SEMBED_FMT_THREADS");
+    char args[2048];
+    snprintf(args, sizeof args, "embed -m '%s' -t 2 -d cpu --batch 4 -f raw -o %s/b.raw", g_dir, g_tmp);
+    size_t len = 0;
+    char *got = run_and_read(args, in, "b.raw", &len);
+    check_raw_bytes(got, len, want, n, dim);
+    free(want);
 }
 
 /* cli_fmt_f32 (the JSON lines' and the server's numbers): the text of printf's %.9g, and strtof
@@ -211,7 +241,9 @@ int main(void) {
     float *want = lib_vectors(m, 2, texts);
     check_raw(want, 2, dim);
     check_npy(want, 2, dim);
-    check_jsonl(want, 2, dim);
+    /* --jsonl: a string or an object with "text" */
+    check_jsonl("--jsonl -i -", "\"the first text\"\\n{\"text\": \"Z\\\\u00fcrich, a second one\"}\\n", want, 2, dim);
+    check_batches(m, dim);
 
     /* the default device (auto) runs, on the CPU or a GPU: vectors of the model's size */
     char args[2048];

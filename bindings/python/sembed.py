@@ -124,8 +124,8 @@ class Model:
     "auto". threads: 0 for one per core. precision: "fp32", "int8", "bf16" or "fp32-strict".
     max_length: tokens per text (0: the folder's). strict: a longer text is an error instead of
     being truncated. max_batch_tokens / max_batch_texts: the context's forward-pass size (0: the
-    library's defaults, 4096 tokens and 256 texts). One thread at a time per Model (make one per
-    thread)."""
+    library's defaults: 4096 tokens and 256 texts on the CPU, 32768 and 1024 on a GPU). One thread
+    at a time per Model (make one per thread)."""
 
     def __init__(self, path, device="cpu", threads=0, precision="fp32", max_length=0, strict=False,
                  pooling=None, normalize=False, max_batch_tokens=0, max_batch_texts=0, lib=None):

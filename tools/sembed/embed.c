@@ -1,7 +1,7 @@
 /* embed.c — `sembed embed`: embeddings of texts as JSON lines, .npy or raw float32, and
  * `sembed similarity`: the cosine matrix and nearest neighbours of a few texts. */
 #include "cli.h"
-#include "fmtf.h"
+#include "embed_out.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -61,7 +61,7 @@ static void help(FILE *f) {
             "      --prompt TEXT      a literal prompt instead (\"\": none at all)\n"
             "      --dimensions N     keep the first N floats of each vector (Matryoshka),\n"
             "                         normalized again when the model normalizes\n"
-            "      --batch N          texts per call (default 256)\n"
+            "      --batch N          texts per call (default 256 on the CPU, 1024 on a GPU)\n"
             "      --no-progress      no progress bar (shown on a terminal for long inputs)\n");
 }
 
@@ -254,7 +254,7 @@ static int load(const embed_opts *o, sembed_model **model, sembed_ctx **ctx) {
 
 int cli_embed(int argc, char **argv) {
     embed_opts o = {.mp = sembed_model_default_params(), .cp = sembed_ctx_default_params(),
-                    .batch = 256, .progress = true, .format = FMT_JSONL};
+                    .batch = 0 /* by device, below */, .progress = true, .format = FMT_JSONL};
     o.cp.device = "auto";
     int rc = parse_args(argc, argv, &o, false);
     if (rc) return rc < 0 ? 0 : rc;
@@ -278,21 +278,38 @@ int cli_embed(int argc, char **argv) {
         fprintf(stderr, "sembed embed: cannot read %s: %s\n", o.input, strerror(errno));
         rc = 1;
     }
+    /* a GPU context takes bigger calls (one pass of the library's GPU default holds ~1000
+     * texts); the output is formatted and written by embed_out's threads meanwhile */
+    const bool on_gpu = strncmp(sembed_ctx_device(ctx), "cuda", 4) == 0;
+    if (o.batch == 0) o.batch = on_gpu ? 1024 : 256;
+    int n_fmt = 1;
+    if (on_gpu) {
+        const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        n_fmt = ncpu >= 4 ? (int)(ncpu / 2 < 8 ? ncpu / 2 : 8) : 1;
+    }
+    const char *fe = getenv("SEMBED_FMT_THREADS"); /* 1..8, for tests and measurements */
+    if (fe && atoi(fe) >= 1 && atoi(fe) <= 8) n_fmt = atoi(fe);
     char **texts = calloc((size_t)o.batch, sizeof *texts);
     size_t *lens = calloc((size_t)o.batch, sizeof *lens);
-    float *vec = malloc(sizeof *vec * (size_t)o.batch * (size_t)dim);
-    sembed_encode_info *info = calloc((size_t)o.batch, sizeof *info);
-    /* one JSON line: the vector's numbers and the fields around them */
-    char *line = malloc((size_t)dim * (CLI_FMT_F32_MAX + 1) + 128);
-    if (!texts || !lens || !vec || !info || !line) {
+    embed_out w;
+    bool w_on = false;
+    if (!texts || !lens) {
         fprintf(stderr, "sembed embed: out of memory\n");
         rc = 1;
+    } else if (!rc) {
+        w_on = embed_out_start(&w, out, o.format == FMT_JSONL, dim, o.batch, n_fmt);
+        if (!w_on) rc = 1;
     }
     bool show = o.progress && isatty(STDERR_FILENO) && !from_args;
     int64_t done = 0, bytes = 0;
     double t0 = mono(), last = t0;
     int argi = optind;
     while (!rc) {
+        embed_out_slot *slot = embed_out_acquire(&w);
+        if (!slot) {
+            rc = 1; /* the writer reported it */
+            break;
+        }
         int32_t n = 0;
         while (n < o.batch) {
             if (from_args) {
@@ -318,8 +335,8 @@ int cli_embed(int argc, char **argv) {
             break;
         }
         sembed_error err = {0};
-        sembed_status st = sembed_encode_ex(ctx, n, (const char *const *)texts, lens, &o.eo, vec,
-                                            (int64_t)n * dim, info, &err);
+        sembed_status st = sembed_encode_ex(ctx, n, (const char *const *)texts, lens, &o.eo,
+                                            slot->vec, (int64_t)n * dim, slot->info, &err);
         for (int32_t i = 0; i < n; i++) free(texts[i]);
         if (st != SEMBED_OK) {
             fprintf(stderr, "sembed embed: texts %lld..%lld: %s\n", (long long)done,
@@ -327,32 +344,14 @@ int cli_embed(int argc, char **argv) {
             rc = 1;
             break;
         }
-        for (int32_t i = 0; i < n; i++) {
-            const float *v = vec + (size_t)i * (size_t)dim;
-            if (o.format == FMT_JSONL) {
-                char *p = line;
-                p += sprintf(p, "{\"index\":%lld,\"embedding\":[", (long long)(done + i));
-                for (int32_t k = 0; k < dim; k++) {
-                    if (k) *p++ = ',';
-                    p += cli_fmt_f32(p, v[k]);
-                }
-                p += sprintf(p, "],\"n_tokens\":%d,\"truncated\":%s}\n", info[i].n_tokens,
-                             info[i].truncated ? "true" : "false");
-                fwrite(line, 1, (size_t)(p - line), out);
-            } else {
-                fwrite(v, sizeof *v, (size_t)dim, out);
-            }
-        }
+        embed_out_submit(&w, slot, n, done);
         done += n;
         if (show && mono() - last > 0.2) {
             progress(done, bytes, t0, false);
             last = mono();
         }
-        if (ferror(out)) {
-            fprintf(stderr, "sembed embed: write error: %s\n", strerror(errno));
-            rc = 1;
-        }
     }
+    if (w_on && !embed_out_finish(&w)) rc = 1;
     if (show && done) progress(done, bytes, t0, true);
     if (!rc && o.format == FMT_NPY) {
         if (fseek(out, 0, SEEK_SET) != 0) {
@@ -370,9 +369,6 @@ int cli_embed(int argc, char **argv) {
     cli_lines_free(&r);
     free(texts);
     free(lens);
-    free(vec);
-    free(info);
-    free(line);
     sembed_ctx_free(ctx);
     sembed_model_free(model);
     return rc;

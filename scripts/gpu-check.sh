@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu-check.sh — the one command run on a GPU machine: names the card, builds sembed for sm_90
 # (CMake, Release, -Werror), runs the CUDA tests, compute-sanitizer (memcheck, racecheck) on the
-# op tests, and the benchmark against PyTorch fp16 SDPA on the same random weights and ids,
-# printing a short table last. Full results go under $OUT (or ./gpu-out).
+# op tests, and the benchmark against PyTorch fp16 SDPA on the same random weights and ids (then
+# `sembed bench --device cuda` and `sembed embed --device cuda` on the mixed corpus), printing a
+# short table last. Full results go under $OUT (or ./gpu-out).
 #
 # Needs: nvcc, cmake, python3 with torch + transformers + safetensors; the C dependencies
 # (utf8proc, jansson, openblas, zlib, pkg-config) from the system, or as Debian packages in
@@ -196,6 +197,25 @@ step "sembed bench --device cuda: batches (CPU vs GPU), mixed and query vs sente
 BSECS=$([ "$Q" = 1 ] && echo 0.5 || echo 2)
 build-gpu/sembed bench -m "$MODELS/minilm-random" -d cuda -t "$(nproc)" -s "$BSECS" --mixed --query \
     --peer --plot "$OUT/batches.png" -o "$OUT/gpu.json" 2>&1 | grep -v "Loading weights\|Batches:"
+
+step "sembed embed --device cuda: the command line on the mixed corpus, start-up apart"
+zcat bench/corpus/mixed.jsonl.gz >"$WORK/mixed.jsonl"
+NM=$(wc -l <"$WORK/mixed.jsonl")
+msecs() { # runs the command; prints its wall time in ms and its exit status
+    local s e rc
+    s=$(date +%s%N)
+    "$@" >/dev/null 2>>"$OUT/cli.log"
+    rc=$?
+    e=$(date +%s%N)
+    echo "$(( (e - s) / 1000000 )) $rc"
+}
+CLI=(build-gpu/sembed embed -m "$MODELS/minilm-random" -d cuda --no-progress)
+read -r T1 RC1 < <(msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+for f in raw jsonl raw jsonl; do
+    read -r TF RCF < <(msecs "${CLI[@]}" --jsonl -i "$WORK/mixed.jsonl" -f "$f" -o "$WORK/cli.$f")
+    echo "embed -d cuda -f $f: $NM texts in $TF ms (rc $RCF); one text (start-up) $T1 ms (rc $RC1): $(( NM * 1000 / ( TF > T1 ? TF - T1 : 1 ) )) texts/s after start-up" |
+        tee -a "$OUT/cli.txt"
+done
 
 step "summary"
 echo "tests: test_cuda_ops rc=$OPS_RC, test_cuda_encode rc=$ENC_RC, gpu_bindings rc=$BIND_RC; sanitizer:$SAN_RC"

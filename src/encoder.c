@@ -638,6 +638,16 @@ static void *alloc_n(size_t n, size_t size, bool *ok) {
     return p;
 }
 
+/* The CUDA device index of "cuda" (0) or "cuda:N"; -1 for any other text. */
+static int32_t cuda_index(const char *s) {
+    if (!s || strncmp(s, "cuda", 4) != 0) return -1;
+    if (s[4] == '\0') return 0;
+    if (s[4] != ':' || s[5] < '0' || s[5] > '9') return -1;
+    char *end = NULL;
+    long v = strtol(s + 5, &end, 10);
+    return (*end == '\0' && v >= 0 && v < 1024) ? (int32_t)v : -1;
+}
+
 /* Will attach_device put a context with these params on a GPU (if it can be created)? */
 static bool will_attach_device(const sembed_ctx_params *p) {
     if (!p->device || strcmp(p->device, "cpu") == 0 || p->precision == SEMBED_PRECISION_INT8 ||
@@ -645,7 +655,7 @@ static bool will_attach_device(const sembed_ctx_params *p) {
         return false;
 #ifdef SEMBED_HAVE_CUDA
     if (strcmp(p->device, "auto") == 0) return sembed__cuda_device_count() >= 1;
-    return sembed__cuda_parse_device(p->device) >= 0;
+    return cuda_index(p->device) >= 0;
 #else
     return false;
 #endif
@@ -655,23 +665,22 @@ static bool will_attach_device(const sembed_ctx_params *p) {
  * and hands the model's fp32 weights over for upload. */
 static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_error *err) {
     if (!device || strcmp(device, "cpu") == 0) return SEMBED_OK;
+    const bool auto_ = strcmp(device, "auto") == 0;
+    const int32_t dev = auto_ ? 0 : cuda_index(device);
+    if (dev < 0)
+        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
+                           "device '%s': expected cpu, cuda, cuda:N or auto", device);
     /* int8 and fp32-strict are CPU arithmetic: "auto" keeps such a context on the CPU, and an
      * explicit CUDA device is an error rather than a silent fp16 */
     const sembed_precision prec = c->p.precision;
     if (prec == SEMBED_PRECISION_INT8 || prec == SEMBED_PRECISION_FP32_STRICT) {
-        if (strcmp(device, "auto") == 0) return SEMBED_OK;
-        if (strncmp(device, "cuda", 4) == 0)
-            return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
-                               "precision '%s' runs on the CPU only (device '%s' runs fp16 with "
-                               "fp32 or bf16): use device cpu or auto",
-                               sembed_precision_name(prec), device);
+        if (auto_) return SEMBED_OK;
+        return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                           "precision '%s' runs on the CPU only (device '%s' runs fp16 with "
+                           "fp32 or bf16): use device cpu or auto",
+                           sembed_precision_name(prec), device);
     }
 #ifdef SEMBED_HAVE_CUDA
-    const bool auto_ = strcmp(device, "auto") == 0;
-    const int32_t dev = auto_ ? 0 : sembed__cuda_parse_device(device);
-    if (dev < 0)
-        return sembed__err(err, SEMBED_ERR_INVALID_ARG,
-                           "device '%s': expected cpu, cuda, cuda:N or auto", device);
     if (auto_ && sembed__cuda_device_count() < 1) return SEMBED_OK;
     const sembed_model *m = c->m;
     sembed__cuda_layer *layers = sembed__calloc((size_t)m->n_layers, sizeof *layers);
@@ -699,9 +708,8 @@ static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_err
     return s;
 #else
     (void)c;
-    if (strcmp(device, "auto") == 0) return SEMBED_OK;
-    return sembed__err(err, strncmp(device, "cuda", 4) == 0 ? SEMBED_ERR_UNSUPPORTED
-                                                           : SEMBED_ERR_INVALID_ARG,
+    if (auto_) return SEMBED_OK;
+    return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                        "device '%s': this build of sembed has no CUDA backend", device);
 #endif
 }

@@ -195,6 +195,14 @@ int main(void) {
             pa.device = "cuda:0";
             CHECK(sembed_ctx_new(model, &pa, &bad, &err) == SEMBED_ERR_UNSUPPORTED && !bad &&
                   strstr(err.msg, "'fp32-strict'"));
+            /* a malformed device is named as such, before the precision */
+            const char *malformed[] = {"cuda:abc", "gpu", "cuda:", "cuda0"};
+            for (int i = 0; i < 4; i++) {
+                pa.device = malformed[i];
+                CHECKF(sembed_ctx_new(model, &pa, &bad, &err) == SEMBED_ERR_INVALID_ARG && !bad &&
+                           strstr(err.msg, malformed[i]) && strstr(err.msg, "expected cpu, cuda"),
+                       "device '%s': %s", malformed[i], err.msg);
+            }
             pa.precision = SEMBED_PRECISION_INT8;
             pa.device = "auto";
             CHECKF(sembed_ctx_new(model, &pa, &q8a, &err) == SEMBED_OK, "%s", err.msg);

@@ -179,15 +179,6 @@ int32_t sembed__cuda_device_count(void) {
     return n;
 }
 
-int32_t sembed__cuda_parse_device(const char *s) {
-    if (!s || strncmp(s, "cuda", 4) != 0) return -1;
-    if (s[4] == '\0') return 0;
-    if (s[4] != ':' || s[5] < '0' || s[5] > '9') return -1;
-    char *end = NULL;
-    long v = strtol(s + 5, &end, 10);
-    return (*end == '\0' && v >= 0 && v < 1024) ? (int32_t)v : -1;
-}
-
 const char *sembed__cuda_device_name(const sembed__cuda *g) { return g ? g->name : ""; }
 
 void sembed__cuda_free(sembed__cuda *g) {

@@ -53,9 +53,6 @@ typedef struct sembed__cuda sembed__cuda;
 /* CUDA devices visible (0 when none, or no driver). */
 int32_t sembed__cuda_device_count(void);
 
-/* Parses "cuda" / "cuda:N" into a device index; -1 for anything else. */
-int32_t sembed__cuda_parse_device(const char *s);
-
 /* Uploads the model to device `device` as fp16 (m->bf16: bf16) and plans every buffer and GEMM for batches of
  * up to T_max tokens and S_max texts. */
 sembed_status sembed__cuda_new(const sembed__cuda_model *m, int32_t device, int32_t T_max,

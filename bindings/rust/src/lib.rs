@@ -99,8 +99,42 @@ impl Precision {
     }
 }
 
+/// A pooling that replaces the folder's ([`Options::pooling`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The first token's hidden state.
+    Cls,
+    /// The mean of the tokens' hidden states.
+    Mean,
+    /// The elementwise max.
+    Max,
+    /// The last token's hidden state.
+    Last,
+}
+
+impl Pooling {
+    fn raw(self) -> sys::sembed_pooling {
+        match self {
+            Pooling::Cls => sys::SEMBED_POOLING_CLS,
+            Pooling::Mean => sys::SEMBED_POOLING_MEAN,
+            Pooling::Max => sys::SEMBED_POOLING_MAX,
+            Pooling::Last => sys::SEMBED_POOLING_LAST,
+        }
+    }
+}
+
+/// What [`Model::encode_info`] reports per text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextInfo {
+    /// Tokens the model saw, special tokens (and a prompt) included.
+    pub n_tokens: usize,
+    /// The text was longer than the max length and was cut.
+    pub truncated: bool,
+}
+
 /// How [`Model::open`] loads a model and sets up its context. `Options::default()` is the CPU,
-/// one thread per core, fp32, the folder's max length, truncation.
+/// one thread per core, fp32, the folder's max length, pooling and normalization, truncation,
+/// the library's forward-pass sizes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// "cpu", "cuda" (device 0), "cuda:N" or "auto".
@@ -113,6 +147,15 @@ pub struct Options {
     /// A text longer than the max length is an error ([`Error::TOO_LONG`]) instead of being
     /// truncated.
     pub strict: bool,
+    /// None: the folder's pooling. Another replaces it (and drops the folder's Dense modules,
+    /// trained on its pooling); a plain Hugging Face folder without modules.json needs one.
+    pub pooling: Option<Pooling>,
+    /// L2-normalize the vectors even when the folder has no Normalize module.
+    pub normalize: bool,
+    /// Tokens and texts per forward pass, planned at open; 0: the library's (4096 tokens and
+    /// 256 texts on the CPU, 32768 and 1024 on a GPU).
+    pub max_batch_tokens: usize,
+    pub max_batch_texts: usize,
 }
 
 impl Default for Options {
@@ -123,6 +166,10 @@ impl Default for Options {
             precision: Precision::Fp32,
             max_length: 0,
             strict: false,
+            pooling: None,
+            normalize: false,
+            max_batch_tokens: 0,
+            max_batch_texts: 0,
         }
     }
 }
@@ -182,6 +229,8 @@ impl Model {
         let device = c_string("device", options.device.as_bytes())?;
         let max_length = to_i32("max_length", options.max_length)?;
         let threads = to_i32("threads", options.threads)?;
+        let max_batch_tokens = to_i32("max_batch_tokens", options.max_batch_tokens)?;
+        let max_batch_texts = to_i32("max_batch_texts", options.max_batch_texts)?;
 
         let mut err = no_error();
         // SAFETY: plain value-returning calls; `dir` and `mp` outlive the load call, which
@@ -189,6 +238,8 @@ impl Model {
         let model = unsafe {
             let mut mp = sys::sembed_model_default_params();
             mp.max_length = max_length;
+            mp.pooling = options.pooling.map_or(sys::SEMBED_POOLING_DEFAULT, Pooling::raw);
+            mp.normalize = i32::from(options.normalize);
             let mut model = ptr::null_mut();
             check(sys::sembed_model_load(dir.as_ptr(), &mp, &mut model, &mut err), &err)?;
             NonNull::new(model)
@@ -202,6 +253,8 @@ impl Model {
             cp.device = device.as_ptr();
             cp.precision = options.precision.raw();
             cp.strict_length = i32::from(options.strict);
+            cp.max_batch_tokens = max_batch_tokens;
+            cp.max_batch_texts = max_batch_texts;
             let mut ctx = ptr::null_mut();
             let status = sys::sembed_ctx_new(model.as_ptr(), &cp, &mut ctx, &mut err);
             match NonNull::new(ctx) {
@@ -271,6 +324,37 @@ impl Model {
         texts: &[T],
         options: &EncodeOptions<'_>,
     ) -> Result<Vec<Vec<f32>>, Error> {
+        self.encode_inner(texts, options, None)
+    }
+
+    /// [`Model::encode_with`], and per text its token count and whether it was truncated.
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::encode_with`].
+    pub fn encode_info<T: AsRef<str>>(
+        &mut self,
+        texts: &[T],
+        options: &EncodeOptions<'_>,
+    ) -> Result<(Vec<Vec<f32>>, Vec<TextInfo>), Error> {
+        let mut raw = vec![sys::sembed_encode_info { n_tokens: 0, truncated: 0 }; texts.len()];
+        let vectors = self.encode_inner(texts, options, Some(&mut raw))?;
+        let info = raw
+            .iter()
+            .map(|i| TextInfo {
+                n_tokens: usize::try_from(i.n_tokens).unwrap_or(0),
+                truncated: i.truncated != 0,
+            })
+            .collect();
+        Ok((vectors, info))
+    }
+
+    fn encode_inner<T: AsRef<str>>(
+        &mut self,
+        texts: &[T],
+        options: &EncodeOptions<'_>,
+        info: Option<&mut [sys::sembed_encode_info]>,
+    ) -> Result<Vec<Vec<f32>>, Error> {
         let n = to_i32("number of texts", texts.len())?;
         let dimensions = to_i32("dimensions", options.dimensions)?;
         let prompt_name =
@@ -297,8 +381,10 @@ impl Model {
             .ok_or_else(|| Error::invalid(format!("{n} texts of {row} floats: too many")))?;
         let mut out = vec![0f32; floats];
         let mut err = no_error();
+        let info_ptr = info.map_or(ptr::null_mut(), <[sys::sembed_encode_info]>::as_mut_ptr);
         // SAFETY: `ptrs`/`lens` hold n texts that outlive the call; the prompt strings behind
-        // `opts` live until the end of this function; `out` holds `floats` floats.
+        // `opts` live until the end of this function; `out` holds `floats` floats; `info_ptr`
+        // is NULL or n entries (encode_info sizes it to the texts).
         let status = unsafe {
             sys::sembed_encode_ex(
                 self.ctx.as_ptr(),
@@ -308,7 +394,7 @@ impl Model {
                 &opts,
                 out.as_mut_ptr(),
                 capacity,
-                ptr::null_mut(),
+                info_ptr,
                 &mut err,
             )
         };

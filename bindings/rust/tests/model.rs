@@ -6,7 +6,7 @@
 //! test prints a skip message and passes when it is not there (tests/test_rust.sh decides
 //! whether a missing model is a failure). $SEMBED_CLI is the sembed binary.
 
-use sembed::{EncodeOptions, Error, Model, Options, Precision};
+use sembed::{EncodeOptions, Error, Model, Options, Pooling, Precision, TextInfo};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -100,6 +100,35 @@ fn dimensions_and_prompt() {
     let b = m.encode(&["query: what is sembed?"]).unwrap();
     assert_same_bits(&bits(&a), &bits(&b), "a prompt against its text");
     assert_ne!(bits(&a), bits(&m.encode(&["what is sembed?"]).unwrap()));
+}
+
+#[test]
+fn info_pooling_and_batch_sizes() {
+    let Some(dir) = model_dir() else { return };
+    let mut m = Model::open(&dir, &cpu2()).unwrap();
+    let long = "word ".repeat(400);
+    let texts = ["the first text", long.as_str()];
+    let (v, info) = m.encode_info(&texts, &EncodeOptions::default()).unwrap();
+    assert_same_bits(&bits(&v), &bits(&m.encode(&texts).unwrap()), "encode_info against encode");
+    // [CLS] the first text [SEP]; the long text cut at the max length
+    assert_eq!(info[0], TextInfo { n_tokens: 5, truncated: false });
+    assert_eq!(info[1], TextInfo { n_tokens: m.max_length(), truncated: true });
+
+    // CLS pooling instead of the folder's mean: other vectors, still unit length
+    let cls = Options { pooling: Some(Pooling::Cls), normalize: true, ..cpu2() };
+    let c = Model::open(&dir, &cls).unwrap().encode(&texts[..1]).unwrap();
+    assert_ne!(bits(&c), bits(&v[..1]));
+    let norm = c[0].iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+
+    // smaller forward passes (raised to the max length) give the same bits
+    let small = Options { max_batch_tokens: 64, max_batch_texts: 2, ..cpu2() };
+    let three = ["a", "b c", "d e f"];
+    assert_same_bits(
+        &bits(&Model::open(&dir, &small).unwrap().encode(&three).unwrap()),
+        &bits(&m.encode(&three).unwrap()),
+        "two texts per pass against the default",
+    );
 }
 
 #[test]

@@ -814,10 +814,13 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     c->ids = alloc_n(T, sizeof(int32_t), &ok);
     c->pos_ids = alloc_n(T, sizeof(int32_t), &ok);
     c->seq_off = alloc_n(S + 1, sizeof(int32_t), &ok);
-    c->x = alloc_n(T * H, sizeof(float), &ok);
-    c->big = alloc_n(T * wide, sizeof(float), &ok);
-    c->att = alloc_n(T * H, sizeof(float), &ok);
-    c->tmp = alloc_n(T * H, sizeof(float), &ok);
+    /* the CPU forward pass's activations; a GPU context keeps its own on the device (forward()
+     * never runs for it: with 32768 tokens these were ~0.7 GB of BERT-base's address space) */
+    const size_t Tc = gpu ? 0 : T;
+    c->x = alloc_n(Tc * H, sizeof(float), &ok);
+    c->big = alloc_n(Tc * wide, sizeof(float), &ok);
+    c->att = alloc_n(Tc * H, sizeof(float), &ok);
+    c->tmp = alloc_n(Tc * H, sizeof(float), &ok);
     c->pa = alloc_n(S * (size_t)m->max_dim, sizeof(float), &ok);
     c->pb = alloc_n(S * (size_t)m->max_dim, sizeof(float), &ok);
     c->chunk_texts = alloc_n(S, sizeof(const char *), &ok);
@@ -833,6 +836,7 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     }
     snprintf(c->device, sizeof c->device, "cpu");
     s = attach_device(c, p.device, err);
+    SEMBED_ASSERT(s != SEMBED_OK || (c->gpu != NULL) == gpu); /* the buffers were planned so */
     if (s == SEMBED_OK && !c->gpu) s = prepare_weights(c, err);
     if (s != SEMBED_OK) {
         sembed_ctx_free(c);

@@ -648,40 +648,41 @@ static int32_t cuda_index(const char *s) {
     return (*end == '\0' && v >= 0 && v < 1024) ? (int32_t)v : -1;
 }
 
-/* Will attach_device put a context with these params on a GPU (if it can be created)? */
-static bool will_attach_device(const sembed_ctx_params *p) {
-    if (!p->device || strcmp(p->device, "cpu") == 0 || p->precision == SEMBED_PRECISION_INT8 ||
-        p->precision == SEMBED_PRECISION_FP32_STRICT)
-        return false;
-#ifdef SEMBED_HAVE_CUDA
-    if (strcmp(p->device, "auto") == 0) return sembed__cuda_device_count() >= 1;
-    return cuda_index(p->device) >= 0;
-#else
-    return false;
-#endif
-}
-
-/* The hook to the CUDA encoder (src/cuda/sembed_cuda.h): picks the device from params->device
- * and hands the model's fp32 weights over for upload. */
-static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_error *err) {
+/* Where a context with params p runs, decided before anything is planned for it: *dev is the
+ * CUDA device index, or -1 for the CPU. Errors: a malformed device, a precision that is CPU
+ * arithmetic (int8, fp32-strict: "auto" keeps it on the CPU, an explicit CUDA device is an error
+ * rather than a silent fp16), CUDA asked of a build without it. */
+static sembed_status resolve_device(const sembed_ctx_params *p, int32_t *dev, sembed_error *err) {
+    *dev = -1;
+    const char *device = p->device;
     if (!device || strcmp(device, "cpu") == 0) return SEMBED_OK;
     const bool auto_ = strcmp(device, "auto") == 0;
-    const int32_t dev = auto_ ? 0 : cuda_index(device);
-    if (dev < 0)
+    const int32_t idx = auto_ ? 0 : cuda_index(device);
+    if (idx < 0)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
                            "device '%s': expected cpu, cuda, cuda:N or auto", device);
-    /* int8 and fp32-strict are CPU arithmetic: "auto" keeps such a context on the CPU, and an
-     * explicit CUDA device is an error rather than a silent fp16 */
-    const sembed_precision prec = c->p.precision;
-    if (prec == SEMBED_PRECISION_INT8 || prec == SEMBED_PRECISION_FP32_STRICT) {
+    if (p->precision == SEMBED_PRECISION_INT8 || p->precision == SEMBED_PRECISION_FP32_STRICT) {
         if (auto_) return SEMBED_OK;
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                            "precision '%s' runs on the CPU only (device '%s' runs fp16 with "
                            "fp32 or bf16): use device cpu or auto",
-                           sembed_precision_name(prec), device);
+                           sembed_precision_name(p->precision), device);
     }
 #ifdef SEMBED_HAVE_CUDA
     if (auto_ && sembed__cuda_device_count() < 1) return SEMBED_OK;
+    *dev = idx;
+    return SEMBED_OK;
+#else
+    if (auto_) return SEMBED_OK;
+    return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
+                       "device '%s': this build of sembed has no CUDA backend", device);
+#endif
+}
+
+/* The hook to the CUDA encoder (src/cuda/sembed_cuda.h): hands the model's fp32 weights to CUDA
+ * device dev (resolve_device's) for upload. */
+static sembed_status attach_device(sembed_ctx *c, int32_t dev, sembed_error *err) {
+#ifdef SEMBED_HAVE_CUDA
     const sembed_model *m = c->m;
     sembed__cuda_layer *layers = sembed__calloc((size_t)m->n_layers, sizeof *layers);
     if (!layers) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory");
@@ -707,10 +708,8 @@ static sembed_status attach_device(sembed_ctx *c, const char *device, sembed_err
     if (s == SEMBED_OK) snprintf(c->device, sizeof c->device, "cuda:%d", (int)dev);
     return s;
 #else
-    (void)c;
-    if (auto_) return SEMBED_OK;
-    return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
-                       "device '%s': this build of sembed has no CUDA backend", device);
+    (void)c, (void)dev; /* resolve_device never gives a device here */
+    return sembed__err(err, SEMBED_ERR_UNSUPPORTED, "this build of sembed has no CUDA backend");
 #endif
 }
 
@@ -774,8 +773,11 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
                            "max_batch_texts %d, precision %d)",
                            p.n_threads, p.max_batch_tokens, p.max_batch_texts, (int)p.precision);
     if (p.n_threads == 0) p.n_threads = sembed__n_cpus();
+    int32_t dev = -1;
+    sembed_status s = resolve_device(&p, &dev, err);
+    if (s != SEMBED_OK) return s;
     /* a GPU runs whole passes per launch sequence: larger ones by default (bench's GPU context) */
-    const bool gpu = will_attach_device(&p);
+    const bool gpu = dev >= 0;
     if (p.max_batch_tokens == 0) p.max_batch_tokens = gpu ? 32768 : 4096;
     if (p.max_batch_tokens < m->R) p.max_batch_tokens = m->R;
     if (p.max_batch_texts == 0) p.max_batch_texts = gpu ? 1024 : 256;
@@ -787,7 +789,7 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     c->be = p.reference_ops ? &sembed__backend_ref : &sembed__backend_cpu;
     c->T_max = p.max_batch_tokens;
     c->S_max = p.max_batch_texts;
-    sembed_status s = sembed__pool_new(p.reference_ops ? 1 : p.n_threads, &c->pool, err);
+    s = sembed__pool_new(p.reference_ops ? 1 : p.n_threads, &c->pool, err);
     if (s != SEMBED_OK) {
         sembed_ctx_free(c);
         return s;
@@ -835,9 +837,7 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
                            c->S_max);
     }
     snprintf(c->device, sizeof c->device, "cpu");
-    s = attach_device(c, p.device, err);
-    SEMBED_ASSERT(s != SEMBED_OK || (c->gpu != NULL) == gpu); /* the buffers were planned so */
-    if (s == SEMBED_OK && !c->gpu) s = prepare_weights(c, err);
+    s = gpu ? attach_device(c, dev, err) : prepare_weights(c, err);
     if (s != SEMBED_OK) {
         sembed_ctx_free(c);
         return s;

@@ -288,7 +288,8 @@ int cli_embed(int argc, char **argv) {
         n_fmt = ncpu >= 4 ? (int)(ncpu / 2 < 8 ? ncpu / 2 : 8) : 1;
     }
     const char *fe = getenv("SEMBED_FMT_THREADS"); /* 1..8, for tests and measurements */
-    if (fe && atoi(fe) >= 1 && atoi(fe) <= 8) n_fmt = atoi(fe);
+    const int fe_n = fe ? atoi(fe) : 0;
+    if (fe_n >= 1 && fe_n <= 8) n_fmt = fe_n;
     char **texts = calloc((size_t)o.batch, sizeof *texts);
     size_t *lens = calloc((size_t)o.batch, sizeof *lens);
     embed_out w;

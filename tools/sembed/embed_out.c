@@ -87,7 +87,7 @@ static void *writer_thread(void *v) {
 
 bool embed_out_start(embed_out *w, FILE *f, bool jsonl, int32_t dim, int32_t cap, int n_fmt) {
     memset(w, 0, sizeof *w);
-    w->f = f, w->jsonl = jsonl, w->dim = dim, w->cap = cap;
+    w->f = f, w->jsonl = jsonl, w->dim = dim;
     w->n_fmt = n_fmt < 1 ? 1 : n_fmt > 8 ? 8 : n_fmt;
     bool ok = true;
     for (int i = 0; i < 2; i++) {

@@ -30,9 +30,8 @@ typedef struct embed_out {
     int next_fill, next_write;
     FILE *f;
     bool jsonl; /* else raw float32 (also the body of .npy) */
-    int32_t dim, cap, n_fmt;
-    char *buf[8];     /* one per formatting thread: (cap / n_fmt + 1) lines */
-    size_t buf_len[8];
+    int32_t dim, n_fmt;
+    char *buf[8]; /* one per formatting thread: (cap / n_fmt + 1) lines */
 } embed_out;
 
 /* Up to 8 formatting threads (JSON lines only); cap vectors per batch. Returns false (with a

@@ -10,8 +10,9 @@
 # .carry/debs (unpacked into a private prefix); the all-MiniLM-L6-v2 tokenizer files in
 # .carry/all-MiniLM-L6-v2 (the weights are generated here, random, seed 0).
 #   GPU_CHECK_QUICK=1   fewer repetitions (a smoke run)
-#   GPU_CHECK_STEPS     which of build,tests,bindings,sanitize,profile,ncu,bench to run
-#                       (default: build,tests,bindings,sanitize,bench; bindings: the Python
+#   GPU_CHECK_STEPS     which of build,tests,bindings,sanitize,profile,ncu,bench,cli to run
+#                       (default: build,tests,bindings,sanitize,bench,cli; cli: sembed embed's
+#                       start-up with and without the GEMM plan on disk, and its rate; bindings: the Python
 #                       binding and sembed embed on the GPU; profile: per-op times of sembed and torch,
 #                       GEMM choice by heuristic vs timed; ncu: Nsight Compute on sembed's kernels)
 set -uo pipefail
@@ -50,7 +51,7 @@ if ! pkg-config --exists libutf8proc jansson openblas zlib libmicrohttpd 2>/dev/
     pkg-config --modversion libutf8proc jansson openblas zlib libmicrohttpd || echo "pkg-config still fails"
 fi
 
-STEPS=${GPU_CHECK_STEPS:-build,tests,bindings,sanitize,bench}
+STEPS=${GPU_CHECK_STEPS:-build,tests,bindings,sanitize,bench,cli}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 OPS_RC=- ENC_RC=- SAN_RC=" -"
 
@@ -198,9 +199,16 @@ BSECS=$([ "$Q" = 1 ] && echo 0.5 || echo 2)
 build-gpu/sembed bench -m "$MODELS/minilm-random" -d cuda -t "$(nproc)" -s "$BSECS" --mixed --query \
     --peer --plot "$OUT/batches.png" -o "$OUT/gpu.json" 2>&1 | grep -v "Loading weights\|Batches:"
 
+fi
+
+if has cli; then
 step "sembed embed --device cuda: the command line on the mixed corpus, start-up apart"
+# start-up with no GEMM plan on disk (timed), then with the plan read back; phases from
+# SEMBED_CUDA_VERBOSE in cli.log
 zcat bench/corpus/mixed.jsonl.gz >"$WORK/mixed.jsonl"
 NM=$(wc -l <"$WORK/mixed.jsonl")
+export SEMBED_CACHE_DIR=$WORK/cache
+rm -rf "$SEMBED_CACHE_DIR"
 msecs() { # runs the command; prints its wall time in ms and its exit status
     local s e rc
     s=$(date +%s%N)
@@ -210,13 +218,24 @@ msecs() { # runs the command; prints its wall time in ms and its exit status
     echo "$(( (e - s) / 1000000 )) $rc"
 }
 CLI=(build-gpu/sembed embed -m "$MODELS/minilm-random" -d cuda --no-progress)
-read -r T1 RC1 < <(msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "--- one text, no plan on disk" >>"$OUT/cli.log"
+read -r T0 RC0 < <(SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "--- one text, the plan read back" >>"$OUT/cli.log"
+read -r T1 RC1 < <(SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "--- one text, heuristic plan (nothing timed)" >>"$OUT/cli.log"
+read -r TH RCH < <(SEMBED_CUDA_GEMM=heuristic SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "start-up (one text): no plan on disk $T0 ms (rc $RC0), plan read back $T1 ms (rc $RC1), heuristic plan $TH ms (rc $RCH)" |
+    tee -a "$OUT/cli.txt"
+grep "start-up" "$OUT/cli.log" | head -40
 for f in raw jsonl raw jsonl; do
     read -r TF RCF < <(msecs "${CLI[@]}" --jsonl -i "$WORK/mixed.jsonl" -f "$f" -o "$WORK/cli.$f")
-    echo "embed -d cuda -f $f: $NM texts in $TF ms (rc $RCF); one text (start-up) $T1 ms (rc $RC1): $(( NM * 1000 / ( TF > T1 ? TF - T1 : 1 ) )) texts/s after start-up" |
+    echo "embed -d cuda -f $f: $NM texts in $TF ms (rc $RCF); one text (start-up) $T1 ms: $(( NM * 1000 / ( TF > T1 ? TF - T1 : 1 ) )) texts/s after start-up" |
         tee -a "$OUT/cli.txt"
 done
+unset SEMBED_CACHE_DIR
+fi
 
+if has bench; then
 step "summary"
 echo "tests: test_cuda_ops rc=$OPS_RC, test_cuda_encode rc=$ENC_RC, gpu_bindings rc=$BIND_RC; sanitizer:$SAN_RC"
 GPU_JSON=$OUT/gpu.json python3 bench/gpu_torch.py peer "$RES" "$OUT/results.json" "${WL[@]}"

@@ -6,6 +6,7 @@
 #include "add_ln.cuh"
 #include "attention.cuh"
 #include "attention_sm90.cuh"
+#include "cache_file.h"
 #include "embed_ln.cuh"
 #include "gemm.cuh"
 #include "gemm_sm90.cuh"
@@ -18,6 +19,7 @@ extern "C" {
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <type_traits>
 #include <stdlib.h>
 #include <vector>
@@ -557,6 +559,85 @@ template <class E> static void test_pool(int32_t H, bool with_skip) {
     check_guards_and_free(name);
 }
 
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool same_plan(const sembed__cu_gemm_shape &a, const sembed__cu_gemm_shape &b) {
+    return !memcmp(&a.algo, &b.algo, sizeof a.algo) && a.M_small == b.M_small &&
+           (a.M_small == 0 || !memcmp(&a.algo_small, &b.algo_small, sizeof a.algo_small)) &&
+           a.M_own == b.M_own && a.sm90 == b.sm90 && (a.sm90 < 0 || a.M_sm90 == b.M_sm90);
+}
+
+/* The plan kept on disk (gemm.cu, "plans on disk"): a second process's plan (the in-process
+ * plans forgotten) is read back, the same; a damaged file or a record out of range is timed
+ * again and rewritten. */
+static void test_gemm_plan_disk(cublasLtHandle_t lt) {
+    char *dir = t_tmpdir();
+    setenv("SEMBED_CACHE_DIR", dir, 1);
+    char *path = sembed__path_join(dir, "gpu-plans.txt");
+    const size_t WS = (size_t)32 << 20;
+    sembed_error e;
+    sembed__cu_gemm_shape a, b, c;
+    sembed__cu_gemm_plan_forget();
+    const double t0 = now_ms();
+    CHECKF(sembed__cu_gemm_plan(&a, lt, 1536, 384, 4096, SEMBED__CU_F16, true, SEMBED__ACTK_GELU,
+                                WS, &e) == SEMBED_OK, "%s", e.msg);
+    const double t1 = now_ms();
+    CHECK(sembed__file_exists(path));
+    sembed__cu_gemm_plan_forget();
+    const double t2 = now_ms();
+    CHECKF(sembed__cu_gemm_plan(&b, lt, 1536, 384, 65536, SEMBED__CU_F16, true, SEMBED__ACTK_GELU,
+                                WS, &e) == SEMBED_OK, "%s", e.msg);
+    const double t3 = now_ms();
+    CHECK(same_plan(a, b));
+    printf("  GEMM plan N=1536 K=384: timed %.1f ms, read from disk %.1f ms (own kernel M<=%lld, "
+           "small algorithm M<=%lld, CUTLASS %d)\n", t1 - t0, t3 - t2, (long long)a.M_own,
+           (long long)a.M_small, a.sm90);
+    /* the record, as gemm.cu lays it out: two algorithms, M_small, M_own, M_sm90, sm90, format */
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(sembed__read_file(path, 1 << 20, &data, &len, &e) == SEMBED_OK);
+    char key[SEMBED__CACHE_KEY_MAX];
+    uint8_t rec[SEMBED__CACHE_VAL_MAX];
+    size_t n = 0;
+    const char *nl = data ? strchr(data, '\n') : NULL;
+    CHECK(nl && sembed__cache_parse_line(data, (size_t)(nl - data), key, rec, &n) &&
+          n == 2 * sizeof(cublasLtMatmulAlgo_t) + 32 && !strncmp(key, "gemm1/", 6));
+    sembed__free(data);
+    /* a record out of range (M_own not a multiple of 16): timed again, the record mended */
+    int64_t bad = 7;
+    memcpy(rec + 2 * sizeof(cublasLtMatmulAlgo_t) + 8, &bad, sizeof bad);
+    CHECK(sembed__cache_put(path, key, rec, n));
+    sembed__cu_gemm_plan_forget();
+    CHECKF(sembed__cu_gemm_plan(&c, lt, 1536, 384, 4096, SEMBED__CU_F16, true, SEMBED__ACTK_GELU,
+                                WS, &e) == SEMBED_OK, "%s", e.msg);
+    CHECK(c.M_own % 16 == 0 && sembed__cache_get(path, key, rec, n));
+    int64_t own = -1;
+    memcpy(&own, rec + 2 * sizeof(cublasLtMatmulAlgo_t) + 8, sizeof own);
+    CHECK(own == c.M_own);
+    /* a damaged file: timed again, rewritten */
+    CHECK(t_write_file(dir, "gpu-plans.txt", "\x01garbage\n", 9));
+    sembed__cu_gemm_plan_forget();
+    CHECKF(sembed__cu_gemm_plan(&c, lt, 1536, 384, 4096, SEMBED__CU_F16, true, SEMBED__ACTK_GELU,
+                                WS, &e) == SEMBED_OK, "%s", e.msg);
+    CHECK(sembed__cache_get(path, key, rec, n));
+    /* a switch bypasses the file: nothing read, nothing written */
+    remove(path);
+    setenv("SEMBED_CUDA_GEMM_SMALL", "0", 1);
+    sembed__cu_gemm_plan_forget();
+    CHECKF(sembed__cu_gemm_plan(&c, lt, 1536, 384, 4096, SEMBED__CU_F16, true, SEMBED__ACTK_GELU,
+                                WS, &e) == SEMBED_OK, "%s", e.msg);
+    CHECK(!sembed__file_exists(path) && c.M_small == 0);
+    unsetenv("SEMBED_CUDA_GEMM_SMALL");
+    unsetenv("SEMBED_CACHE_DIR");
+    sembed__cu_gemm_plan_forget();
+    sembed__free(path);
+    t_rmdir(dir);
+}
+
 int main(void) {
     /* SEMBED_TEST_QUICK=1 (under compute-sanitizer): the large shapes are left out */
     const bool quick = getenv("SEMBED_TEST_QUICK") && atoi(getenv("SEMBED_TEST_QUICK")) == 1;
@@ -631,6 +712,7 @@ int main(void) {
         printf("  CUTLASS GEMM tests skipped (%d configurations built; device %d.%d)\n",
                sembed__cu_sm90_configs(), prop.major, prop.minor);
     }
+    if (gemm) test_gemm_plan_disk(lt);
     CK(cudaFree(ws));
     cublasLtDestroy(lt);
 

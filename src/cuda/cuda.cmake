@@ -77,7 +77,7 @@ target_sources(sembed PRIVATE ${SEMBED_CUDA_SOURCES})
 set_source_files_properties(${SEMBED_CUDA_SOURCES} PROPERTIES COMPILE_OPTIONS
                             "${SEMBED_CUDA_FLAGS}")
 target_compile_definitions(sembed PUBLIC SEMBED_HAVE_CUDA=1)
-target_link_libraries(sembed PUBLIC CUDA::cudart CUDA::cublasLt)
+target_link_libraries(sembed PUBLIC CUDA::cudart CUDA::cublasLt ${CMAKE_DL_LIBS}) # dladdr: gemm.cu
 # Whole-program CUDA (no relocatable device code): no device-link step, whose nvcc call would
 # also receive the C link options (sanitizers).
 set_target_properties(sembed PROPERTIES CUDA_SEPARABLE_COMPILATION OFF

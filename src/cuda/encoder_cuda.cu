@@ -19,6 +19,8 @@ extern "C" {
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #define WS_BYTES ((size_t)32 << 20) /* cuBLASLt workspace */
 
@@ -82,6 +84,7 @@ struct sembed__cuda {
     graph_slot graphs[N_GRAPHS];
     uint64_t graph_clock;
     bool graphs_off;
+    bool trace_first; /* SEMBED_CUDA_VERBOSE: the first encode's time to print */
     /* per-op profile (sembed__cuda_profile): events after each op, summed per op kind */
     bool prof_on;
     int32_t n_ev, max_ev;
@@ -230,13 +233,35 @@ static sembed_status alloc_dev(void **p, size_t bytes, sembed_error *err) {
     return SEMBED_OK;
 }
 
+/* SEMBED_CUDA_VERBOSE=1: the start-up's phases on stderr, ms since the last mark. */
+typedef struct phase_clock {
+    bool on;
+    double t;
+} phase_clock;
+static double mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+static void phase(phase_clock *c, const char *what) {
+    if (!c->on) return;
+    const double t = mono_ms();
+    fprintf(stderr, "sembed cuda start-up: %-28s %8.1f ms\n", what, t - c->t);
+    c->t = t;
+}
+
 static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_error *err) {
+    const char *v = getenv("SEMBED_CUDA_VERBOSE");
+    phase_clock clk = {v && *v && strcmp(v, "0") != 0, mono_ms()};
+    g->trace_first = clk.on;
     SEMBED_CU(cudaSetDevice(g->device));
+    phase(&clk, "context (cudaSetDevice)");
     cudaDeviceProp prop;
     SEMBED_CU(cudaGetDeviceProperties(&prop, g->device));
     snprintf(g->name, sizeof g->name, "%s", prop.name);
     SEMBED_CU(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     SEMBED_CU(cublasLtCreate(&g->lt));
+    phase(&clk, "stream, cuBLASLt handle");
 
     /* weights: a sizing pass, one allocation, then the copies */
     uploader u = {NULL, 0, NULL, g->bf16, SEMBED_OK, err};
@@ -249,6 +274,7 @@ static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_
     upload_all(g, m, &u);
     sembed__free(u.stage);
     if (u.st != SEMBED_OK) return u.st;
+    phase(&clk, "weights uploaded");
 
     const size_t T = (size_t)g->T_max, S = (size_t)g->S_max, H = (size_t)g->H;
     const size_t wide = (size_t)(3 * g->H > g->I ? 3 * g->H : g->I);
@@ -267,18 +293,24 @@ static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_
     SEMBED_CU(cudaHostAlloc((void **)&g->h_out, S * (size_t)g->E * sizeof(float),
                             cudaHostAllocMapped));
     SEMBED_CU(cudaHostGetDevicePointer((void **)&g->h_out_d, g->h_out, 0));
+    phase(&clk, "activation buffers");
 
     const int32_t Hi = g->H, Ii = g->I;
     const sembed__cu_dtype dt = g->bf16 ? SEMBED__CU_BF16 : SEMBED__CU_F16;
     s = sembed__cu_gemm_plan(&g->g_qkv, g->lt, 3 * Hi, Hi, g->T_max, dt, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    phase(&clk, "GEMM plan: QKV");
     if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_o, g->lt, Hi, Hi, g->T_max, dt, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    phase(&clk, "GEMM plan: output projection");
     /* the FFN's activation belongs to its first GEMM (fused there for small batches) */
     if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_i, g->lt, Ii, Hi, g->T_max, dt, true, g->act, WS_BYTES, err);
+    phase(&clk, "GEMM plan: FFN in");
     if (s == SEMBED_OK) s = sembed__cu_gemm_plan(&g->g_f, g->lt, Hi, Ii, g->T_max, dt, true, SEMBED__ACTK_IDENTITY, WS_BYTES, err);
+    phase(&clk, "GEMM plan: FFN out");
     for (int32_t i = 0; i < m->n_dense && s == SEMBED_OK; i++)
         s = sembed__cu_gemm_plan(&g->g_dense[i], g->lt, m->dense[i].out, m->dense[i].in, g->S_max,
                                  SEMBED__CU_F32, m->dense[i].b != NULL, SEMBED__ACTK_IDENTITY,
                                  WS_BYTES, err);
+    if (m->n_dense) phase(&clk, "GEMM plans: Dense");
     return s;
 }
 
@@ -467,6 +499,7 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int
                                   int32_t S, int32_t T, float *out, sembed_error *err) {
     SEMBED_ASSERT(g && S >= 1 && T >= 1 && S <= g->S_max && T <= g->T_max);
     SEMBED_ASSERT(seq_off[0] == 0 && seq_off[S] == T);
+    const double t_first = g->trace_first ? mono_ms() : 0.0;
     SEMBED_CU(cudaSetDevice(g->device));
     /* one pinned buffer: ids (T) | pos_ids (T) | seq_off (S+1) | tiles (2 n_tiles) */
     int32_t *h = g->h_ints;
@@ -497,6 +530,11 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int
     if (s != SEMBED_OK) return s;
     SEMBED_CU(e);
     memcpy(out, g->h_out, sizeof(float) * (size_t)S * (size_t)g->E);
+    if (g->trace_first) { /* the first batch loads the kernels' modules */
+        phase_clock c = {true, t_first};
+        phase(&c, "first batch (encode)");
+        g->trace_first = false;
+    }
     if (g->prof_on) {
         for (int32_t i = 1; i < g->n_ev; i++) {
             float ms = 0.f;

@@ -4,15 +4,19 @@
 #include "gemm.cuh"
 
 #include "act.cuh"
+#include "cache_file.h"
 #include "gemm_sm90.cuh"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -405,6 +409,11 @@ typedef struct plan_entry {
 static std::mutex plan_mu;
 static std::vector<plan_entry> plan_cache;
 
+void sembed__cu_gemm_plan_forget(void) {
+    std::lock_guard<std::mutex> lock(plan_mu);
+    plan_cache.clear();
+}
+
 static bool env_is(const char *name, const char *v) {
     const char *e = getenv(name);
     return e && strcmp(e, v) == 0;
@@ -730,6 +739,127 @@ static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device,
     (void)cudaGetLastError();
 }
 
+/* ---- plans on disk ---------------------------------------------------------------------------
+ * Timing the candidates takes most of a context's start-up (~1 s for MiniLM's four shapes on an
+ * H100), so the timed choice is kept in the user's cache directory (src/cache_file.h) under a key
+ * naming everything it depends on: the card (name, compute capability, SMs), the driver, the CUDA
+ * runtime and cuBLASLt versions, this build of sembed (the file its code was loaded from, by size
+ * and modification time: the own kernel and the CUTLASS configurations are checked for their
+ * bits at plan time, and a rebuilt sembed may have others), the shape and the workspace. A plan
+ * read back is checked as the timing's result would be (the algorithms' fit for every M, the
+ * ranges) and used only if it passes; SEMBED_CACHE_DIR=off keeps nothing on disk. Processes that
+ * find the file read the same plan, so the same text gives the same bits from run to run, where
+ * timing could pick another algorithm each time. Any of the SEMBED_CUDA_GEMM* switches bypasses
+ * the file. */
+typedef struct disk_plan {
+    cublasLtMatmulAlgo_t algo, algo_small;
+    int64_t M_small, M_own, M_sm90;
+    int32_t sm90, format;
+} disk_plan;
+static_assert(sizeof(disk_plan) == 2 * sizeof(cublasLtMatmulAlgo_t) + 32, "disk_plan has padding");
+#define DISK_PLAN_FORMAT 1
+
+/* The path of the plan file, or "" when there is no cache directory. */
+static std::string plan_path(void) {
+    char *dir = sembed__cache_dir();
+    if (!dir) return "";
+    std::string p = std::string(dir) + "/gpu-plans.txt";
+    sembed__free(dir);
+    return p;
+}
+
+/* This build of sembed: the file holding this code, its size and modification time. */
+static std::string build_id(void) {
+    Dl_info info;
+    struct stat st;
+    if (!dladdr((const void *)&sembed__cu_gemm_plan, &info) || !info.dli_fname ||
+        stat(info.dli_fname, &st) != 0)
+        return "";
+    char b[64];
+    snprintf(b, sizeof b, "%lld.%lld.%ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             (long)st.st_mtim.tv_nsec);
+    return b;
+}
+
+/* The key of shape g's plan on device (empty: no key, nothing on disk). */
+static std::string disk_key(const sembed__cu_gemm_shape *g, int device) {
+    cudaDeviceProp prop;
+    int drv = 0, rt = 0;
+    const std::string build = build_id();
+    if (build.empty() || cudaGetDeviceProperties(&prop, device) != cudaSuccess ||
+        cudaDriverGetVersion(&drv) != cudaSuccess || cudaRuntimeGetVersion(&rt) != cudaSuccess)
+        return "";
+    char name[sizeof prop.name];
+    snprintf(name, sizeof name, "%s", prop.name);
+    for (char *c = name; *c; c++)
+        if (*c < '!' || *c > '~') *c = '_';
+    char k[SEMBED__CACHE_KEY_MAX];
+    const int n = snprintf(
+        k, sizeof k, "gemm%d/%s/cc%d.%d/sm%d/drv%d/rt%d/lt%zu/sembed%d.%d.%d/%s/N%dK%d/%s/b%d/a%d/ws%zu",
+        DISK_PLAN_FORMAT, name, prop.major, prop.minor, prop.multiProcessorCount, drv, rt,
+        cublasLtGetVersion(), SEMBED_VERSION_MAJOR, SEMBED_VERSION_MINOR, SEMBED_VERSION_PATCH,
+        build.c_str(), g->N, g->K, g->f32 ? "f32" : g->bf16 ? "bf16" : "f16", (int)g->bias,
+        (int)g->act, g->ws_bytes);
+    return n > 0 && n < (int)sizeof k ? k : "";
+}
+
+static bool gemm_env_set(void) {
+    return getenv("SEMBED_CUDA_GEMM") || getenv("SEMBED_CUDA_GEMM_SMALL") ||
+           getenv("SEMBED_CUDA_GEMM_OWN") || getenv("SEMBED_CUDA_GEMM_SM90");
+}
+
+/* Reads g's plan from the file into g (on success only): true where one was there and passes
+ * the checks the timed plan passed. */
+static bool disk_read(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int device,
+                      const std::string &path, const std::string &key) {
+    disk_plan p;
+    if (path.empty() || key.empty() || !sembed__cache_get(path.c_str(), key.c_str(), &p, sizeof p) ||
+        p.format != DISK_PLAN_FORMAT)
+        return false;
+    sembed__cu_gemm_shape c = *g;
+    c.algo = p.algo, c.algo_small = p.algo_small;
+    c.M_small = p.M_small, c.M_own = p.M_own, c.sm90 = p.sm90, c.M_sm90 = p.M_sm90;
+    if (!splits_nothing(&c.algo)) return false;
+    for (int64_t m : {(int64_t)1, (int64_t)2, (int64_t)7, (int64_t)16, (int64_t)64, (int64_t)333,
+                      (int64_t)4096, (int64_t)65536})
+        if (!algo_fits(lt, &c, &c.algo, m)) return false;
+    if (c.M_small != 0) {
+        if (c.M_small < 16 || c.M_small > M_SMALL_CAP || !splits_nothing(&c.algo_small)) return false;
+        for (int64_t m : {(int64_t)1, (int64_t)2, (int64_t)7, (int64_t)16, (int64_t)64,
+                          (int64_t)M_SMALL_CAP})
+            if (!algo_fits(lt, &c, &c.algo_small, m)) return false;
+    } else {
+        memset(&c.algo_small, 0, sizeof c.algo_small);
+    }
+    if (c.M_own < 0 || c.M_own > small_kernel_rows(&c) || c.M_own % 16 != 0 ||
+        (c.M_own > 0 && small_kernel_setup() != cudaSuccess))
+        return false;
+    int major = 0, minor = 0;
+    if (c.sm90 != -1 &&
+        (c.sm90 < 0 || c.sm90 >= sembed__cu_sm90_configs() || c.f32 || c.bf16 || !c.bias ||
+         c.act != SEMBED__ACTK_GELU || c.M_sm90 < M_SEL / 32 || c.M_sm90 > M_SEL ||
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
+         major != 9 || minor != 0))
+        return false;
+    *g = c;
+    return true;
+}
+
+static void disk_write(const sembed__cu_gemm_shape *g, const std::string &path,
+                       const std::string &key) {
+    if (path.empty() || key.empty()) return;
+    disk_plan p;
+    memset(&p, 0, sizeof p);
+    p.algo = g->algo, p.algo_small = g->algo_small;
+    p.M_small = g->M_small, p.M_own = g->M_own, p.sm90 = g->sm90, p.M_sm90 = g->M_sm90;
+    p.format = DISK_PLAN_FORMAT;
+    if (!sembed__cache_put(path.c_str(), key.c_str(), &p, sizeof p) &&
+        getenv("SEMBED_CUDA_GEMM_VERBOSE"))
+        fprintf(stderr, "gemm N=%d K=%d: the plan could not be written to %s\n", g->N, g->K,
+                path.c_str());
+}
+
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
                                    int32_t K, int64_t M_max, sembed__cu_dtype dt, bool bias,
                                    sembed__act_kind act, size_t ws_bytes, sembed_error *err) {
@@ -752,6 +882,16 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
             p.act == act)
             g->algo = p.algo, g->algo_small = p.algo_small, g->M_small = p.M_small,
             g->M_own = p.M_own, g->sm90 = p.sm90, g->M_sm90 = p.M_sm90, cached = true;
+    /* the plan on disk, for a timed plan with no switch set */
+    const bool disk = timed && !cached && !gemm_env_set();
+    const std::string path = disk ? plan_path() : "", key = disk ? disk_key(g, device) : "";
+    if (disk && disk_read(g, lt, device, path, key)) {
+        cached = true;
+        if (getenv("SEMBED_CUDA_GEMM_VERBOSE"))
+            fprintf(stderr, "gemm N=%d K=%d: plan read from %s\n", N, K, path.c_str());
+        plan_cache.push_back(plan_entry{device, N, K, f32, bf16, bias, act, g->algo, g->algo_small,
+                                        g->M_small, g->M_own, g->sm90, g->M_sm90});
+    }
     if (!cached) {
         /* The heuristic is asked at a fixed M whatever M_max is, so that contexts of every
          * size see the same candidates. */
@@ -807,6 +947,7 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
         plan_cache.push_back(
             plan_entry{device, N, K, f32, bf16, bias, act, g->algo, g->algo_small, g->M_small, g->M_own,
                        g->sm90, g->M_sm90});
+        if (disk) disk_write(g, path, key);
     } else if (!algo_fits(lt, g, &g->algo, M_max)) {
         return sembed__err(err, SEMBED_ERR_BACKEND,
                            "cuBLASLt: the algorithm chosen for N=%d, K=%d does not fit M=%lld",

@@ -15,7 +15,8 @@ typedef enum sembed__cu_dtype { SEMBED__CU_F16, SEMBED__CU_BF16, SEMBED__CU_F32 
  * once per process and (device, N, K, type, bias) — the fastest by measurement at M = 8192, 512
  * and 16 among cuBLASLt's candidates without split-K or any reduction across CTAs, checked valid
  * for M = 1 .. max(M_max, 65536) — so that a row's result never depends on M nor on the context
- * (the batch-invariance contract). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed.
+ * (the batch-invariance contract). The timed plan is kept on disk for later processes (gemm.cu,
+ * "plans on disk"). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed.
  * SEMBED_CUDA_GEMM_SMALL=0: no small-M algorithm; SEMBED_CUDA_GEMM_OWN=0: not the own kernel;
  * SEMBED_CUDA_GEMM_SM90=0: not CUTLASS's Hopper kernels. */
 typedef struct sembed__cu_gemm_shape {
@@ -49,6 +50,10 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
                                    int32_t K, int64_t M_max, sembed__cu_dtype dt, bool bias,
                                    sembed__act_kind act, /* IDENTITY for f32 */
                                    size_t ws_bytes, sembed_error *err);
+
+/* Tests: forgets the plans this process made or read, so that the next plan reads the file on
+ * disk (or times again). Not for a process with live contexts. */
+void sembed__cu_gemm_plan_forget(void);
 
 /* y = act(x · wᵀ + b). y must not overlap x. ws: g->ws_bytes of device memory. */
 sembed_status sembed__cu_gemm(const sembed__cu_gemm_shape *g, cublasLtHandle_t lt,

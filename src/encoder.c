@@ -579,6 +579,11 @@ struct sembed_ctx {
     /* tokenization slots, one per text of a chunk */
     int32_t *slot_ids;   /* (S_max, R) */
     sembed_tokens *slots; /* (S_max) */
+    /* a GPU context's second set: the next chunk is tokenized into it while the GPU runs
+     * batches of the chunk in the first (encode_run swaps the two) */
+    int32_t *slot_ids_alt;
+    sembed_tokens *slots_alt;
+    bool overlap; /* that (SEMBED_CUDA_OVERLAP=0: not, for measurements) */
     sembed_status *slot_status; /* (S_max) */
     /* the packed batch */
     int32_t *ids, *pos_ids; /* (T_max) */
@@ -612,6 +617,8 @@ void sembed_ctx_free(sembed_ctx *c) {
     sembed__free(c->ex.scratch);
     sembed__free(c->slot_ids);
     sembed__free(c->slots);
+    sembed__free(c->slot_ids_alt);
+    sembed__free(c->slots_alt);
     sembed__free(c->slot_status);
     sembed__free(c->ids);
     sembed__free(c->pos_ids);
@@ -812,6 +819,12 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     c->ex.scratch = alloc_n((size_t)c->ex.scratch_floats, sizeof(float), &ok);
     c->slot_ids = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
     c->slots = alloc_n(S, sizeof(sembed_tokens), &ok);
+    if (gpu) {
+        const char *ov = getenv("SEMBED_CUDA_OVERLAP");
+        c->overlap = !ov || strcmp(ov, "0") != 0;
+        c->slot_ids_alt = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
+        c->slots_alt = alloc_n(S, sizeof(sembed_tokens), &ok);
+    }
     c->slot_status = alloc_n(S, sizeof(sembed_status), &ok);
     c->ids = alloc_n(T, sizeof(int32_t), &ok);
     c->pos_ids = alloc_n(T, sizeof(int32_t), &ok);
@@ -1071,6 +1084,39 @@ static sembed_status copy_ids_chunk(sembed_ctx *c, const enc_call *call, int32_t
     return SEMBED_OK;
 }
 
+#define SWAP(type, a, b) do { type t_ = (a); (a) = (b); (b) = t_; } while (0)
+
+/* The chunk of texts (or ids) c0 .. c0+cn-1 into the context's slots, checked, with their
+ * info filled. */
+static sembed_status prepare_chunk(sembed_ctx *c, const enc_call *call, int32_t c0, int32_t cn,
+                                   sembed_encode_info *info, sembed_error *err) {
+    const sembed_model *m = c->m;
+    for (int32_t k = 0; k < cn; k++) {
+        c->slots[k] = (sembed_tokens){.ids = c->slot_ids + (int64_t)k * m->R, .capacity = m->R};
+        c->skip[k] = call->prompt_tokens;
+    }
+    sembed_status s = call->texts ? tokenize_chunk(c, call, c0, cn, err)
+                                  : copy_ids_chunk(c, call, c0, cn, err);
+    if (s != SEMBED_OK) return s;
+    for (int32_t k = 0; k < cn; k++) {
+        const int32_t i = c0 + k;
+        if (c->slots[k].n < 1)
+            return sembed__err(err, SEMBED_ERR_INPUT,
+                               "text %d gives no tokens (the tokenizer adds no special "
+                               "tokens), so it has no embedding",
+                               i);
+        if (c->p.strict_length && c->slots[k].truncated)
+            return sembed__err(err, SEMBED_ERR_TOO_LONG,
+                               "%s %d has %d tokens; the model's max length is %d",
+                               call->texts ? "text" : "input", i, c->slots[k].n_full, m->R);
+        if (info) {
+            info[i].n_tokens = c->slots[k].n;
+            info[i].truncated = c->slots[k].truncated;
+        }
+    }
+    return SEMBED_OK;
+}
+
 static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float *out,
                                 int64_t out_capacity_floats, sembed_encode_info *info,
                                 sembed_error *err) {
@@ -1091,38 +1137,23 @@ static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float 
                            "(include_prompt false), which the CUDA backend does not do yet; "
                            "use the CPU",
                            call->fn);
+    /* On a GPU the next chunk is tokenized into the second set of slots while the chunk's
+     * first batch runs there. */
+    bool ready = false; /* the chunk at c0 is tokenized */
     for (int32_t c0 = 0; c0 < n; c0 += c->S_max) {
         const int32_t cn = n - c0 < c->S_max ? n - c0 : c->S_max;
-        for (int32_t k = 0; k < cn; k++) {
-            c->slots[k] = (sembed_tokens){.ids = c->slot_ids + (int64_t)k * m->R,
-                                          .capacity = m->R};
-            c->skip[k] = call->prompt_tokens;
+        if (!ready) {
+            sembed_status s = prepare_chunk(c, call, c0, cn, info, err);
+            if (s != SEMBED_OK) return s;
         }
-        sembed_status s = call->texts ? tokenize_chunk(c, call, c0, cn, err)
-                                      : copy_ids_chunk(c, call, c0, cn, err);
-        if (s != SEMBED_OK) return s;
-        for (int32_t k = 0; k < cn; k++) {
-            const int32_t i = c0 + k;
-            if (c->slots[k].n < 1)
-                return sembed__err(err, SEMBED_ERR_INPUT,
-                                   "text %d gives no tokens (the tokenizer adds no special "
-                                   "tokens), so it has no embedding",
-                                   i);
-            if (c->p.strict_length && c->slots[k].truncated)
-                return sembed__err(err, SEMBED_ERR_TOO_LONG,
-                                   "%s %d has %d tokens; the model's max length is %d",
-                                   call->texts ? "text" : "input", i, c->slots[k].n_full, m->R);
-            if (info) {
-                info[i].n_tokens = c->slots[k].n;
-                info[i].truncated = c->slots[k].truncated;
-            }
-        }
+        ready = false;
+        const sembed_tokens *slots = c->slots; /* this chunk's, whatever is swapped in */
         /* pack the chunk's texts, in order, into batches of <= T_max tokens */
         for (int32_t k0 = 0; k0 < cn;) {
             int32_t S = 0, T = 0;
             c->seq_off[0] = 0;
-            while (k0 + S < cn && T + c->slots[k0 + S].n <= c->T_max) {
-                const sembed_tokens *tk = &c->slots[k0 + S];
+            while (k0 + S < cn && T + slots[k0 + S].n <= c->T_max) {
+                const sembed_tokens *tk = &slots[k0 + S];
                 SEMBED_ASSERT(tk->n >= 1);
                 memcpy(c->ids + T, tk->ids, sizeof(int32_t) * (size_t)tk->n);
                 T += tk->n;
@@ -1133,8 +1164,20 @@ static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float 
             float *dst = D == E ? out + (int64_t)(c0 + k0) * E : c->stage;
 #ifdef SEMBED_HAVE_CUDA
             if (c->gpu) {
-                s = sembed__cuda_encode(c->gpu, c->ids, c->seq_off, S, T, dst, err);
+                sembed_status s = sembed__cuda_submit(c->gpu, c->ids, c->seq_off, S, T, err);
                 if (s != SEMBED_OK) return s;
+                sembed_status next = SEMBED_OK;
+                const int32_t c1 = c0 + cn;
+                if (k0 == 0 && c1 < n && c->overlap) {
+                    SWAP(int32_t *, c->slot_ids, c->slot_ids_alt);
+                    SWAP(sembed_tokens *, c->slots, c->slots_alt);
+                    next = prepare_chunk(c, call, c1, n - c1 < c->S_max ? n - c1 : c->S_max,
+                                         info, err);
+                    ready = true;
+                }
+                s = sembed__cuda_finish(c->gpu, dst, err);
+                if (s != SEMBED_OK) return s;
+                if (next != SEMBED_OK) return next;
             } else
 #endif
                 forward(c, S, T, call->prompt_tokens > 0 ? c->skip + k0 : NULL, dst);

@@ -173,6 +173,29 @@ static void check_batches(sembed_model *m, int32_t dim) {
     setenv("SEMBED_FMT_THREADS", "3", 1); /* JSON lines formatted in three parts */
     check_jsonl("--batch 4", in, want, n, dim);
     check_jsonl("--batch 2", in, want, n, dim);
+    /* more lines in a call than one round of formatting (256 lines a thread) */
+    {
+        enum { NB = 600 };
+        char **bt = malloc(sizeof(char *) * NB);
+        char *bin = malloc(NB * 16); /* the lines, as a file: too long for a command line */
+        bin[0] = 0;
+        for (int32_t i = 0; i < NB; i++) {
+            bt[i] = malloc(16);
+            snprintf(bt[i], 16, "t%d x", i);
+            snprintf(bin + strlen(bin), 16, "%s\n", bt[i]);
+        }
+        float *bw = lib_vectors(m, NB, (const char *const *)bt);
+        char path[1024], opts[1200];
+        snprintf(path, sizeof path, "%s/many.txt", g_tmp);
+        FILE *f = fopen(path, "w");
+        CHECK(f && fputs(bin, f) >= 0);
+        if (f) fclose(f);
+        snprintf(opts, sizeof opts, "--batch 600 -i %s", path);
+        setenv("SEMBED_FMT_THREADS", "2", 1);
+        check_jsonl(opts, NULL, bw, NB, dim);
+        for (int32_t i = 0; i < NB; i++) free(bt[i]);
+        free(bt), free(bin), free(bw);
+    }
     unsetenv("SEMBED_FMT_THREADS");
     char args[2048];
     snprintf(args, sizeof args, "embed -m '%s' -t 2 -d cpu --batch 4 -f raw -o %s/b.raw", g_dir, g_tmp);

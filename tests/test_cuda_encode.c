@@ -129,6 +129,54 @@ int main(void) {
     printf("  graphs on/off and a 512-token context: %d of %d repeated runs differ\n", gdiff, runs);
     sembed_ctx_free(small);
 
+    /* A call of many chunks (7 texts a chunk, batches of <= 512 tokens): the next chunk is
+     * tokenized while the chunk's last batch runs. The same bits and token counts as the one
+     * 100-text batch, and an over-long text in a later chunk (strict) fails the call, named. */
+    cp.device = "cuda";
+    cp.max_batch_tokens = 512;
+    cp.max_batch_texts = 7;
+    sembed_ctx *chunked = NULL;
+    CHECKF(sembed_ctx_new(m, &cp, &chunked, &err) == SEMBED_OK, "%s", err.msg);
+    if (chunked) {
+        sembed_encode_info info_a[N_TEXTS], info_b[N_TEXTS];
+        CHECKF(sembed_encode(gpu, N_TEXTS, (const char *const *)texts, NULL, vb,
+                             (int64_t)N_TEXTS * dim, info_a, &err) == SEMBED_OK, "%s", err.msg);
+        memset(vb, 0xFF, sizeof(float) * N_TEXTS * dim);
+        CHECKF(sembed_encode(chunked, N_TEXTS, (const char *const *)texts, NULL, vb,
+                             (int64_t)N_TEXTS * dim, info_b, &err) == SEMBED_OK, "%s", err.msg);
+        CHECK(memcmp(vb, vg, sizeof(float) * N_TEXTS * dim) == 0);
+        int idiff = 0;
+        for (int i = 0; i < N_TEXTS; i++)
+            idiff += info_a[i].n_tokens != info_b[i].n_tokens || info_a[i].truncated != info_b[i].truncated;
+        CHECKF(idiff == 0, "%d of %d texts' info differ in 7-text chunks", idiff, N_TEXTS);
+        sembed_ctx_free(chunked);
+    }
+    cp.strict_length = 1;
+    chunked = NULL;
+    CHECKF(sembed_ctx_new(m, &cp, &chunked, &err) == SEMBED_OK, "%s", err.msg);
+    if (chunked) {
+        size_t big = 20000;
+        char *longt = malloc(big + 1);
+        for (size_t k = 0; k < big; k++) longt[k] = k % 6 == 5 ? ' ' : "word"[k % 4];
+        longt[big] = 0;
+        const char *tx[30];
+        for (int i = 0; i < 30; i++) tx[i] = texts[i];
+        tx[23] = longt; /* in the fourth chunk */
+        CHECK(sembed_encode(chunked, 30, tx, NULL, vb, (int64_t)30 * dim, NULL, &err) ==
+                  SEMBED_ERR_TOO_LONG &&
+              strstr(err.msg, "text 23 "));
+        /* the context still works after the failed call */
+        CHECKF(sembed_encode(chunked, 20, (const char *const *)texts, NULL, vb,
+                             (int64_t)20 * dim, NULL, &err) == SEMBED_OK, "%s", err.msg);
+        CHECK(memcmp(vb, vg, sizeof(float) * 20 * dim) == 0);
+        free(longt);
+        sembed_ctx_free(chunked);
+    }
+    cp.strict_length = 0;
+    cp.max_batch_texts = 0;
+    printf("  7-text chunks, 512-token batches: the same bits and info; a long text in chunk 4 "
+           "named\n");
+
     /* SEMBED_PRECISION_BF16: bf16 weights and activations on the GPU */
     cp.device = "cuda";
     cp.max_batch_tokens = 16384;

@@ -85,6 +85,8 @@ struct sembed__cuda {
     uint64_t graph_clock;
     bool graphs_off;
     bool trace_first; /* SEMBED_CUDA_VERBOSE: the first encode's time to print */
+    double t_first;
+    int32_t in_flight; /* texts of the batch submitted and not yet finished */
     /* per-op profile (sembed__cuda_profile): events after each op, summed per op kind */
     bool prof_on;
     int32_t n_ev, max_ev;
@@ -495,11 +497,12 @@ static void capture(sembed__cuda *g, graph_slot *q, size_t n_ints, int32_t n_til
     (void)cudaGetLastError();
 }
 
-sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
-                                  int32_t S, int32_t T, float *out, sembed_error *err) {
+sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
+                                  int32_t S, int32_t T, sembed_error *err) {
     SEMBED_ASSERT(g && S >= 1 && T >= 1 && S <= g->S_max && T <= g->T_max);
     SEMBED_ASSERT(seq_off[0] == 0 && seq_off[S] == T);
-    const double t_first = g->trace_first ? mono_ms() : 0.0;
+    SEMBED_ASSERT(g->in_flight == 0);
+    g->t_first = g->trace_first ? mono_ms() : 0.0;
     SEMBED_CU(cudaSetDevice(g->device));
     /* one pinned buffer: ids (T) | pos_ids (T) | seq_off (S+1) | tiles (2 n_tiles) */
     int32_t *h = g->h_ints;
@@ -525,13 +528,24 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int
                              __FILE__, __LINE__);
     else
         s = enqueue(g, n, n_tiles, S, T, err);
-    /* wait even after a failed launch: the pinned buffers may still be in flight */
-    const cudaError_t e = cudaStreamSynchronize(g->stream);
-    if (s != SEMBED_OK) return s;
-    SEMBED_CU(e);
+    if (s != SEMBED_OK) {
+        /* wait even after a failed launch: the pinned buffers may still be in flight */
+        (void)cudaStreamSynchronize(g->stream);
+        return s;
+    }
+    g->in_flight = S;
+    return SEMBED_OK;
+}
+
+sembed_status sembed__cuda_finish(sembed__cuda *g, float *out, sembed_error *err) {
+    SEMBED_ASSERT(g && g->in_flight > 0);
+    const int32_t S = g->in_flight;
+    g->in_flight = 0;
+    SEMBED_CU(cudaSetDevice(g->device));
+    SEMBED_CU(cudaStreamSynchronize(g->stream));
     memcpy(out, g->h_out, sizeof(float) * (size_t)S * (size_t)g->E);
     if (g->trace_first) { /* the first batch loads the kernels' modules */
-        phase_clock c = {true, t_first};
+        phase_clock c = {true, g->t_first};
         phase(&c, "first batch (encode)");
         g->trace_first = false;
     }
@@ -544,6 +558,12 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int
         g->prof_batches++;
     }
     return SEMBED_OK;
+}
+
+sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
+                                  int32_t S, int32_t T, float *out, sembed_error *err) {
+    const sembed_status s = sembed__cuda_submit(g, ids, seq_off, S, T, err);
+    return s == SEMBED_OK ? sembed__cuda_finish(g, out, err) : s;
 }
 
 /* ---- profile ----------------------------------------------------------------------------- */

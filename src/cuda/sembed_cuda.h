@@ -65,6 +65,14 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, /* (T) */
                                   const int32_t *seq_off,              /* (S+1) */
                                   int32_t S, int32_t T, float *out,    /* (S, dim) */
                                   sembed_error *err);
+/* encode in two halves, so that the CPU can work while the GPU runs: submit copies the batch
+ * into g's pinned buffer and launches it (ids and seq_off may be reused once it returns); finish
+ * waits for it and writes out. One batch in flight at a time: every successful submit is
+ * followed by one finish before the next submit. A failed submit leaves nothing in flight. */
+sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
+                                  int32_t S, int32_t T, sembed_error *err);
+sembed_status sembed__cuda_finish(sembed__cuda *g, float *out, /* (S, dim) */
+                                  sembed_error *err);
 
 /* The GPU context of a sembed_ctx, or NULL when it runs on the CPU (src/encoder.c). */
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LINE_EXTRA 128 /* the fields around the numbers */
+#define LINE_EXTRA 128  /* the fields around the numbers */
+#define ROUND_LINES 256 /* lines a formatting thread formats before they are written */
 
 typedef struct part {
     const embed_out *w;
@@ -40,26 +41,30 @@ static void *format_thread(void *v) {
     return NULL;
 }
 
-/* Writes one slot; false on a write error. */
+/* Writes one slot; false on a write error. JSON lines go in rounds of up to ROUND_LINES lines a
+ * formatting thread, so that the buffers stay small whatever the batch. */
 static bool write_slot(embed_out *w, const embed_out_slot *s) {
     if (!w->jsonl) return fwrite(s->vec, sizeof *s->vec * (size_t)w->dim, (size_t)s->n, w->f) == (size_t)s->n;
-    int n_parts = w->n_fmt < s->n ? w->n_fmt : s->n;
-    if (n_parts < 1) n_parts = 1;
-    part parts[8];
-    pthread_t th[8];
-    bool started[8] = {false};
-    for (int j = 0; j < n_parts; j++) {
-        parts[j] = (part){.w = w, .s = s, .lo = (int32_t)((int64_t)s->n * j / n_parts),
-                          .hi = (int32_t)((int64_t)s->n * (j + 1) / n_parts), .buf = w->buf[j]};
-        if (j > 0) started[j] = pthread_create(&th[j], NULL, format_thread, &parts[j]) == 0;
+    for (int32_t r0 = 0; r0 < s->n; r0 += w->n_fmt * ROUND_LINES) {
+        const int32_t rn = s->n - r0 < w->n_fmt * ROUND_LINES ? s->n - r0 : w->n_fmt * ROUND_LINES;
+        int n_parts = w->n_fmt < rn ? w->n_fmt : rn;
+        if (n_parts < 1) n_parts = 1;
+        part parts[8];
+        pthread_t th[8];
+        bool started[8] = {false};
+        for (int j = 0; j < n_parts; j++) {
+            parts[j] = (part){.w = w, .s = s, .lo = r0 + (int32_t)((int64_t)rn * j / n_parts),
+                              .hi = r0 + (int32_t)((int64_t)rn * (j + 1) / n_parts), .buf = w->buf[j]};
+            if (j > 0) started[j] = pthread_create(&th[j], NULL, format_thread, &parts[j]) == 0;
+        }
+        format_part(&parts[0]);
+        for (int j = 1; j < n_parts; j++) {
+            if (started[j]) pthread_join(th[j], NULL);
+            else format_part(&parts[j]); /* no thread to be had: here */
+        }
+        for (int j = 0; j < n_parts; j++)
+            if (fwrite(parts[j].buf, 1, parts[j].len, w->f) != parts[j].len) return false;
     }
-    format_part(&parts[0]);
-    for (int j = 1; j < n_parts; j++) {
-        if (started[j]) pthread_join(th[j], NULL);
-        else format_part(&parts[j]); /* no thread to be had: here */
-    }
-    for (int j = 0; j < n_parts; j++)
-        if (fwrite(parts[j].buf, 1, parts[j].len, w->f) != parts[j].len) return false;
     return true;
 }
 
@@ -96,7 +101,7 @@ bool embed_out_start(embed_out *w, FILE *f, bool jsonl, int32_t dim, int32_t cap
         ok = ok && w->slot[i].vec && w->slot[i].info;
     }
     if (jsonl) {
-        const size_t lines = (size_t)(cap / w->n_fmt + 1);
+        const size_t lines = (size_t)(cap < ROUND_LINES ? cap : ROUND_LINES);
         for (int j = 0; j < w->n_fmt && ok; j++)
             ok = (w->buf[j] = malloc(lines * ((size_t)dim * (CLI_FMT_F32_MAX + 1) + LINE_EXTRA))) != NULL;
     }

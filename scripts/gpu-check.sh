@@ -174,6 +174,46 @@ done
 grep -E "attention_kernel|act_f16|add_ln|Duration|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|Theoretical Occupancy" "$OUT/ncu.txt" | head -60
 fi
 
+if has cli; then
+step "sembed embed --device cuda: the command line on the mixed corpus, start-up apart"
+# start-up with no GEMM plan on disk (timed), then with the plan read back; phases from
+# SEMBED_CUDA_VERBOSE in cli.log
+# the corpus ten times over (120,000 texts), so that the rate is the steady state's
+for i in 1 2 3 4 5 6 7 8 9 10; do zcat bench/corpus/mixed.jsonl.gz; done >"$WORK/mixed.jsonl"
+NM=$(wc -l <"$WORK/mixed.jsonl")
+export SEMBED_CACHE_DIR=$WORK/cache
+rm -rf "$SEMBED_CACHE_DIR"
+msecs() { # runs the command; prints its wall time in ms and its exit status
+    local s e rc
+    s=$(date +%s%N)
+    "$@" >/dev/null 2>>"$OUT/cli.log"
+    rc=$?
+    e=$(date +%s%N)
+    echo "$(( (e - s) / 1000000 )) $rc"
+}
+CLI=(build-gpu/sembed embed -m "$MODELS/minilm-random" -d cuda --no-progress)
+echo "--- one text, no plan on disk" >>"$OUT/cli.log"
+read -r T0 RC0 < <(SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "--- one text, the plan read back" >>"$OUT/cli.log"
+read -r T1 RC1 < <(SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "--- one text, heuristic plan (nothing timed)" >>"$OUT/cli.log"
+read -r TH RCH < <(SEMBED_CUDA_GEMM=heuristic SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+echo "start-up (one text): no plan on disk $T0 ms (rc $RC0), plan read back $T1 ms (rc $RC1), heuristic plan $TH ms (rc $RCH)" |
+    tee -a "$OUT/cli.txt"
+grep "start-up" "$OUT/cli.log" | head -40
+for f in raw jsonl raw jsonl; do
+    read -r TF RCF < <(msecs "${CLI[@]}" --jsonl -i "$WORK/mixed.jsonl" -f "$f" -o "$WORK/cli.$f")
+    echo "embed -d cuda -f $f: $NM texts in $TF ms (rc $RCF); one text (start-up) $T1 ms: $(( NM * 1000 / ( TF > T1 ? TF - T1 : 1 ) )) texts/s after start-up" |
+        tee -a "$OUT/cli.txt"
+done
+# the input read while a batch encodes (default) or not, alternating
+for ra in 0 1 0 1; do
+    read -r TF RCF < <(SEMBED_READ_AHEAD=$ra msecs "${CLI[@]}" --jsonl -i "$WORK/mixed.jsonl" -f raw -o "$WORK/cli.raw")
+    echo "embed -d cuda -f raw, SEMBED_READ_AHEAD=$ra: $NM texts in $TF ms (rc $RCF)" | tee -a "$OUT/cli.txt"
+done
+unset SEMBED_CACHE_DIR
+fi
+
 if has bench; then
 step "benchmark: sembed CUDA vs PyTorch fp16 SDPA (same weights, same ids)"
 Q=${GPU_CHECK_QUICK:-0}
@@ -207,41 +247,6 @@ step "mixed with the BERT-base shape vs sentence-transformers fp16"
 build-gpu/sembed bench -m "$MODELS/base-random" -d cuda -t "$(nproc)" -s 0.2 -b 1 --mixed \
     --peer -o "$OUT/gpu-base.json" 2>&1 | grep -E "mixed|sentence-transformers"
 
-fi
-
-if has cli; then
-step "sembed embed --device cuda: the command line on the mixed corpus, start-up apart"
-# start-up with no GEMM plan on disk (timed), then with the plan read back; phases from
-# SEMBED_CUDA_VERBOSE in cli.log
-# the corpus ten times over (120,000 texts), so that the rate is the steady state's
-for i in 1 2 3 4 5 6 7 8 9 10; do zcat bench/corpus/mixed.jsonl.gz; done >"$WORK/mixed.jsonl"
-NM=$(wc -l <"$WORK/mixed.jsonl")
-export SEMBED_CACHE_DIR=$WORK/cache
-rm -rf "$SEMBED_CACHE_DIR"
-msecs() { # runs the command; prints its wall time in ms and its exit status
-    local s e rc
-    s=$(date +%s%N)
-    "$@" >/dev/null 2>>"$OUT/cli.log"
-    rc=$?
-    e=$(date +%s%N)
-    echo "$(( (e - s) / 1000000 )) $rc"
-}
-CLI=(build-gpu/sembed embed -m "$MODELS/minilm-random" -d cuda --no-progress)
-echo "--- one text, no plan on disk" >>"$OUT/cli.log"
-read -r T0 RC0 < <(SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
-echo "--- one text, the plan read back" >>"$OUT/cli.log"
-read -r T1 RC1 < <(SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
-echo "--- one text, heuristic plan (nothing timed)" >>"$OUT/cli.log"
-read -r TH RCH < <(SEMBED_CUDA_GEMM=heuristic SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
-echo "start-up (one text): no plan on disk $T0 ms (rc $RC0), plan read back $T1 ms (rc $RC1), heuristic plan $TH ms (rc $RCH)" |
-    tee -a "$OUT/cli.txt"
-grep "start-up" "$OUT/cli.log" | head -40
-for f in raw jsonl raw jsonl; do
-    read -r TF RCF < <(msecs "${CLI[@]}" --jsonl -i "$WORK/mixed.jsonl" -f "$f" -o "$WORK/cli.$f")
-    echo "embed -d cuda -f $f: $NM texts in $TF ms (rc $RCF); one text (start-up) $T1 ms: $(( NM * 1000 / ( TF > T1 ? TF - T1 : 1 ) )) texts/s after start-up" |
-        tee -a "$OUT/cli.txt"
-done
-unset SEMBED_CACHE_DIR
 fi
 
 if has bench; then

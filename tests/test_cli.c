@@ -170,6 +170,9 @@ static void check_batches(sembed_model *m, int32_t dim) {
     char in[512] = "";
     for (int32_t i = 0; i < n; i++) snprintf(in + strlen(in), sizeof in - strlen(in), "%s\\n", texts[i]);
     check_jsonl("--batch 2", in, want, n, dim);
+    setenv("SEMBED_READ_AHEAD", "0", 1); /* the input read only between batches */
+    check_jsonl("--batch 2", in, want, n, dim);
+    unsetenv("SEMBED_READ_AHEAD");
     setenv("SEMBED_FMT_THREADS", "3", 1); /* JSON lines formatted in three parts */
     check_jsonl("--batch 4", in, want, n, dim);
     check_jsonl("--batch 2", in, want, n, dim);

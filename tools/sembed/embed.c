@@ -1,6 +1,7 @@
 /* embed.c — `sembed embed`: embeddings of texts as JSON lines, .npy or raw float32, and
  * `sembed similarity`: the cosine matrix and nearest neighbours of a few texts. */
 #include "cli.h"
+#include "embed_in.h"
 #include "embed_out.h"
 
 #include <errno.h>
@@ -71,28 +72,6 @@ static bool parse_int(const char *s, long lo, long hi, long *out) {
     long v = strtol(s, &end, 10);
     if (!*s || *end || errno || v < lo || v > hi) return false;
     *out = v;
-    return true;
-}
-
-/* Reads the next text of the input; *text is malloc'ed. Returns false at the end; sets *bad
- * when a JSON line cannot be read. */
-static bool next_text(cli_lines *r, bool jsonl, char **text, size_t *len, bool *bad) {
-    char *line;
-    size_t n;
-    *bad = false;
-    if (!cli_next_line(r, &line, &n)) return false;
-    if (n > 0 && line[n - 1] == '\r') line[--n] = 0;
-    if (!jsonl) {
-        *text = malloc(n + 1);
-        if (!*text) {
-            *bad = true;
-            return true;
-        }
-        memcpy(*text, line, n + 1);
-        *len = n;
-        return true;
-    }
-    if (!cli_json_text(line, n, text, len)) *bad = true;
     return true;
 }
 
@@ -278,7 +257,7 @@ int cli_embed(int argc, char **argv) {
         fprintf(stderr, "sembed embed: cannot read %s: %s\n", o.input, strerror(errno));
         rc = 1;
     }
-    /* a GPU context takes bigger calls (one pass of the library's GPU default holds ~1000
+    /* a GPU context takes bigger calls (one chunk of the library's GPU default holds 1024
      * texts); the output is formatted and written by embed_out's threads meanwhile */
     const bool on_gpu = strncmp(sembed_ctx_device(ctx), "cuda", 4) == 0;
     if (o.batch == 0) o.batch = on_gpu ? 8192 : 256; /* on a GPU a call of 8 chunks: the library tokenizes one while the GPU runs another */
@@ -290,16 +269,23 @@ int cli_embed(int argc, char **argv) {
     const char *fe = getenv("SEMBED_FMT_THREADS"); /* 1..8, for tests and measurements */
     const int fe_n = fe ? atoi(fe) : 0;
     if (fe_n >= 1 && fe_n <= 8) n_fmt = fe_n;
-    char **texts = calloc((size_t)o.batch, sizeof *texts);
-    size_t *lens = calloc((size_t)o.batch, sizeof *lens);
+    /* texts from the arguments, or read by embed_in's thread while the batch before encodes */
+    embed_in_batch args = {0};
+    if (from_args) {
+        args.texts = calloc((size_t)o.batch, sizeof *args.texts);
+        args.lens = calloc((size_t)o.batch, sizeof *args.lens);
+    }
+    embed_in in;
+    bool in_on = false;
     embed_out w;
     bool w_on = false;
-    if (!texts || !lens) {
+    if (from_args && (!args.texts || !args.lens)) {
         fprintf(stderr, "sembed embed: out of memory\n");
         rc = 1;
     } else if (!rc) {
         w_on = embed_out_start(&w, out, o.format == FMT_JSONL, dim, o.batch, n_fmt);
         if (!w_on) rc = 1;
+        if (!rc && !from_args && !(in_on = embed_in_start(&in, &r, o.jsonl_in, o.batch))) rc = 1;
     }
     bool show = o.progress && isatty(STDERR_FILENO) && !from_args;
     int64_t done = 0, bytes = 0;
@@ -311,34 +297,41 @@ int cli_embed(int argc, char **argv) {
             rc = 1; /* the writer reported it */
             break;
         }
-        int32_t n = 0;
-        while (n < o.batch) {
-            if (from_args) {
-                if (argi >= argc) break;
-                texts[n] = strdup(argv[argi]);
-                lens[n] = strlen(argv[argi++]);
-                if (!texts[n]) break;
-            } else {
-                bool bad = false;
-                if (!next_text(&r, o.jsonl_in, &texts[n], &lens[n], &bad)) break;
-                if (bad) {
-                    fprintf(stderr, "sembed embed: input line %lld: expected a JSON string or an object with a \"text\" string\n",
-                            (long long)(done + n + 1));
+        embed_in_batch *b = &args;
+        if (from_args) {
+            while (args.n < o.batch && argi < argc) {
+                if (!(args.texts[args.n] = strdup(argv[argi]))) {
+                    fprintf(stderr, "sembed embed: out of memory\n");
                     rc = 1;
                     break;
                 }
+                args.lens[args.n++] = strlen(argv[argi++]);
             }
-            bytes += (int64_t)lens[n];
-            n++;
+            args.end = argi >= argc;
+        } else {
+            b = embed_in_take(&in);
         }
-        if (rc || n == 0) {
-            for (int32_t i = 0; i < n; i++) free(texts[i]);
-            break;
+        const int32_t n = b->n;
+        bool stop = b->end;
+        if (b->bad) {
+            fprintf(stderr, "sembed embed: input line %lld: expected a JSON string or an object with a \"text\" string\n",
+                    (long long)(done + n + 1));
+            rc = 1;
         }
+        sembed_status st = SEMBED_OK;
         sembed_error err = {0};
-        sembed_status st = sembed_encode_ex(ctx, n, (const char *const *)texts, lens, &o.eo,
-                                            slot->vec, (int64_t)n * dim, slot->info, &err);
-        for (int32_t i = 0; i < n; i++) free(texts[i]);
+        if (!rc && n > 0) {
+            st = sembed_encode_ex(ctx, n, (const char *const *)b->texts, b->lens, &o.eo, slot->vec,
+                                  (int64_t)n * dim, slot->info, &err);
+            bytes += b->bytes;
+        }
+        if (from_args) {
+            for (int32_t i = 0; i < n; i++) free(args.texts[i]);
+            args.n = 0;
+        } else {
+            embed_in_release(&in, b);
+        }
+        if (rc || n == 0) break;
         if (st != SEMBED_OK) {
             fprintf(stderr, "sembed embed: texts %lld..%lld: %s\n", (long long)done,
                     (long long)(done + n - 1), err.msg);
@@ -351,7 +344,9 @@ int cli_embed(int argc, char **argv) {
             progress(done, bytes, t0, false);
             last = mono();
         }
+        if (stop) break;
     }
+    if (in_on) embed_in_stop(&in);
     if (w_on && !embed_out_finish(&w)) rc = 1;
     if (show && done) progress(done, bytes, t0, true);
     if (!rc && o.format == FMT_NPY) {
@@ -368,8 +363,8 @@ int cli_embed(int argc, char **argv) {
     }
     if (r.f && r.f != stdin) fclose(r.f);
     cli_lines_free(&r);
-    free(texts);
-    free(lens);
+    free(args.texts);
+    free(args.lens);
     sembed_ctx_free(ctx);
     sembed_model_free(model);
     return rc;

@@ -322,7 +322,18 @@ typedef struct timing_bufs {
     cudaEvent_t e0, e1;
 } timing_bufs;
 
-#define M_SEL 8192 /* the rows the algorithm is chosen for, whatever the context's size */
+/* the rows the algorithm is chosen for, whatever the context's size: 8192
+ * (SEMBED_CUDA_GEMM_MSEL=M, 512 .. 65536, for experiments) */
+static int64_t m_sel(void) {
+    static int64_t m = 0;
+    if (m == 0) {
+        const char *e = getenv("SEMBED_CUDA_GEMM_MSEL");
+        const long v = e ? strtol(e, NULL, 10) : 0;
+        m = v >= 512 && v <= 65536 ? v : 8192;
+    }
+    return m;
+}
+#define M_SEL m_sel()
 #define M_SMALL_CAP 256 /* the most rows a small-M algorithm may take */
 
 /* One call of CUTLASS configuration cfg (gemm_sm90.cuh) for g: y = act(x · wᵀ + b). */
@@ -488,8 +499,8 @@ static sembed_status pick_by_timing(cublasLtHandle_t lt, const sembed__cu_gemm_s
         const float sc = 2.f * v[0] / best_t[0] + v[1] / best_t[1] + v[2] / best_t[2];
         if (verbose) {
             print_algo(g, "cand", i, &cand[i]);
-            fprintf(stderr, " M=%d %.4f ms (%.0f TFLOP/s), M=512 %.4f, M=16 %.4f, score %.3f\n",
-                    M_SEL, v[0], 2.0 * M * N * K / (v[0] * 1e9), v[1], v[2], sc);
+            fprintf(stderr, " M=%lld %.4f ms (%.0f TFLOP/s), M=512 %.4f, M=16 %.4f, score %.3f\n",
+                    (long long)M_SEL, v[0], 2.0 * M * N * K / (v[0] * 1e9), v[1], v[2], sc);
         }
         if (sc < best_score) best_score = sc, *best = i;
     }
@@ -706,8 +717,8 @@ static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device,
                                  (int64_t)1 << 24, g->N, g->K, t->ws, g->ws_bytes, t->st, &need);
         const float v = e == cudaSuccess ? time_algo(lt, g, NULL, M_SEL, t, false, c) : -1.f;
         if (verbose)
-            fprintf(stderr, "gemm N=%d K=%d: CUTLASS %s at M=%d: %.4f ms (%s), cuBLASLt%s %.4f ms\n",
-                    g->N, g->K, sembed__cu_sm90_name(c), M_SEL, v, cudaGetErrorString(e),
+            fprintf(stderr, "gemm N=%d K=%d: CUTLASS %s at M=%lld: %.4f ms (%s), cuBLASLt%s %.4f ms\n",
+                    g->N, g->K, sembed__cu_sm90_name(c), (long long)M_SEL, v, cudaGetErrorString(e),
                     g->act != SEMBED__ACTK_IDENTITY ? " + act pass" : "", t_main);
         if (v > 0.f && v < 0.97f * t_main) by_t.push_back({v, c});
     }
@@ -805,7 +816,8 @@ static std::string disk_key(const sembed__cu_gemm_shape *g, int device) {
 
 static bool gemm_env_set(void) {
     return getenv("SEMBED_CUDA_GEMM") || getenv("SEMBED_CUDA_GEMM_SMALL") ||
-           getenv("SEMBED_CUDA_GEMM_OWN") || getenv("SEMBED_CUDA_GEMM_SM90");
+           getenv("SEMBED_CUDA_GEMM_OWN") || getenv("SEMBED_CUDA_GEMM_SM90") ||
+           getenv("SEMBED_CUDA_GEMM_MSEL");
 }
 
 /* Reads g's plan from the file into g (on success only): true where one was there and passes

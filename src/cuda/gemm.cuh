@@ -18,7 +18,8 @@ typedef enum sembed__cu_dtype { SEMBED__CU_F16, SEMBED__CU_BF16, SEMBED__CU_F32 
  * (the batch-invariance contract). The timed plan is kept on disk for later processes (gemm.cu,
  * "plans on disk"). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed.
  * SEMBED_CUDA_GEMM_SMALL=0: no small-M algorithm; SEMBED_CUDA_GEMM_OWN=0: not the own kernel;
- * SEMBED_CUDA_GEMM_SM90=0: not CUTLASS's Hopper kernels. */
+ * SEMBED_CUDA_GEMM_SM90=0: not CUTLASS's Hopper kernels; SEMBED_CUDA_GEMM_MSEL=M: chosen at M
+ * rows instead of 8192 (experiments). */
 typedef struct sembed__cu_gemm_shape {
     cublasLtMatmulAlgo_t algo;
     /* For M <= M_small (0: never): an algorithm faster at few rows whose rows were checked, on

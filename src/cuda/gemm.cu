@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -322,16 +323,27 @@ typedef struct timing_bufs {
     cudaEvent_t e0, e1;
 } timing_bufs;
 
-/* the rows the algorithm is chosen for, whatever the context's size: 8192
- * (SEMBED_CUDA_GEMM_MSEL=M, 512 .. 65536, for experiments) */
+/* The rows the algorithm is chosen for, whatever the context's size: 32768, the tokens of a full
+ * pass of a GPU context by default (8192 until the H100 showed tile 20 at 32768 rows 6% faster
+ * on BERT-base's fixed workloads than the tiles that won at 8192: dev/kernels/NOTES.md v6);
+ * 8192 on a device with less than 4 GiB free (the timing scratch of a BERT-large FFN at 32768
+ * rows is ~0.5 GB). SEMBED_CUDA_GEMM_MSEL=M (512 .. 65536) for experiments. Fixed per process. */
 static int64_t m_sel(void) {
-    static int64_t m = 0;
-    if (m == 0) {
+    static std::atomic<int64_t> m{0};
+    int64_t v = m.load(std::memory_order_relaxed);
+    if (v == 0) {
         const char *e = getenv("SEMBED_CUDA_GEMM_MSEL");
-        const long v = e ? strtol(e, NULL, 10) : 0;
-        m = v >= 512 && v <= 65536 ? v : 8192;
+        const long ev = e ? strtol(e, NULL, 10) : 0;
+        size_t free_b = 0, total_b = 0;
+        v = ev >= 512 && ev <= 65536 ? ev
+            : cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b >= ((size_t)4 << 30)
+                ? 32768
+                : 8192;
+        (void)cudaGetLastError();
+        int64_t expect = 0;
+        if (!m.compare_exchange_strong(expect, v)) v = expect;
     }
-    return m;
+    return v;
 }
 #define M_SEL m_sel()
 #define M_SMALL_CAP 256 /* the most rows a small-M algorithm may take */
@@ -806,11 +818,11 @@ static std::string disk_key(const sembed__cu_gemm_shape *g, int device) {
         if (*c < '!' || *c > '~') *c = '_';
     char k[SEMBED__CACHE_KEY_MAX];
     const int n = snprintf(
-        k, sizeof k, "gemm%d/%s/cc%d.%d/sm%d/drv%d/rt%d/lt%zu/sembed%d.%d.%d/%s/N%dK%d/%s/b%d/a%d/ws%zu",
+        k, sizeof k, "gemm%d/%s/cc%d.%d/sm%d/drv%d/rt%d/lt%zu/sembed%d.%d.%d/%s/N%dK%d/%s/b%d/a%d/ws%zu/m%lld",
         DISK_PLAN_FORMAT, name, prop.major, prop.minor, prop.multiProcessorCount, drv, rt,
         cublasLtGetVersion(), SEMBED_VERSION_MAJOR, SEMBED_VERSION_MINOR, SEMBED_VERSION_PATCH,
         build.c_str(), g->N, g->K, g->f32 ? "f32" : g->bf16 ? "bf16" : "f16", (int)g->bias,
-        (int)g->act, g->ws_bytes);
+        (int)g->act, g->ws_bytes, (long long)M_SEL);
     return n > 0 && n < (int)sizeof k ? k : "";
 }
 

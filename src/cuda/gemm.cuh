@@ -12,14 +12,15 @@
 typedef enum sembed__cu_dtype { SEMBED__CU_F16, SEMBED__CU_BF16, SEMBED__CU_F32 } sembed__cu_dtype;
 
 /* A planned GEMM shape: N outputs, K inputs, any M up to M_max rows. The algorithm is chosen
- * once per process and (device, N, K, type, bias) — the fastest by measurement at M = 8192, 512
+ * once per process and (device, N, K, type, bias) — the fastest by measurement at M = 32768 (8192
+ * on a device with little free memory), 512
  * and 16 among cuBLASLt's candidates without split-K or any reduction across CTAs, checked valid
  * for M = 1 .. max(M_max, 65536) — so that a row's result never depends on M nor on the context
  * (the batch-invariance contract). The timed plan is kept on disk for later processes (gemm.cu,
  * "plans on disk"). SEMBED_CUDA_GEMM=heuristic: the first candidate, untimed.
  * SEMBED_CUDA_GEMM_SMALL=0: no small-M algorithm; SEMBED_CUDA_GEMM_OWN=0: not the own kernel;
  * SEMBED_CUDA_GEMM_SM90=0: not CUTLASS's Hopper kernels; SEMBED_CUDA_GEMM_MSEL=M: chosen at M
- * rows instead of 8192 (experiments). */
+ * rows instead (experiments). */
 typedef struct sembed__cu_gemm_shape {
     cublasLtMatmulAlgo_t algo;
     /* For M <= M_small (0: never): an algorithm faster at few rows whose rows were checked, on

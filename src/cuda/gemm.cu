@@ -795,9 +795,11 @@ static std::string plan_path(void) {
 static std::string build_id(void) {
     Dl_info info;
     struct stat st;
-    if (!dladdr((const void *)&sembed__cu_gemm_plan, &info) || !info.dli_fname ||
-        stat(info.dli_fname, &st) != 0)
-        return "";
+    if (!dladdr((const void *)&sembed__cu_gemm_plan, &info) || !info.dli_fname) return "";
+    /* in the main program (sembed linked statically) glibc names it as it was run, argv[0]:
+     * "sembed" from PATH is no path from here */
+    const char *f = strchr(info.dli_fname, '/') ? info.dli_fname : "/proc/self/exe";
+    if (stat(f, &st) != 0) return "";
     char b[64];
     snprintf(b, sizeof b, "%lld.%lld.%ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
              (long)st.st_mtim.tv_nsec);

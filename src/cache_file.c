@@ -63,37 +63,22 @@ static char *read_all(const char *path, size_t *len) {
     return data;
 }
 
-/* Calls f(line, length, key, val, val_len, arg) for each line of data that parses. */
-typedef void (*line_fn)(const char *line, size_t n, const char *key, const uint8_t *val,
-                        size_t val_len, void *arg);
-static void each_line(const char *data, size_t len, line_fn f, void *arg) {
-    char key[SEMBED__CACHE_KEY_MAX];
-    uint8_t val[SEMBED__CACHE_VAL_MAX];
-    size_t at = 0;
-    while (at < len) {
-        const char *nl = memchr(data + at, '\n', len - at);
-        if (!nl) break; /* a last line without its newline was cut short: left out */
-        const size_t n = (size_t)(nl - (data + at));
-        size_t vl = 0;
-        if (sembed__cache_parse_line(data + at, n, key, val, &vl)) f(data + at, n, key, val, vl, arg);
-        at += n + 1;
+/* The next line of data from *at that parses: its key and record, and where the line is (*line,
+ * *line_n bytes with its '\n'). False at the end. A last line without its '\n' (a write cut
+ * short) is left out. */
+static bool next_record(const char *data, size_t len, size_t *at, char *key, uint8_t *val,
+                        size_t *val_len, size_t *line, size_t *line_n) {
+    while (*at < len) {
+        const char *nl = memchr(data + *at, '\n', len - *at);
+        if (!nl) return false;
+        const size_t start = *at, n = (size_t)(nl - (data + start));
+        *at = start + n + 1;
+        if (sembed__cache_parse_line(data + start, n, key, val, val_len)) {
+            *line = start, *line_n = n + 1;
+            return true;
+        }
     }
-}
-
-typedef struct get_state {
-    const char *key;
-    void *val;
-    size_t len;
-    bool found;
-} get_state;
-
-static void get_line(const char *line, size_t n, const char *key, const uint8_t *val,
-                     size_t val_len, void *arg) {
-    (void)line, (void)n;
-    get_state *g = arg;
-    if (strcmp(key, g->key) != 0) return;
-    g->found = val_len == g->len;
-    if (g->found) memcpy(g->val, val, val_len);
+    return false;
 }
 
 bool sembed__cache_get(const char *path, const char *key, void *val, size_t len) {
@@ -101,40 +86,15 @@ bool sembed__cache_get(const char *path, const char *key, void *val, size_t len)
     size_t n = 0;
     char *data = read_all(path, &n);
     if (!data) return false;
-    uint8_t tmp[SEMBED__CACHE_VAL_MAX];
-    get_state g = {key, tmp, len, false};
-    each_line(data, n, get_line, &g);
+    char k[SEMBED__CACHE_KEY_MAX];
+    uint8_t v[SEMBED__CACHE_VAL_MAX], got[SEMBED__CACHE_VAL_MAX];
+    size_t at = 0, vl = 0, lo = 0, ln = 0;
+    bool found = false;
+    while (next_record(data, n, &at, k, v, &vl, &lo, &ln))
+        if (strcmp(k, key) == 0 && (found = vl == len)) memcpy(got, v, len); /* the last wins */
     sembed__free(data);
-    if (g.found) memcpy(val, tmp, len);
-    return g.found;
-}
-
-/* The lines kept by a put: offsets into the old file's data. */
-typedef struct keep_state {
-    const char *key;
-    const char *base;
-    size_t (*span)[2];
-    size_t n, cap;
-    bool oom;
-} keep_state;
-
-static void keep_line(const char *line, size_t n, const char *key, const uint8_t *val,
-                      size_t val_len, void *arg) {
-    (void)val, (void)val_len;
-    keep_state *k = arg;
-    if (k->oom || strcmp(key, k->key) == 0) return;
-    if (k->n == k->cap) {
-        const size_t cap = k->cap ? 2 * k->cap : 64;
-        size_t (*s)[2] = sembed__realloc(k->span, cap * sizeof *s);
-        if (!s) {
-            k->oom = true;
-            return;
-        }
-        k->span = s, k->cap = cap;
-    }
-    k->span[k->n][0] = (size_t)(line - k->base);
-    k->span[k->n][1] = n + 1;
-    k->n++;
+    if (found) memcpy(val, got, len);
+    return found;
 }
 
 /* mkdir -p of the directory part of path */
@@ -155,15 +115,30 @@ static bool make_parents(const char *path) {
 bool sembed__cache_put(const char *path, const char *key, const void *val, size_t len) {
     if (!path || !key_ok(key) || len < 1 || len > SEMBED__CACHE_VAL_MAX) return false;
     if (!make_parents(path)) return false;
-    size_t n_old = 0;
+    /* the old lines that parse, less key's: their offsets and lengths */
+    size_t n_old = 0, n_keep = 0, cap = 0;
     char *old = read_all(path, &n_old);
-    keep_state k = {key, old, NULL, 0, 0, false};
-    if (old) each_line(old, n_old, keep_line, &k);
+    size_t (*span)[2] = NULL;
+    bool oom = false;
+    if (old) {
+        char k[SEMBED__CACHE_KEY_MAX];
+        uint8_t v[SEMBED__CACHE_VAL_MAX];
+        size_t at = 0, vl = 0, lo = 0, ln = 0;
+        while (!oom && next_record(old, n_old, &at, k, v, &vl, &lo, &ln)) {
+            if (strcmp(k, key) == 0) continue;
+            if (n_keep == cap) {
+                cap = cap ? 2 * cap : 64;
+                size_t (*sp)[2] = sembed__realloc(span, cap * sizeof *sp);
+                if (!(oom = sp == NULL)) span = sp;
+            }
+            if (!oom) span[n_keep][0] = lo, span[n_keep++][1] = ln;
+        }
+    }
     /* the new line */
     const size_t kl = strlen(key), nl = kl + 1 + 2 * len + 1;
     char *line = sembed__malloc(nl + 1);
     static const char hex[] = "0123456789abcdef";
-    bool ok = line && !k.oom;
+    bool ok = line && !oom;
     if (ok) {
         memcpy(line, key, kl);
         line[kl] = ' ';
@@ -177,8 +152,8 @@ bool sembed__cache_put(const char *path, const char *key, const void *val, size_
     }
     /* the oldest lines go first where the whole would pass FILE_MAX */
     size_t first = 0, total = nl;
-    for (size_t i = 0; i < k.n; i++) total += k.span[i][1];
-    while (first < k.n && total > SEMBED__CACHE_FILE_MAX) total -= k.span[first++][1];
+    for (size_t i = 0; i < n_keep; i++) total += span[i][1];
+    while (first < n_keep && total > SEMBED__CACHE_FILE_MAX) total -= span[first++][1];
     char *tmp = NULL;
     if (ok) {
         static atomic_uint seq;
@@ -190,8 +165,8 @@ bool sembed__cache_put(const char *path, const char *key, const void *val, size_
     }
     FILE *f = ok ? fopen(tmp, "wb") : NULL;
     if (ok && f) {
-        for (size_t i = first; i < k.n && ok; i++)
-            ok = fwrite(old + k.span[i][0], 1, k.span[i][1], f) == k.span[i][1];
+        for (size_t i = first; i < n_keep && ok; i++)
+            ok = fwrite(old + span[i][0], 1, span[i][1], f) == span[i][1];
         ok = ok && fwrite(line, 1, nl, f) == nl;
         ok = fclose(f) == 0 && ok;
         ok = ok && rename(tmp, path) == 0;
@@ -201,7 +176,7 @@ bool sembed__cache_put(const char *path, const char *key, const void *val, size_
     }
     sembed__free(tmp);
     sembed__free(line);
-    sembed__free(k.span);
+    sembed__free(span);
     sembed__free(old);
     return ok;
 }

@@ -580,10 +580,10 @@ struct sembed_ctx {
     int32_t *slot_ids;   /* (S_max, R) */
     sembed_tokens *slots; /* (S_max) */
     /* a GPU context's second set: the next chunk is tokenized into it while the GPU runs
-     * batches of the chunk in the first (encode_run swaps the two) */
+     * batches of the chunk in the first (encode_run swaps the two); NULL on the CPU and with
+     * SEMBED_CUDA_OVERLAP=0 (for measurements), where chunks run one after the other */
     int32_t *slot_ids_alt;
     sembed_tokens *slots_alt;
-    bool overlap; /* that (SEMBED_CUDA_OVERLAP=0: not, for measurements) */
     sembed_status *slot_status; /* (S_max) */
     /* the packed batch */
     int32_t *ids, *pos_ids; /* (T_max) */
@@ -819,9 +819,8 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     c->ex.scratch = alloc_n((size_t)c->ex.scratch_floats, sizeof(float), &ok);
     c->slot_ids = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
     c->slots = alloc_n(S, sizeof(sembed_tokens), &ok);
-    if (gpu) {
-        const char *ov = getenv("SEMBED_CUDA_OVERLAP");
-        c->overlap = !ov || strcmp(ov, "0") != 0;
+    const char *ov = getenv("SEMBED_CUDA_OVERLAP");
+    if (gpu && !(ov && strcmp(ov, "0") == 0)) {
         c->slot_ids_alt = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
         c->slots_alt = alloc_n(S, sizeof(sembed_tokens), &ok);
     }
@@ -1086,6 +1085,11 @@ static sembed_status copy_ids_chunk(sembed_ctx *c, const enc_call *call, int32_t
 
 #define SWAP(type, a, b) do { type t_ = (a); (a) = (b); (b) = t_; } while (0)
 
+/* The texts of the chunk from c0 of a call of n: S_max, or what is left. */
+static int32_t chunk_len(const sembed_ctx *c, int32_t c0, int32_t n) {
+    return n - c0 < c->S_max ? n - c0 : c->S_max;
+}
+
 /* The chunk of texts (or ids) c0 .. c0+cn-1 into the context's slots, checked, with their
  * info filled. */
 static sembed_status prepare_chunk(sembed_ctx *c, const enc_call *call, int32_t c0, int32_t cn,
@@ -1141,7 +1145,7 @@ static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float 
      * first batch runs there. */
     bool ready = false; /* the chunk at c0 is tokenized */
     for (int32_t c0 = 0; c0 < n; c0 += c->S_max) {
-        const int32_t cn = n - c0 < c->S_max ? n - c0 : c->S_max;
+        const int32_t cn = chunk_len(c, c0, n);
         if (!ready) {
             sembed_status s = prepare_chunk(c, call, c0, cn, info, err);
             if (s != SEMBED_OK) return s;
@@ -1168,11 +1172,10 @@ static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float 
                 if (s != SEMBED_OK) return s;
                 sembed_status next = SEMBED_OK;
                 const int32_t c1 = c0 + cn;
-                if (k0 == 0 && c1 < n && c->overlap) {
+                if (k0 == 0 && c1 < n && c->slots_alt) {
                     SWAP(int32_t *, c->slot_ids, c->slot_ids_alt);
                     SWAP(sembed_tokens *, c->slots, c->slots_alt);
-                    next = prepare_chunk(c, call, c1, n - c1 < c->S_max ? n - c1 : c->S_max,
-                                         info, err);
+                    next = prepare_chunk(c, call, c1, chunk_len(c, c1, n), info, err);
                     ready = true;
                 }
                 s = sembed__cuda_finish(c->gpu, dst, err);

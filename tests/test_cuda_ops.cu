@@ -582,9 +582,7 @@ static void test_gemm_plan_disk(cublasLtHandle_t lt) {
     sembed_error e;
     sembed__cu_gemm_shape a, b, c;
     sembed__cu_gemm_plan_forget();
-    if (getenv("SEMBED_CUDA_GEMM") || getenv("SEMBED_CUDA_GEMM_SMALL") ||
-        getenv("SEMBED_CUDA_GEMM_OWN") || getenv("SEMBED_CUDA_GEMM_SM90") ||
-        getenv("SEMBED_CUDA_GEMM_MSEL")) { /* as under compute-sanitizer: the file is bypassed */
+    if (!sembed__cu_gemm_plan_uses_disk()) { /* as under compute-sanitizer: the file is bypassed */
         CHECKF(sembed__cu_gemm_plan(&c, lt, 1536, 384, 4096, SEMBED__CU_F16, true,
                                     SEMBED__ACTK_GELU, WS, &e) == SEMBED_OK, "%s", e.msg);
         CHECK(!sembed__file_exists(path));

@@ -229,19 +229,8 @@ static bool use_sm90(void) {
         }();
         if (env_off) return false;
     }
-    /* is the device 9.0: asked of the driver once per device, not on every launch */
-    static std::atomic<int8_t> is_90[64]; /* 0 unknown, 1 yes, 2 no */
     int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (dev >= 0 && dev < 64 && is_90[dev].load(std::memory_order_relaxed))
-        return is_90[dev].load(std::memory_order_relaxed) == 1;
-    int major = 0, minor = 0;
-    const bool yes =
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        major == 9 && minor == 0;
-    if (dev >= 0 && dev < 64) is_90[dev].store(yes ? 1 : 2, std::memory_order_relaxed);
-    return yes;
+    return cudaGetDevice(&dev) == cudaSuccess && sembed__cu_device_is_90(dev);
 }
 
 bool sembed__att_uses_sm90(void) { return use_sm90(); }

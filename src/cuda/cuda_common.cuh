@@ -41,6 +41,10 @@ static inline sembed_status sembed__cu_check(cublasStatus_t e, sembed_error *err
         if (st_ != SEMBED_OK) return st_;                                                       \
     } while (0)
 
+/* Is CUDA device dev compute capability 9.0 (Hopper: wgmma, sm_90a's kernels)? Asked of the
+ * driver once per device, then remembered; false when it cannot be asked. */
+bool sembed__cu_device_is_90(int dev);
+
 /* What every launcher ends with. */
 #define SEMBED_CU_LAUNCHED() SEMBED_CU(cudaGetLastError())
 

@@ -348,6 +348,21 @@ static int64_t m_sel(void) {
 #define M_SEL m_sel()
 #define M_SMALL_CAP 256 /* the most rows a small-M algorithm may take */
 
+/* The rows at which a candidate must be valid: the main algorithm's up to 65536 (a fixed list,
+ * so that the candidates do not depend on a context's M_max, which is checked apart), a small-M
+ * algorithm's up to M_SMALL_CAP. */
+static const int64_t FIT_MAIN[] = {1, 2, 7, 16, 64, 333, 4096, 65536};
+static const int64_t FIT_SMALL[] = {1, 2, 7, 16, 64, M_SMALL_CAP};
+
+/* The first of ms at which algo a does not fit g (0: it fits at every one). */
+template <size_t n>
+static int64_t misfit(cublasLtHandle_t lt, const sembed__cu_gemm_shape *g,
+                      const cublasLtMatmulAlgo_t *a, const int64_t (&ms)[n]) {
+    for (int64_t m : ms)
+        if (!algo_fits(lt, g, a, m)) return m;
+    return 0;
+}
+
 /* One call of CUTLASS configuration cfg (gemm_sm90.cuh) for g: y = act(x · wᵀ + b). */
 static cudaError_t launch_sm90(const sembed__cu_gemm_shape *g, int cfg, void *y, const void *x,
                                const void *w, const void *b, int64_t M, void *ws, cudaStream_t st) {
@@ -611,10 +626,9 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
     auto add = [&](const cublasLtMatmulAlgo_t &a) {
         for (const cublasLtMatmulAlgo_t &c : cand)
             if (memcmp(&c, &a, sizeof a) == 0) return;
-        if (memcmp(&a, &g->algo, sizeof a) == 0 || !splits_nothing(&a)) return;
-        for (int64_t m : {(int64_t)1, (int64_t)2, (int64_t)7, (int64_t)16, (int64_t)64,
-                          (int64_t)M_SMALL_CAP})
-            if (!algo_fits(lt, g, &a, m)) return;
+        if (memcmp(&a, &g->algo, sizeof a) == 0 || !splits_nothing(&a) ||
+            misfit(lt, g, &a, FIT_SMALL))
+            return;
         cand.push_back(a);
     };
     for (int64_t Mh : {(int64_t)16, (int64_t)128}) {
@@ -712,12 +726,8 @@ static void pick_small(cublasLtHandle_t lt, sembed__cu_gemm_shape *g,
  * built). */
 static void pick_sm90(cublasLtHandle_t lt, sembed__cu_gemm_shape *g, int device, timing_bufs *t) {
     const bool verbose = getenv("SEMBED_CUDA_GEMM_VERBOSE") != NULL;
-    int major = 0, minor = 0; /* attributes: cudaGetDeviceProperties fills ~1 KB, slowly */
     if (sembed__cu_sm90_configs() == 0 || env_is("SEMBED_CUDA_GEMM_SM90", "0") || g->f32 || g->bf16 ||
-        !g->bias || g->act != SEMBED__ACTK_GELU ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
-        major != 9 || minor != 0)
+        !g->bias || g->act != SEMBED__ACTK_GELU || !sembed__cu_device_is_90(device))
         return;
     const float t_main = time_algo(lt, g, &g->algo, M_SEL, t, true);
     std::vector<std::pair<float, int>> by_t;
@@ -806,32 +816,48 @@ static std::string build_id(void) {
     return b;
 }
 
-/* The key of shape g's plan on device (empty: no key, nothing on disk). */
-static std::string disk_key(const sembed__cu_gemm_shape *g, int device) {
+/* The key's part that names the card, its software and this build: worked out once per device
+ * (under plan_mu; "" where something could not be asked, and asked again next time). */
+static std::string card_key(int device) {
+    static std::vector<std::string> known;
+    if (device >= 0 && (size_t)device < known.size() && !known[(size_t)device].empty())
+        return known[(size_t)device];
     cudaDeviceProp prop;
     int drv = 0, rt = 0;
     const std::string build = build_id();
-    if (build.empty() || cudaGetDeviceProperties(&prop, device) != cudaSuccess ||
+    if (device < 0 || build.empty() || cudaGetDeviceProperties(&prop, device) != cudaSuccess ||
         cudaDriverGetVersion(&drv) != cudaSuccess || cudaRuntimeGetVersion(&rt) != cudaSuccess)
         return "";
     char name[sizeof prop.name];
     snprintf(name, sizeof name, "%s", prop.name);
     for (char *c = name; *c; c++)
         if (*c < '!' || *c > '~') *c = '_';
+    char k[SEMBED__CACHE_KEY_MAX / 2];
+    const int n = snprintf(k, sizeof k, "gemm%d/%s/cc%d.%d/sm%d/drv%d/rt%d/lt%zu/sembed%d.%d.%d/%s",
+                           DISK_PLAN_FORMAT, name, prop.major, prop.minor,
+                           prop.multiProcessorCount, drv, rt, cublasLtGetVersion(),
+                           SEMBED_VERSION_MAJOR, SEMBED_VERSION_MINOR, SEMBED_VERSION_PATCH,
+                           build.c_str());
+    if (n <= 0 || n >= (int)sizeof k) return "";
+    if ((size_t)device >= known.size()) known.resize((size_t)device + 1);
+    return known[(size_t)device] = k;
+}
+
+/* The key of shape g's plan on device (empty: no key, nothing on disk). */
+static std::string disk_key(const sembed__cu_gemm_shape *g, int device) {
+    const std::string card = card_key(device);
+    if (card.empty()) return "";
     char k[SEMBED__CACHE_KEY_MAX];
-    const int n = snprintf(
-        k, sizeof k, "gemm%d/%s/cc%d.%d/sm%d/drv%d/rt%d/lt%zu/sembed%d.%d.%d/%s/N%dK%d/%s/b%d/a%d/ws%zu/m%lld",
-        DISK_PLAN_FORMAT, name, prop.major, prop.minor, prop.multiProcessorCount, drv, rt,
-        cublasLtGetVersion(), SEMBED_VERSION_MAJOR, SEMBED_VERSION_MINOR, SEMBED_VERSION_PATCH,
-        build.c_str(), g->N, g->K, g->f32 ? "f32" : g->bf16 ? "bf16" : "f16", (int)g->bias,
-        (int)g->act, g->ws_bytes, (long long)M_SEL);
+    const int n = snprintf(k, sizeof k, "%s/N%dK%d/%s/b%d/a%d/ws%zu/m%lld", card.c_str(), g->N,
+                           g->K, g->f32 ? "f32" : g->bf16 ? "bf16" : "f16", (int)g->bias,
+                           (int)g->act, g->ws_bytes, (long long)M_SEL);
     return n > 0 && n < (int)sizeof k ? k : "";
 }
 
-static bool gemm_env_set(void) {
-    return getenv("SEMBED_CUDA_GEMM") || getenv("SEMBED_CUDA_GEMM_SMALL") ||
-           getenv("SEMBED_CUDA_GEMM_OWN") || getenv("SEMBED_CUDA_GEMM_SM90") ||
-           getenv("SEMBED_CUDA_GEMM_MSEL");
+bool sembed__cu_gemm_plan_uses_disk(void) {
+    return !getenv("SEMBED_CUDA_GEMM") && !getenv("SEMBED_CUDA_GEMM_SMALL") &&
+           !getenv("SEMBED_CUDA_GEMM_OWN") && !getenv("SEMBED_CUDA_GEMM_SM90") &&
+           !getenv("SEMBED_CUDA_GEMM_MSEL");
 }
 
 /* Reads g's plan from the file into g (on success only): true where one was there and passes
@@ -845,28 +871,21 @@ static bool disk_read(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int device,
     sembed__cu_gemm_shape c = *g;
     c.algo = p.algo, c.algo_small = p.algo_small;
     c.M_small = p.M_small, c.M_own = p.M_own, c.sm90 = p.sm90, c.M_sm90 = p.M_sm90;
-    if (!splits_nothing(&c.algo)) return false;
-    for (int64_t m : {(int64_t)1, (int64_t)2, (int64_t)7, (int64_t)16, (int64_t)64, (int64_t)333,
-                      (int64_t)4096, (int64_t)65536})
-        if (!algo_fits(lt, &c, &c.algo, m)) return false;
+    if (!splits_nothing(&c.algo) || misfit(lt, &c, &c.algo, FIT_MAIN)) return false;
     if (c.M_small != 0) {
-        if (c.M_small < 16 || c.M_small > M_SMALL_CAP || !splits_nothing(&c.algo_small)) return false;
-        for (int64_t m : {(int64_t)1, (int64_t)2, (int64_t)7, (int64_t)16, (int64_t)64,
-                          (int64_t)M_SMALL_CAP})
-            if (!algo_fits(lt, &c, &c.algo_small, m)) return false;
+        if (c.M_small < 16 || c.M_small > M_SMALL_CAP || !splits_nothing(&c.algo_small) ||
+            misfit(lt, &c, &c.algo_small, FIT_SMALL))
+            return false;
     } else {
         memset(&c.algo_small, 0, sizeof c.algo_small);
     }
     if (c.M_own < 0 || c.M_own > small_kernel_rows(&c) || c.M_own % 16 != 0 ||
         (c.M_own > 0 && small_kernel_setup() != cudaSuccess))
         return false;
-    int major = 0, minor = 0;
     if (c.sm90 != -1 &&
         (c.sm90 < 0 || c.sm90 >= sembed__cu_sm90_configs() || c.f32 || c.bf16 || !c.bias ||
          c.act != SEMBED__ACTK_GELU || c.M_sm90 < M_SEL / 32 || c.M_sm90 > M_SEL ||
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess ||
-         major != 9 || minor != 0))
+         !sembed__cu_device_is_90(device)))
         return false;
     *g = c;
     return true;
@@ -884,6 +903,61 @@ static void disk_write(const sembed__cu_gemm_shape *g, const std::string &path,
         getenv("SEMBED_CUDA_GEMM_VERBOSE"))
         fprintf(stderr, "gemm N=%d K=%d: the plan could not be written to %s\n", g->N, g->K,
                 path.c_str());
+}
+
+/* Chooses g's algorithms from cuBLASLt's heuristic: timed (and the small-M, own and CUTLASS
+ * kernels looked for) when `timed`, else its first valid candidate. */
+static sembed_status choose(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int device, bool timed,
+                            sembed_error *err) {
+    /* The heuristic is asked at a fixed M whatever M_max is, so that contexts of every
+     * size see the same candidates. */
+    gemm_descs d;
+    sembed_status s = make_descs(&d, g, M_SEL, g->bias ? FAKE_BIAS : NULL, err);
+    if (s != SEMBED_OK) return s;
+    cublasLtMatmulPreferenceOpaque_t pref;
+    SEMBED_CU(cublasLtMatmulPreferenceInit(&pref));
+    SEMBED_CU(cublasLtMatmulPreferenceSetAttribute(
+        &pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes));
+    enum { N_RES = 64 };
+    cublasLtMatmulHeuristicResult_t res[N_RES];
+    int n_res = 0;
+    SEMBED_CU(cublasLtMatmulAlgoGetHeuristic(lt, &d.op, &d.a, &d.b, &d.c, &d.c, &pref, N_RES,
+                                             res, &n_res));
+    /* candidates: no split-K, no reduction across CTAs, valid for every M up to
+     * max(M_max, 65536) */
+    std::vector<cublasLtMatmulAlgo_t> cand;
+    for (int i = 0; i < n_res; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS || !splits_nothing(&res[i].algo)) continue;
+        int64_t bad = misfit(lt, g, &res[i].algo, FIT_MAIN);
+        if (!bad && !algo_fits(lt, g, &res[i].algo, g->M_max)) bad = g->M_max;
+        if (bad && getenv("SEMBED_CUDA_GEMM_VERBOSE"))
+            fprintf(stderr, "gemm N=%d K=%d: heuristic result %d left out (not valid for M=%lld)\n",
+                    g->N, g->K, i, (long long)bad);
+        if (!bad) cand.push_back(res[i].algo);
+        if (!timed && !bad) break;
+    }
+    if (cand.empty())
+        return sembed__err(err, SEMBED_ERR_BACKEND,
+                           "cuBLASLt offers no fixed algorithm without split-K for a %s GEMM "
+                           "of N=%d, K=%d, M up to %lld (%d candidates)",
+                           g->f32 ? "fp32" : g->bf16 ? "bf16" : "fp16", g->N, g->K,
+                           (long long)g->M_max, n_res);
+    int best = 0;
+    const bool small = timed && !env_is("SEMBED_CUDA_GEMM_SMALL", "0");
+    timing_bufs t = {};
+    if (timed) {
+        s = bufs_new(&t, g, err);
+        if (s != SEMBED_OK) return s;
+    }
+    if (timed && cand.size() > 1)
+        s = pick_by_timing(lt, g, cand.data(), (int)cand.size(), &best, &t, err);
+    if (s == SEMBED_OK) {
+        g->algo = cand[(size_t)best];
+        if (small) pick_small(lt, g, cand, &t);
+        if (timed) pick_sm90(lt, g, device, &t);
+    }
+    bufs_free(&t);
+    return s;
 }
 
 sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt, int32_t N,
@@ -908,77 +982,26 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
             p.act == act)
             g->algo = p.algo, g->algo_small = p.algo_small, g->M_small = p.M_small,
             g->M_own = p.M_own, g->sm90 = p.sm90, g->M_sm90 = p.M_sm90, cached = true;
-    /* the plan on disk, for a timed plan with no switch set */
-    const bool disk = timed && !cached && !gemm_env_set();
-    const std::string path = disk ? plan_path() : "", key = disk ? disk_key(g, device) : "";
-    if (disk && disk_read(g, lt, device, path, key)) {
-        cached = true;
-        if (getenv("SEMBED_CUDA_GEMM_VERBOSE"))
-            fprintf(stderr, "gemm N=%d K=%d: plan read from %s\n", N, K, path.c_str());
+    if (!cached) {
+        /* the plan on disk where timing would make it and no switch is set; else, or where the
+         * file has none that passes, chosen now (and kept there) */
+        const bool disk = timed && sembed__cu_gemm_plan_uses_disk();
+        const std::string path = disk ? plan_path() : "", key = disk ? disk_key(g, device) : "";
+        if (disk && disk_read(g, lt, device, path, key)) {
+            if (getenv("SEMBED_CUDA_GEMM_VERBOSE"))
+                fprintf(stderr, "gemm N=%d K=%d: plan read from %s\n", N, K, path.c_str());
+        } else {
+            const sembed_status s = choose(g, lt, device, timed, err);
+            if (s != SEMBED_OK) return s;
+            if (disk) disk_write(g, path, key);
+        }
         plan_cache.push_back(plan_entry{device, N, K, f32, bf16, bias, act, g->algo, g->algo_small,
                                         g->M_small, g->M_own, g->sm90, g->M_sm90});
     }
-    if (!cached) {
-        /* The heuristic is asked at a fixed M whatever M_max is, so that contexts of every
-         * size see the same candidates. */
-        gemm_descs d;
-        sembed_status s = make_descs(&d, g, M_SEL, bias ? FAKE_BIAS : NULL, err);
-        if (s != SEMBED_OK) return s;
-        cublasLtMatmulPreferenceOpaque_t pref;
-        SEMBED_CU(cublasLtMatmulPreferenceInit(&pref));
-        SEMBED_CU(cublasLtMatmulPreferenceSetAttribute(
-            &pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
-        enum { N_RES = 64 };
-        cublasLtMatmulHeuristicResult_t res[N_RES];
-        int n_res = 0;
-        SEMBED_CU(cublasLtMatmulAlgoGetHeuristic(lt, &d.op, &d.a, &d.b, &d.c, &d.c, &pref, N_RES,
-                                                 res, &n_res));
-        /* candidates: no split-K, no reduction across CTAs, valid for every M up to
-         * max(M_max, 65536) (a fixed list, so the candidates do not depend on M_max) */
-        const int64_t probe[] = {1, 2, 7, 16, 64, 333, 4096, 65536, M_max};
-        std::vector<cublasLtMatmulAlgo_t> cand;
-        for (int i = 0; i < n_res; i++) {
-            if (res[i].state != CUBLAS_STATUS_SUCCESS || !splits_nothing(&res[i].algo)) continue;
-            bool ok = true;
-            size_t p = 0;
-            for (; p < sizeof probe / sizeof probe[0] && ok; p++)
-                ok = algo_fits(lt, g, &res[i].algo, probe[p]);
-            if (!ok && getenv("SEMBED_CUDA_GEMM_VERBOSE"))
-                fprintf(stderr, "gemm N=%d K=%d: heuristic result %d left out (not valid for M=%lld)\n",
-                        N, K, i, (long long)probe[p - 1]);
-            if (ok) cand.push_back(res[i].algo);
-            if (!timed && ok) break;
-        }
-        if (cand.empty())
-            return sembed__err(err, SEMBED_ERR_BACKEND,
-                               "cuBLASLt offers no fixed algorithm without split-K for a %s GEMM "
-                               "of N=%d, K=%d, M up to %lld (%d candidates)",
-                               f32 ? "fp32" : bf16 ? "bf16" : "fp16", N, K, (long long)M_max, n_res);
-        int best = 0;
-        const bool small = timed && !env_is("SEMBED_CUDA_GEMM_SMALL", "0");
-        timing_bufs t = {};
-        if (timed) {
-            s = bufs_new(&t, g, err);
-            if (s != SEMBED_OK) return s;
-        }
-        if (timed && cand.size() > 1)
-            s = pick_by_timing(lt, g, cand.data(), (int)cand.size(), &best, &t, err);
-        if (s == SEMBED_OK) {
-            g->algo = cand[(size_t)best];
-            if (small) pick_small(lt, g, cand, &t);
-            if (timed) pick_sm90(lt, g, device, &t);
-        }
-        bufs_free(&t);
-        if (s != SEMBED_OK) return s;
-        plan_cache.push_back(
-            plan_entry{device, N, K, f32, bf16, bias, act, g->algo, g->algo_small, g->M_small, g->M_own,
-                       g->sm90, g->M_sm90});
-        if (disk) disk_write(g, path, key);
-    } else if (!algo_fits(lt, g, &g->algo, M_max)) {
+    if (!algo_fits(lt, g, &g->algo, M_max))
         return sembed__err(err, SEMBED_ERR_BACKEND,
                            "cuBLASLt: the algorithm chosen for N=%d, K=%d does not fit M=%lld",
                            N, K, (long long)M_max);
-    }
     size_t wr = 0;
     uint32_t tile = 0, stages = 0;
     cublasLtMatmulAlgoConfigGetAttribute(&g->algo, CUBLASLT_ALGO_CONFIG_ID, &g->algo_id,

@@ -53,6 +53,9 @@ sembed_status sembed__cu_gemm_plan(sembed__cu_gemm_shape *g, cublasLtHandle_t lt
                                    sembed__act_kind act, /* IDENTITY for f32 */
                                    size_t ws_bytes, sembed_error *err);
 
+/* Whether plans are read from and kept on disk: no SEMBED_CUDA_GEMM* switch is set. */
+bool sembed__cu_gemm_plan_uses_disk(void);
+
 /* Tests: forgets the plans this process made or read, so that the next plan reads the file on
  * disk (or times again). Not for a process with live contexts. */
 void sembed__cu_gemm_plan_forget(void);

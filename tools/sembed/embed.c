@@ -269,53 +269,35 @@ int cli_embed(int argc, char **argv) {
     const char *fe = getenv("SEMBED_FMT_THREADS"); /* 1..8, for tests and measurements */
     const int fe_n = fe ? atoi(fe) : 0;
     if (fe_n >= 1 && fe_n <= 8) n_fmt = fe_n;
-    /* texts from the arguments, or read by embed_in's thread while the batch before encodes */
-    embed_in_batch args = {0};
-    if (from_args) {
-        args.texts = calloc((size_t)o.batch, sizeof *args.texts);
-        args.lens = calloc((size_t)o.batch, sizeof *args.lens);
-    }
+    /* texts read (or taken from the arguments) by embed_in's thread while a batch encodes */
     embed_in in;
     bool in_on = false;
     embed_out w;
     bool w_on = false;
-    if (from_args && (!args.texts || !args.lens)) {
-        fprintf(stderr, "sembed embed: out of memory\n");
-        rc = 1;
-    } else if (!rc) {
+    if (!rc) {
         w_on = embed_out_start(&w, out, o.format == FMT_JSONL, dim, o.batch, n_fmt);
-        if (!w_on) rc = 1;
-        if (!rc && !from_args && !(in_on = embed_in_start(&in, &r, o.jsonl_in, o.batch))) rc = 1;
+        in_on = w_on && embed_in_start(&in, &r, from_args ? argv + optind : NULL, argc - optind,
+                                       o.jsonl_in, o.batch);
+        if (!in_on) rc = 1;
     }
     bool show = o.progress && isatty(STDERR_FILENO) && !from_args;
     int64_t done = 0, bytes = 0;
     double t0 = mono(), last = t0;
-    int argi = optind;
     while (!rc) {
         embed_out_slot *slot = embed_out_acquire(&w);
         if (!slot) {
             rc = 1; /* the writer reported it */
             break;
         }
-        embed_in_batch *b = &args;
-        if (from_args) {
-            while (args.n < o.batch && argi < argc) {
-                if (!(args.texts[args.n] = strdup(argv[argi]))) {
-                    fprintf(stderr, "sembed embed: out of memory\n");
-                    rc = 1;
-                    break;
-                }
-                args.lens[args.n++] = strlen(argv[argi++]);
-            }
-            args.end = argi >= argc;
-        } else {
-            b = embed_in_take(&in);
-        }
+        embed_in_batch *b = embed_in_take(&in);
         const int32_t n = b->n;
         bool stop = b->end;
         if (b->bad) {
             fprintf(stderr, "sembed embed: input line %lld: expected a JSON string or an object with a \"text\" string\n",
                     (long long)(done + n + 1));
+            rc = 1;
+        } else if (b->oom) {
+            fprintf(stderr, "sembed embed: out of memory reading text %lld\n", (long long)(done + n + 1));
             rc = 1;
         }
         sembed_status st = SEMBED_OK;
@@ -325,12 +307,7 @@ int cli_embed(int argc, char **argv) {
                                   (int64_t)n * dim, slot->info, &err);
             bytes += b->bytes;
         }
-        if (from_args) {
-            for (int32_t i = 0; i < n; i++) free(args.texts[i]);
-            args.n = 0;
-        } else {
-            embed_in_release(&in, b);
-        }
+        embed_in_release(&in, b);
         if (rc || n == 0) break;
         if (st != SEMBED_OK) {
             fprintf(stderr, "sembed embed: texts %lld..%lld: %s\n", (long long)done,
@@ -363,8 +340,6 @@ int cli_embed(int argc, char **argv) {
     }
     if (r.f && r.f != stdin) fclose(r.f);
     cli_lines_free(&r);
-    free(args.texts);
-    free(args.lens);
     sembed_ctx_free(ctx);
     sembed_model_free(model);
     return rc;

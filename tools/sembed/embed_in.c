@@ -6,22 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads the next text of the input; *text is malloc'ed. Returns false at the end; sets *bad
- * when a JSON line cannot be read (or memory runs out). */
-static bool next_text(cli_lines *r, bool jsonl, char **text, size_t *len, bool *bad) {
+/* The input's next text into *text (malloc'ed) and *len. Returns false at the end; sets *bad
+ * when a JSON line holds no text, *oom when memory ran out. */
+static bool next_text(embed_in *in, char **text, size_t *len, bool *bad, bool *oom) {
+    *bad = *oom = false;
+    if (in->argv) {
+        if (in->argi >= in->argc) return false;
+        const char *a = in->argv[in->argi++];
+        *len = strlen(a);
+        *oom = !(*text = strdup(a));
+        return true;
+    }
     char *line;
     size_t n;
-    *bad = false;
-    if (!cli_next_line(r, &line, &n)) return false;
+    if (!cli_next_line(in->r, &line, &n)) return false;
     if (n > 0 && line[n - 1] == '\r') line[--n] = 0;
-    if (!jsonl) {
+    if (!in->jsonl) {
         *text = malloc(n + 1);
-        if (!*text) {
-            *bad = true;
-            return true;
-        }
-        memcpy(*text, line, n + 1);
-        *len = n;
+        *oom = !*text;
+        if (*text) memcpy(*text, line, n + 1), *len = n;
         return true;
     }
     if (!cli_json_text(line, n, text, len)) *bad = true;
@@ -30,19 +33,15 @@ static bool next_text(cli_lines *r, bool jsonl, char **text, size_t *len, bool *
 
 /* Fills b from the input: up to cap texts, stopping at the end or at a line that is no text. */
 static void fill(embed_in *in, embed_in_batch *b) {
-    b->n = 0, b->bytes = 0, b->bad = false, b->end = false;
+    b->n = 0, b->bytes = 0, b->bad = b->oom = b->end = false;
     while (b->n < in->cap) {
         /* a stop waits for one line at the most (a pipe whose writer is slow) */
         if (__atomic_load_n(&in->stopping, __ATOMIC_RELAXED)) return;
-        bool bad = false;
-        if (!next_text(in->r, in->jsonl, &b->texts[b->n], &b->lens[b->n], &bad)) {
+        if (!next_text(in, &b->texts[b->n], &b->lens[b->n], &b->bad, &b->oom)) {
             b->end = true;
             return;
         }
-        if (bad) {
-            b->bad = true;
-            return;
-        }
+        if (b->bad || b->oom) return;
         b->bytes += (int64_t)b->lens[b->n];
         b->n++;
     }
@@ -63,7 +62,7 @@ static void *reader_thread(void *v) {
         b->full = true;
         in->next_fill ^= 1;
         pthread_cond_broadcast(&in->cv);
-        if (b->end || b->bad) break; /* nothing more to read */
+        if (b->end || b->bad || b->oom) break; /* nothing more to read */
     }
     pthread_mutex_unlock(&in->mu);
     return NULL;
@@ -74,9 +73,9 @@ static void free_texts(embed_in_batch *b) {
     b->n = 0;
 }
 
-bool embed_in_start(embed_in *in, cli_lines *r, bool jsonl, int32_t cap) {
+bool embed_in_start(embed_in *in, cli_lines *r, char **argv, int argc, bool jsonl, int32_t cap) {
     memset(in, 0, sizeof *in);
-    in->r = r, in->jsonl = jsonl, in->cap = cap;
+    in->r = r, in->argv = argv, in->argc = argc, in->jsonl = jsonl, in->cap = cap;
     const char *ra = getenv("SEMBED_READ_AHEAD");
     in->no_ahead = ra && strcmp(ra, "0") == 0;
     bool ok = true;

@@ -10,8 +10,9 @@
 # .carry/debs (unpacked into a private prefix); the all-MiniLM-L6-v2 tokenizer files in
 # .carry/all-MiniLM-L6-v2 (the weights are generated here, random, seed 0).
 #   GPU_CHECK_QUICK=1   fewer repetitions (a smoke run)
-#   GPU_CHECK_STEPS     which of build,tests,bindings,sanitize,profile,ncu,bench,cli to run
-#                       (default: build,tests,bindings,sanitize,bench,cli; cli: sembed embed's
+#   GPU_CHECK_STEPS     which of build,tests,bindings,sanitize,profile,ncu,bench,pipeline,cli to run
+#                       (default: build,tests,bindings,sanitize,bench,pipeline,cli; pipeline: mixed
+#                       with the encoder's pipeline settings, alternating; cli: sembed embed's
 #                       start-up with and without the GEMM plan on disk, and its rate; bindings: the Python
 #                       binding and sembed embed on the GPU; profile: per-op times of sembed and torch,
 #                       GEMM choice by heuristic vs timed; ncu: Nsight Compute on sembed's kernels)
@@ -51,7 +52,7 @@ if ! pkg-config --exists libutf8proc jansson openblas zlib libmicrohttpd 2>/dev/
     pkg-config --modversion libutf8proc jansson openblas zlib libmicrohttpd || echo "pkg-config still fails"
 fi
 
-STEPS=${GPU_CHECK_STEPS:-build,tests,bindings,sanitize,bench,cli}
+STEPS=${GPU_CHECK_STEPS:-build,tests,bindings,sanitize,bench,pipeline,cli}
 has() { [[ ",$STEPS," == *",$1,"* ]]; }
 OPS_RC=- ENC_RC=- SAN_RC=" -"
 
@@ -128,6 +129,23 @@ for tool in memcheck racecheck; do
     echo "  reports outside cuBLASLt's kernels: $ours"
     SAN_RC="$SAN_RC $tool=$rc(ours:$ours)"
 done
+# the encoder's pipeline (two batches in flight, pinned buffers, events, graphs) under memcheck
+SEMBED_CUDA_GEMM=heuristic SEMBED_MODELS=$MODELS SEMBED_REQUIRE_MODELS=1 compute-sanitizer --tool memcheck \
+    --error-exitcode 9 stdbuf -oL build-gpu/test_cuda_encode >"$OUT/sanitizer-memcheck-encode.log" 2>&1
+rc=$?
+tail -3 "$OUT/sanitizer-memcheck-encode.log" | sed 's/^/  /'
+echo "compute-sanitizer memcheck, test_cuda_encode: rc=$rc; $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-memcheck-encode.log" | tail -1)"
+SAN_RC="$SAN_RC memcheck-encode=$rc"
+fi
+
+if has pipeline; then
+step "mixed, the pipeline: SEMBED_CUDA_OVERLAP=0 (chunks one after the other), 1 (the next chunk tokenized beside one batch), 2 (the default: two batches in flight, batches across chunks), alternating"
+for model in minilm-random base-random; do
+    for ov in 0 1 2 0 1 2; do
+        echo "$model SEMBED_CUDA_OVERLAP=$ov: $(SEMBED_CUDA_OVERLAP=$ov build-gpu/sembed bench -m "$MODELS/$model" -d cuda \
+            -t "$(nproc)" -s 0.2 -b 1 --mixed -o /dev/null 2>&1 | grep "^mixed")"
+    done
+done | tee "$OUT/pipeline.txt"
 fi
 
 if has profile; then
@@ -238,11 +256,6 @@ step "sembed bench --device cuda: batches (CPU vs GPU), mixed and query vs sente
 BSECS=$([ "$Q" = 1 ] && echo 0.5 || echo 2)
 build-gpu/sembed bench -m "$MODELS/minilm-random" -d cuda -t "$(nproc)" -s "$BSECS" --mixed --query \
     --peer --plot "$OUT/batches.png" -o "$OUT/gpu.json" 2>&1 | grep -v "Loading weights\|Batches:"
-step "mixed, the next chunk tokenized while the GPU runs (default) or not (SEMBED_CUDA_OVERLAP=0), alternating"
-for ov in 0 1 0 1; do
-    echo "SEMBED_CUDA_OVERLAP=$ov: $(SEMBED_CUDA_OVERLAP=$ov build-gpu/sembed bench -m "$MODELS/minilm-random" -d cuda \
-        -t "$(nproc)" -s 0.2 -b 1 --mixed -o /dev/null 2>&1 | grep "^mixed")"
-done
 step "mixed with the BERT-base shape vs sentence-transformers fp16"
 build-gpu/sembed bench -m "$MODELS/base-random" -d cuda -t "$(nproc)" -s 0.2 -b 1 --mixed \
     --peer -o "$OUT/gpu-base.json" 2>&1 | grep -E "mixed|sentence-transformers"

@@ -579,11 +579,12 @@ struct sembed_ctx {
     /* tokenization slots, one per text of a chunk */
     int32_t *slot_ids;   /* (S_max, R) */
     sembed_tokens *slots; /* (S_max) */
-    /* a GPU context's second set: the next chunk is tokenized into it while the GPU runs
-     * batches of the chunk in the first (encode_run swaps the two); NULL on the CPU and with
-     * SEMBED_CUDA_OVERLAP=0 (for measurements), where chunks run one after the other */
-    int32_t *slot_ids_alt;
-    sembed_tokens *slots_alt;
+    /* A GPU context's pipeline (encode_run): batches left in flight while the host goes on
+     * (the next batch packed, the next chunk tokenized), and whether a batch may take texts of
+     * two chunks. 2 and true by default; SEMBED_CUDA_OVERLAP=1 keeps 1 and cuts batches at a
+     * chunk's end, =0 keeps none (for measurements). A CPU context: 0 and false. */
+    int32_t gpu_keep;
+    bool cross_chunks;
     sembed_status *slot_status; /* (S_max) */
     /* the packed batch */
     int32_t *ids, *pos_ids; /* (T_max) */
@@ -617,8 +618,6 @@ void sembed_ctx_free(sembed_ctx *c) {
     sembed__free(c->ex.scratch);
     sembed__free(c->slot_ids);
     sembed__free(c->slots);
-    sembed__free(c->slot_ids_alt);
-    sembed__free(c->slots_alt);
     sembed__free(c->slot_status);
     sembed__free(c->ids);
     sembed__free(c->pos_ids);
@@ -819,10 +818,11 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
     c->ex.scratch = alloc_n((size_t)c->ex.scratch_floats, sizeof(float), &ok);
     c->slot_ids = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
     c->slots = alloc_n(S, sizeof(sembed_tokens), &ok);
-    const char *ov = getenv("SEMBED_CUDA_OVERLAP");
-    if (gpu && !(ov && strcmp(ov, "0") == 0)) {
-        c->slot_ids_alt = alloc_n(S * (size_t)m->R, sizeof(int32_t), &ok);
-        c->slots_alt = alloc_n(S, sizeof(sembed_tokens), &ok);
+    if (gpu) {
+        const char *ov = getenv("SEMBED_CUDA_OVERLAP");
+        const bool set = ov && (strcmp(ov, "0") == 0 || strcmp(ov, "1") == 0);
+        c->gpu_keep = set ? ov[0] - '0' : 2;
+        c->cross_chunks = !set;
     }
     c->slot_status = alloc_n(S, sizeof(sembed_status), &ok);
     c->ids = alloc_n(T, sizeof(int32_t), &ok);
@@ -1083,8 +1083,6 @@ static sembed_status copy_ids_chunk(sembed_ctx *c, const enc_call *call, int32_t
     return SEMBED_OK;
 }
 
-#define SWAP(type, a, b) do { type t_ = (a); (a) = (b); (b) = t_; } while (0)
-
 /* The texts of the chunk from c0 of a call of n: S_max, or what is left. */
 static int32_t chunk_len(const sembed_ctx *c, int32_t c0, int32_t n) {
     return n - c0 < c->S_max ? n - c0 : c->S_max;
@@ -1095,10 +1093,8 @@ static int32_t chunk_len(const sembed_ctx *c, int32_t c0, int32_t n) {
 static sembed_status prepare_chunk(sembed_ctx *c, const enc_call *call, int32_t c0, int32_t cn,
                                    sembed_encode_info *info, sembed_error *err) {
     const sembed_model *m = c->m;
-    for (int32_t k = 0; k < cn; k++) {
+    for (int32_t k = 0; k < cn; k++)
         c->slots[k] = (sembed_tokens){.ids = c->slot_ids + (int64_t)k * m->R, .capacity = m->R};
-        c->skip[k] = call->prompt_tokens;
-    }
     sembed_status s = call->texts ? tokenize_chunk(c, call, c0, cn, err)
                                   : copy_ids_chunk(c, call, c0, cn, err);
     if (s != SEMBED_OK) return s;
@@ -1121,16 +1117,72 @@ static sembed_status prepare_chunk(sembed_ctx *c, const enc_call *call, int32_t 
     return SEMBED_OK;
 }
 
+/* Where a batch's full rows go: out at its first text b0, or the stage for Matryoshka
+ * truncation (truncate_rows). */
+static float *batch_dst(sembed_ctx *c, const enc_call *call, int32_t b0, float *out) {
+    return call->dims == c->m->dim ? out + (int64_t)b0 * c->m->dim : c->stage;
+}
+
+/* sentence-transformers' truncate_dim for the batch of S texts from b0 in the stage, then
+ * normalize_embeddings=True when the model normalizes (the truncated row is no longer unit
+ * length); nothing when the call keeps the full rows. */
+static void truncate_rows(sembed_ctx *c, const enc_call *call, int32_t b0, int32_t S, float *out) {
+    const int32_t E = c->m->dim, D = call->dims;
+    if (D == E) return;
+    float *rows = out + (int64_t)b0 * D;
+    for (int32_t r = 0; r < S; r++)
+        memcpy(rows + (int64_t)r * D, c->stage + (int64_t)r * E, sizeof(float) * (size_t)D);
+    if (c->m->normalize) c->be->normalize(rows, S, D, &c->ex);
+}
+
+/* A GPU context's batches submitted and not yet finished, oldest first: first text, texts. */
+typedef struct flights {
+    int32_t n, b0[2], S[2];
+} flights;
+
+#ifdef SEMBED_HAVE_CUDA
+static sembed_status finish_oldest(sembed_ctx *c, const enc_call *call, flights *q, float *out,
+                                   sembed_error *err) {
+    const int32_t b0 = q->b0[0], S = q->S[0];
+    q->b0[0] = q->b0[1], q->S[0] = q->S[1];
+    q->n--;
+    sembed_status s = sembed__cuda_finish(c->gpu, batch_dst(c, call, b0, out), err);
+    if (s == SEMBED_OK) truncate_rows(c, call, b0, S, out);
+    return s;
+}
+#endif
+
+/* Runs the packed batch (c->ids, c->seq_off: S texts from b0, T tokens). On the CPU now. On a
+ * GPU it is submitted, after the oldest batch in flight is finished when the GPU has no buffer
+ * free; batches beyond c->gpu_keep are finished after it. */
+static sembed_status run_batch(sembed_ctx *c, const enc_call *call, flights *q, int32_t b0,
+                               int32_t S, int32_t T, float *out, sembed_error *err) {
+#ifdef SEMBED_HAVE_CUDA
+    if (c->gpu) {
+        sembed_status s = SEMBED_OK;
+        while (s == SEMBED_OK && q->n > 0 && q->n >= sembed__cuda_slots(c->gpu))
+            s = finish_oldest(c, call, q, out, err);
+        if (s == SEMBED_OK) s = sembed__cuda_submit(c->gpu, c->ids, c->seq_off, S, T, err);
+        if (s == SEMBED_OK) q->b0[q->n] = b0, q->S[q->n] = S, q->n++;
+        while (s == SEMBED_OK && q->n > c->gpu_keep) s = finish_oldest(c, call, q, out, err);
+        return s;
+    }
+#endif
+    (void)q, (void)err;
+    forward(c, S, T, call->prompt_tokens > 0 ? c->skip : NULL, batch_dst(c, call, b0, out));
+    truncate_rows(c, call, b0, S, out);
+    return SEMBED_OK;
+}
+
 static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float *out,
                                 int64_t out_capacity_floats, sembed_encode_info *info,
                                 sembed_error *err) {
-    const sembed_model *m = c->m;
-    const int32_t E = m->dim, D = call->dims;
-    const int64_t need = (int64_t)n * D;
+    const int64_t need = (int64_t)n * call->dims;
     if (out_capacity_floats < need)
         return sembed__err(err, SEMBED_ERR_TOO_SMALL,
                            "%s: the output needs %lld floats (%d texts x %d), the buffer has %lld",
-                           call->fn, (long long)need, n, D, (long long)out_capacity_floats);
+                           call->fn, (long long)need, n, call->dims,
+                           (long long)out_capacity_floats);
     if (call->prompt_len) {
         sembed_status s = measure_prompt(c, call, err);
         if (s != SEMBED_OK) return s;
@@ -1141,62 +1193,43 @@ static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float 
                            "(include_prompt false), which the CUDA backend does not do yet; "
                            "use the CPU",
                            call->fn);
-    /* On a GPU the next chunk is tokenized into the second set of slots while the chunk's
-     * first batch runs there. */
-    bool ready = false; /* the chunk at c0 is tokenized */
-    for (int32_t c0 = 0; c0 < n; c0 += c->S_max) {
+    for (int32_t k = 0; k < c->S_max; k++) c->skip[k] = call->prompt_tokens;
+    /* Texts are tokenized a chunk (S_max) at a time and packed, in order, into batches of up to
+     * T_max tokens and S_max texts. On a GPU the batches submitted run while the host packs the
+     * next one and tokenizes the next chunk (the packed batch holds copies of the ids, so one
+     * set of slots serves), and a batch goes on into the next chunk. */
+    flights q = {0};
+    int32_t b0 = 0, S = 0, T = 0; /* the batch being packed: texts b0 .. b0+S-1, T tokens */
+    c->seq_off[0] = 0;
+    sembed_status s = SEMBED_OK;
+    for (int32_t c0 = 0; c0 < n && s == SEMBED_OK; c0 += c->S_max) {
         const int32_t cn = chunk_len(c, c0, n);
-        if (!ready) {
-            sembed_status s = prepare_chunk(c, call, c0, cn, info, err);
-            if (s != SEMBED_OK) return s;
+        s = prepare_chunk(c, call, c0, cn, info, err);
+        for (int32_t k = 0; k < cn && s == SEMBED_OK; k++) {
+            const sembed_tokens *tk = &c->slots[k];
+            SEMBED_ASSERT(tk->n >= 1 && tk->n <= c->T_max);
+            if (S == c->S_max || T + tk->n > c->T_max) {
+                s = run_batch(c, call, &q, b0, S, T, out, err);
+                b0 += S, S = T = 0;
+                if (s != SEMBED_OK) break;
+            }
+            memcpy(c->ids + T, tk->ids, sizeof(int32_t) * (size_t)tk->n);
+            T += tk->n;
+            c->seq_off[++S] = T;
         }
-        ready = false;
-        const sembed_tokens *slots = c->slots; /* this chunk's, whatever is swapped in */
-        /* pack the chunk's texts, in order, into batches of <= T_max tokens */
-        for (int32_t k0 = 0; k0 < cn;) {
-            int32_t S = 0, T = 0;
-            c->seq_off[0] = 0;
-            while (k0 + S < cn && T + slots[k0 + S].n <= c->T_max) {
-                const sembed_tokens *tk = &slots[k0 + S];
-                SEMBED_ASSERT(tk->n >= 1);
-                memcpy(c->ids + T, tk->ids, sizeof(int32_t) * (size_t)tk->n);
-                T += tk->n;
-                c->seq_off[++S] = T;
-            }
-            SEMBED_ASSERT(S > 0);
-            /* full rows go straight to out, or to the stage for Matryoshka truncation */
-            float *dst = D == E ? out + (int64_t)(c0 + k0) * E : c->stage;
-#ifdef SEMBED_HAVE_CUDA
-            if (c->gpu) {
-                sembed_status s = sembed__cuda_submit(c->gpu, c->ids, c->seq_off, S, T, err);
-                if (s != SEMBED_OK) return s;
-                sembed_status next = SEMBED_OK;
-                const int32_t c1 = c0 + cn;
-                if (k0 == 0 && c1 < n && c->slots_alt) {
-                    SWAP(int32_t *, c->slot_ids, c->slot_ids_alt);
-                    SWAP(sembed_tokens *, c->slots, c->slots_alt);
-                    next = prepare_chunk(c, call, c1, chunk_len(c, c1, n), info, err);
-                    ready = true;
-                }
-                s = sembed__cuda_finish(c->gpu, dst, err);
-                if (s != SEMBED_OK) return s;
-                if (next != SEMBED_OK) return next;
-            } else
-#endif
-                forward(c, S, T, call->prompt_tokens > 0 ? c->skip + k0 : NULL, dst);
-            if (D != E) {
-                /* sentence-transformers' truncate_dim, then normalize_embeddings=True when the
-                 * model normalizes (the truncated row is no longer unit length) */
-                float *rows = out + (int64_t)(c0 + k0) * D;
-                for (int32_t r = 0; r < S; r++)
-                    memcpy(rows + (int64_t)r * D, c->stage + (int64_t)r * E,
-                           sizeof(float) * (size_t)D);
-                if (m->normalize) c->be->normalize(rows, S, D, &c->ex);
-            }
-            k0 += S;
+        if (s == SEMBED_OK && S > 0 && (!c->cross_chunks || c0 + cn == n)) {
+            s = run_batch(c, call, &q, b0, S, T, out, err);
+            b0 += S, S = T = 0;
         }
     }
-    return SEMBED_OK;
+#ifdef SEMBED_HAVE_CUDA
+    while (q.n > 0) { /* after an error too: nothing stays in flight past the call */
+        sembed_error e;
+        const sembed_status f = finish_oldest(c, call, &q, out, s == SEMBED_OK ? err : &e);
+        if (s == SEMBED_OK) s = f;
+    }
+#endif
+    return s;
 }
 
 static sembed_status check_dims(const sembed_model *m, const sembed_encode_opts *o,

@@ -129,28 +129,49 @@ int main(void) {
     printf("  graphs on/off and a 512-token context: %d of %d repeated runs differ\n", gdiff, runs);
     sembed_ctx_free(small);
 
-    /* A call of many chunks (7 texts a chunk, batches of <= 512 tokens): the next chunk is
-     * tokenized while the chunk's last batch runs. The same bits and token counts as the one
-     * 100-text batch, and an over-long text in a later chunk (strict) fails the call, named. */
+    /* A call of many chunks (7 texts a chunk, batches of <= 512 tokens and 7 texts): batches
+     * run while the next is packed and the next chunk tokenized, two in flight, and go on into
+     * the next chunk (SEMBED_CUDA_OVERLAP unset), or stay inside a chunk with one batch (=1) or
+     * none (=0) left running. Each gives the one 100-text batch's bits and token counts, in
+     * full and truncated to half the dimensions (Matryoshka: rows finished through the stage);
+     * an over-long text in a later chunk (strict) fails the call, named. */
     cp.device = "cuda";
     cp.max_batch_tokens = 512;
     cp.max_batch_texts = 7;
     sembed_ctx *chunked = NULL;
-    CHECKF(sembed_ctx_new(m, &cp, &chunked, &err) == SEMBED_OK, "%s", err.msg);
-    if (chunked) {
-        sembed_encode_info info_a[N_TEXTS], info_b[N_TEXTS];
-        CHECKF(sembed_encode(gpu, N_TEXTS, (const char *const *)texts, NULL, vb,
-                             (int64_t)N_TEXTS * dim, info_a, &err) == SEMBED_OK, "%s", err.msg);
+    sembed_encode_info info_a[N_TEXTS], info_b[N_TEXTS];
+    CHECKF(sembed_encode(gpu, N_TEXTS, (const char *const *)texts, NULL, vb,
+                         (int64_t)N_TEXTS * dim, info_a, &err) == SEMBED_OK, "%s", err.msg);
+    const sembed_encode_opts half = {.dimensions = dim / 2};
+    float *vh = malloc(sizeof(float) * N_TEXTS * dim);
+    CHECKF(sembed_encode_ex(gpu, N_TEXTS, (const char *const *)texts, NULL, &half, vh,
+                            (int64_t)N_TEXTS * dim, NULL, &err) == SEMBED_OK, "%s", err.msg);
+    const char *const modes[] = {NULL, "1", "0"};
+    for (int mo = 0; mo < 3; mo++) {
+        if (modes[mo]) setenv("SEMBED_CUDA_OVERLAP", modes[mo], 1);
+        chunked = NULL;
+        CHECKF(sembed_ctx_new(m, &cp, &chunked, &err) == SEMBED_OK, "%s", err.msg);
+        unsetenv("SEMBED_CUDA_OVERLAP");
+        if (!chunked) continue;
         memset(vb, 0xFF, sizeof(float) * N_TEXTS * dim);
+        memset(info_b, 0xFF, sizeof info_b);
         CHECKF(sembed_encode(chunked, N_TEXTS, (const char *const *)texts, NULL, vb,
                              (int64_t)N_TEXTS * dim, info_b, &err) == SEMBED_OK, "%s", err.msg);
-        CHECK(memcmp(vb, vg, sizeof(float) * N_TEXTS * dim) == 0);
+        CHECKF(memcmp(vb, vg, sizeof(float) * N_TEXTS * dim) == 0, "overlap mode %s",
+               modes[mo] ? modes[mo] : "default");
         int idiff = 0;
         for (int i = 0; i < N_TEXTS; i++)
             idiff += info_a[i].n_tokens != info_b[i].n_tokens || info_a[i].truncated != info_b[i].truncated;
         CHECKF(idiff == 0, "%d of %d texts' info differ in 7-text chunks", idiff, N_TEXTS);
+        memset(vb, 0xFF, sizeof(float) * N_TEXTS * dim);
+        CHECKF(sembed_encode_ex(chunked, N_TEXTS, (const char *const *)texts, NULL, &half, vb,
+                                (int64_t)N_TEXTS * (dim / 2), NULL, &err) == SEMBED_OK, "%s",
+               err.msg);
+        CHECKF(memcmp(vb, vh, sizeof(float) * N_TEXTS * (dim / 2)) == 0,
+               "truncated rows, overlap mode %s", modes[mo] ? modes[mo] : "default");
         sembed_ctx_free(chunked);
     }
+    free(vh);
     cp.strict_length = 1;
     chunked = NULL;
     CHECKF(sembed_ctx_new(m, &cp, &chunked, &err) == SEMBED_OK, "%s", err.msg);
@@ -174,8 +195,8 @@ int main(void) {
     }
     cp.strict_length = 0;
     cp.max_batch_texts = 0;
-    printf("  7-text chunks, 512-token batches: the same bits and info; a long text in chunk 4 "
-           "named\n");
+    printf("  7-text chunks, 512-token batches (two in flight across chunks, one, none): the same "
+           "bits and info, full and truncated; a long text in chunk 4 named\n");
 
     /* SEMBED_PRECISION_BF16: bf16 weights and activations on the GPU */
     cp.device = "cuda";

@@ -23,6 +23,9 @@ extern "C" {
 #include <time.h>
 
 #define WS_BYTES ((size_t)32 << 20) /* cuBLASLt workspace */
+/* Batches in flight at once: each has its own pinned ids and vectors and an event; the device
+ * buffers are shared, as the stream runs the batches in order. */
+#define N_BUF 2
 
 /* A captured forward pass for one batch shape: (S, T, attention tiles) fix every launch's
  * arguments and the copies' sizes; the ids themselves go through the same pinned buffer. */
@@ -77,16 +80,21 @@ struct sembed__cuda {
     void *x, *big, *att, *tmp;
     float *pa, *pb;              /* (S_max, max_dim) */
     void *ws;
-    int32_t *d_ints, *h_ints; /* ids | pos_ids | seq_off | tiles, device and pinned host */
-    float *h_out;             /* (S_max, E) pinned, mapped */
-    float *h_out_d;           /* h_out as the device sees it */
+    int32_t *d_ints;          /* ids | pos_ids | seq_off | tiles */
+    int32_t *h_ints[N_BUF];   /* the same, pinned host, one per batch in flight */
+    float *h_out[N_BUF];      /* (S_max, E) pinned, mapped, one per batch in flight */
+    float *h_out_d[N_BUF];    /* h_out as the device sees it */
+    cudaEvent_t done[N_BUF];  /* recorded after each batch */
+    int32_t cur;              /* the buffer of the batch being enqueued */
     /* CUDA graphs of whole batches (small ones; see encode) */
     graph_slot graphs[N_GRAPHS];
     uint64_t graph_clock;
     bool graphs_off;
     bool trace_first; /* SEMBED_CUDA_VERBOSE: the first encode's time to print */
     double t_first;
-    int32_t in_flight; /* texts of the batch submitted and not yet finished */
+    /* batches submitted and not yet finished, oldest first: buffer (head + i) % N_BUF holds
+     * the i-th of n_flight, of fl_S[] texts */
+    int32_t fl_head, n_flight, fl_S[N_BUF];
     /* per-op profile (sembed__cuda_profile): events after each op, summed per op kind */
     bool prof_on;
     int32_t n_ev, max_ev;
@@ -199,8 +207,11 @@ void sembed__cuda_free(sembed__cuda *g) {
     cudaFree(g->pb);
     cudaFree(g->ws);
     cudaFree(g->d_ints);
-    cudaFreeHost(g->h_ints);
-    cudaFreeHost(g->h_out);
+    for (int b = 0; b < N_BUF; b++) {
+        cudaFreeHost(g->h_ints[b]);
+        cudaFreeHost(g->h_out[b]);
+        if (g->done[b]) cudaEventDestroy(g->done[b]);
+    }
     for (int i = 0; i < N_GRAPHS; i++)
         if (g->graphs[i].exec) cudaGraphExecDestroy(g->graphs[i].exec);
     for (int32_t i = 0; i < g->max_ev; i++)
@@ -291,10 +302,13 @@ static sembed_status setup(sembed__cuda *g, const sembed__cuda_model *m, sembed_
     if (s == SEMBED_OK)
         s = alloc_dev((void **)&g->d_ints, (size_t)g->n_ints_max * sizeof(int32_t), err);
     if (s != SEMBED_OK) return s;
-    SEMBED_CU(cudaMallocHost((void **)&g->h_ints, (size_t)g->n_ints_max * sizeof(int32_t)));
-    SEMBED_CU(cudaHostAlloc((void **)&g->h_out, S * (size_t)g->E * sizeof(float),
-                            cudaHostAllocMapped));
-    SEMBED_CU(cudaHostGetDevicePointer((void **)&g->h_out_d, g->h_out, 0));
+    for (int b = 0; b < N_BUF; b++) {
+        SEMBED_CU(cudaMallocHost((void **)&g->h_ints[b], (size_t)g->n_ints_max * sizeof(int32_t)));
+        SEMBED_CU(cudaHostAlloc((void **)&g->h_out[b], S * (size_t)g->E * sizeof(float),
+                                cudaHostAllocMapped));
+        SEMBED_CU(cudaHostGetDevicePointer((void **)&g->h_out_d[b], g->h_out[b], 0));
+        SEMBED_CU(cudaEventCreateWithFlags(&g->done[b], cudaEventDisableTiming));
+    }
     phase(&clk, "activation buffers");
 
     const int32_t Hi = g->H, Ii = g->I;
@@ -416,7 +430,7 @@ static sembed_status forward_t(sembed__cuda *g, const int32_t *ids, const int32_
     /* no Dense module: pooling and normalization in one kernel */
     const bool fused = g->n_dense == 0 && g->normalize;
     if (s == SEMBED_OK)
-        s = fused ? sembed__cu_pool_normalize(g->pa, g->h_out_d, (const E *)x, seq_off, NULL,
+        s = fused ? sembed__cu_pool_normalize(g->pa, g->h_out_d[g->cur], (const E *)x, seq_off, NULL,
                                               g->pool, S, H, st, err)
                   : sembed__cu_pool(g->pa, (const E *)x, seq_off, NULL, g->pool, S, H, st, err);
     float *cur = g->pa, *nxt = g->pb;
@@ -432,7 +446,7 @@ static sembed_status forward_t(sembed__cuda *g, const int32_t *ids, const int32_
     MARK(OP_POOL);
     if (s != SEMBED_OK) return s;
     if (!fused) /* the fused kernel wrote the vectors into h_out itself (mapped memory) */
-        SEMBED_CU(cudaMemcpyAsync(g->h_out, cur, sizeof(float) * (size_t)S * (size_t)g->E,
+        SEMBED_CU(cudaMemcpyAsync(g->h_out[g->cur], cur, sizeof(float) * (size_t)S * (size_t)g->E,
                                   cudaMemcpyDeviceToHost, st));
     MARK(OP_COPY_OUT);
     return SEMBED_OK;
@@ -448,7 +462,7 @@ static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t 
 /* The copy in and the forward pass, as enqueued on the stream (eagerly or into a graph). */
 static sembed_status enqueue(sembed__cuda *g, size_t n_ints, int32_t n_tiles, int32_t S, int32_t T,
                              sembed_error *err) {
-    SEMBED_CU(cudaMemcpyAsync(g->d_ints, g->h_ints, n_ints * sizeof(int32_t),
+    SEMBED_CU(cudaMemcpyAsync(g->d_ints, g->h_ints[g->cur], n_ints * sizeof(int32_t),
                               cudaMemcpyHostToDevice, g->stream));
     sembed_status s = SEMBED_OK;
     MARK(OP_COPY_IN);
@@ -456,9 +470,11 @@ static sembed_status enqueue(sembed__cuda *g, size_t n_ints, int32_t n_tiles, in
     return forward(g, d, d + T, d + 2 * T, d + 2 * T + S + 1, n_tiles, S, T, err);
 }
 
-/* The graph slot for this shape, or NULL to run eagerly. Counts the shape as seen. */
+/* The graph slot for this shape, or NULL to run eagerly. Counts the shape as seen. Graphs are
+ * captured with the first buffer's pinned memory: a batch in the second (another in flight) runs
+ * eagerly. */
 static graph_slot *graph_for(sembed__cuda *g, int32_t S, int32_t T, int32_t n_tiles) {
-    if (g->graphs_off || g->prof_on || T > GRAPH_T_MAX) return NULL;
+    if (g->graphs_off || g->prof_on || T > GRAPH_T_MAX || g->cur != 0) return NULL;
     graph_slot *hit = NULL, *lru = &g->graphs[0];
     for (int i = 0; i < N_GRAPHS; i++) {
         graph_slot *q = &g->graphs[i];
@@ -501,11 +517,13 @@ sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int
                                   int32_t S, int32_t T, sembed_error *err) {
     SEMBED_ASSERT(g && S >= 1 && T >= 1 && S <= g->S_max && T <= g->T_max);
     SEMBED_ASSERT(seq_off[0] == 0 && seq_off[S] == T);
-    SEMBED_ASSERT(g->in_flight == 0);
-    g->t_first = g->trace_first ? mono_ms() : 0.0;
+    SEMBED_ASSERT(g->n_flight < sembed__cuda_slots(g));
+    if (g->n_flight == 0) g->fl_head = 0; /* alone, a batch takes the first buffer (graphs) */
+    g->cur = (g->fl_head + g->n_flight) % N_BUF;
+    if (g->n_flight == 0) g->t_first = g->trace_first ? mono_ms() : 0.0;
     SEMBED_CU(cudaSetDevice(g->device));
     /* one pinned buffer: ids (T) | pos_ids (T) | seq_off (S+1) | tiles (2 n_tiles) */
-    int32_t *h = g->h_ints;
+    int32_t *h = g->h_ints[g->cur];
     memcpy(h, ids, sizeof(int32_t) * (size_t)T);
     int32_t *hp = h + T;
     for (int32_t s = 0; s < S; s++) {
@@ -528,22 +546,30 @@ sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int
                              __FILE__, __LINE__);
     else
         s = enqueue(g, n, n_tiles, S, T, err);
+    if (s == SEMBED_OK)
+        s = sembed__cu_check(cudaEventRecord(g->done[g->cur], g->stream), err, "cudaEventRecord",
+                             __FILE__, __LINE__);
     if (s != SEMBED_OK) {
-        /* wait even after a failed launch: the pinned buffers may still be in flight */
+        /* wait even after a failed launch: the pinned buffers may still be in flight; the
+         * batches before it stay in flight (their finish reports any error of the stream) */
         (void)cudaStreamSynchronize(g->stream);
         return s;
     }
-    g->in_flight = S;
+    g->fl_S[g->cur] = S;
+    g->n_flight++;
     return SEMBED_OK;
 }
 
+int32_t sembed__cuda_slots(const sembed__cuda *g) { return g->prof_on ? 1 : N_BUF; }
+
 sembed_status sembed__cuda_finish(sembed__cuda *g, float *out, sembed_error *err) {
-    SEMBED_ASSERT(g && g->in_flight > 0);
-    const int32_t S = g->in_flight;
-    g->in_flight = 0;
+    SEMBED_ASSERT(g && g->n_flight > 0);
+    const int32_t b = g->fl_head, S = g->fl_S[b];
+    g->fl_head = (b + 1) % N_BUF;
+    g->n_flight--;
     SEMBED_CU(cudaSetDevice(g->device));
-    SEMBED_CU(cudaStreamSynchronize(g->stream));
-    memcpy(out, g->h_out, sizeof(float) * (size_t)S * (size_t)g->E);
+    SEMBED_CU(cudaEventSynchronize(g->done[b]));
+    memcpy(out, g->h_out[b], sizeof(float) * (size_t)S * (size_t)g->E);
     if (g->trace_first) { /* the first batch loads the kernels' modules */
         phase_clock c = {true, g->t_first};
         phase(&c, "first batch (encode)");
@@ -569,6 +595,7 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, const int
 /* ---- profile ----------------------------------------------------------------------------- */
 
 sembed_status sembed__cuda_profile(sembed__cuda *g, bool on, sembed_error *err) {
+    SEMBED_ASSERT(g->n_flight == 0);
     SEMBED_CU(cudaSetDevice(g->device));
     if (on && !g->ev) {
         const int32_t n = 4 + 9 * g->n_layers;

@@ -66,13 +66,15 @@ sembed_status sembed__cuda_encode(sembed__cuda *g, const int32_t *ids, /* (T) */
                                   int32_t S, int32_t T, float *out,    /* (S, dim) */
                                   sembed_error *err);
 /* encode in two halves, so that the CPU can work while the GPU runs: submit copies the batch
- * into g's pinned buffer and launches it (ids and seq_off may be reused once it returns); finish
- * waits for it and writes out. One batch in flight at a time: every successful submit is
- * followed by one finish before the next submit. A failed submit leaves nothing in flight. */
+ * into a pinned buffer of g's and launches it (ids and seq_off may be reused once it returns);
+ * finish waits for the oldest batch in flight and writes its S vectors to out. Up to
+ * sembed__cuda_slots(g) batches may be in flight (2; 1 while profiling): submit only with fewer
+ * than that in flight. A failed submit adds nothing in flight; the batches before it stay. */
 sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int32_t *seq_off,
                                   int32_t S, int32_t T, sembed_error *err);
 sembed_status sembed__cuda_finish(sembed__cuda *g, float *out, /* (S, dim) */
                                   sembed_error *err);
+int32_t sembed__cuda_slots(const sembed__cuda *g);
 
 /* The GPU context of a sembed_ctx, or NULL when it runs on the CPU (src/encoder.c). */
 sembed__cuda *sembed__ctx_cuda(sembed_ctx *c);

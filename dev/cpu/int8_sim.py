@@ -17,7 +17,9 @@ Formats:
   Env: SQ_POW2=1 rounds s to powers of two; SQ_NCAL=N calibrates on N texts (64); SQ_WORST=1
   prints the three worst texts; SQ_TEXTFILE=F evaluates the texts of a JSON list instead.
   F:dddd  format F with the digits per GEMM given (qkv, attention out, FFN in, FFN out), e.g.
-          sq0.5:1112 (INT8X2 for FFN out only); a: one uint8 digit with a zero point per row
+          sq0.5:1112 (INT8X2 for FFN out only); a: one uint8 digit with a zero point per row;
+          e: per row, the uint8 digit where its relative L2 error is <= SIM_TAU (0.01), else
+          INT8X2 (the share of rows that take two digits is printed per GEMM)
 """
 import gzip
 import json
@@ -57,14 +59,35 @@ def quant_rows_asym(a):
     return (u - z) * s
 
 
+ROWS = {}  # which -> [rows, rows with two digits] for the e digit
+
+
+def quant_rows_adaptive(a, which):
+    """e: the uint8 digit for rows whose relative error is small enough, else INT8X2."""
+    tau = float(os.environ.get("SIM_TAU", "0.01"))
+    one = quant_rows_asym(a)
+    norm = np.linalg.norm(a, axis=-1)
+    norm[norm == 0] = 1.0
+    two = np.linalg.norm(a - one, axis=-1) / norm > tau
+    r = ROWS.setdefault(which, [0, 0])
+    r[0] += a.shape[0]
+    r[1] += int(two.sum())
+    out = one
+    if two.any():
+        out = one.copy()
+        out[two] = quant_rows(a[two], 2)
+    return out
+
+
 def make_fwd(fmt, W, b, stats, which):
     """which: 0 qkv, 1 attention out, 2 FFN in, 3 FFN out (the order of sembed's GEMMs)."""
     two = which != 1 and (fmt == "x2" or fmt.endswith("+x2"))
-    asym = False
+    asym = adapt = False
     if ":" in fmt:  # digits per GEMM (qkv, attention out, FFN in, FFN out), e.g. sq0.5:2112
         fmt, dig = fmt.split(":")
         two = dig[which] == "2"
         asym = dig[which] == "a"
+        adapt = dig[which] == "e"
     s = None
     if fmt.startswith("sq"):
         alpha = float(fmt[2:].split("+")[0])
@@ -81,7 +104,11 @@ def make_fwd(fmt, W, b, stats, which):
         a = x.detach().double().reshape(-1, shp[-1]).numpy()
         if s is not None:
             a = a / s[None, :]
-        y = (quant_rows_asym(a) if asym else quant_rows(a, 2 if two else 1)) @ Wq.T + b
+        if adapt:
+            q = quant_rows_adaptive(a, which)
+        else:
+            q = quant_rows_asym(a) if asym else quant_rows(a, 2 if two else 1)
+        y = q @ Wq.T + b
         return torch.from_numpy(y.astype(np.float32)).reshape(*shp[:-1], W.shape[0])
 
     return fwd
@@ -124,6 +151,7 @@ def main():
         h.remove()
     print("%s: %d texts" % (os.path.basename(folder), len(texts)), flush=True)
     for fmt in fmts:
+        ROWS.clear()
         saved = []
         for gi, (mods, which) in enumerate(groups):
             for m in mods:
@@ -138,7 +166,8 @@ def main():
         if os.environ.get("SQ_WORST"):
             for i in np.argsort(cos)[:3]:
                 print("    %.5f %r" % (cos[i], texts[i][:100]))
-        print("  %-10s min cos %.5f  p1 %.5f  mean %.6f" % (fmt, cos.min(), np.percentile(cos, 1), cos.mean()),
+        two = "  two digits: " + " ".join("%d:%.3f" % (w, r[1] / r[0]) for w, r in sorted(ROWS.items())) if ROWS else ""
+        print("  %-10s min cos %.5f  p1 %.5f  mean %.6f%s" % (fmt, cos.min(), np.percentile(cos, 1), cos.mean(), two),
               flush=True)
 
 

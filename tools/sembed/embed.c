@@ -198,12 +198,23 @@ static int parse_args(int argc, char **argv, embed_opts *o, bool similarity) {
     return 0;
 }
 
+static double ms_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
 static int load(const embed_opts *o, sembed_model **model, sembed_ctx **ctx) {
     sembed_error err = {0};
+    /* SEMBED_CUDA_VERBOSE: the start-up's two halves, beside the GPU context's own phases */
+    const char *v = getenv("SEMBED_CUDA_VERBOSE");
+    const bool verbose = v && *v && strcmp(v, "0") != 0;
+    const double t0 = ms_now();
     if (sembed_model_load(o->model, &o->mp, model, &err) != SEMBED_OK) {
         fprintf(stderr, "sembed: %s\n", err.msg);
         return 1;
     }
+    const double t1 = ms_now();
     /* the encode options, checked before any output is written */
     const char *bad = NULL;
     if (o->eo.dimensions > sembed_model_dim(*model)) {
@@ -228,6 +239,9 @@ static int load(const embed_opts *o, sembed_model **model, sembed_ctx **ctx) {
         sembed_model_free(*model);
         return 1;
     }
+    if (verbose)
+        fprintf(stderr, "sembed start-up: model loaded %8.1f ms, context made %8.1f ms\n",
+                t1 - t0, ms_now() - t1);
     return 0;
 }
 

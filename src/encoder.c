@@ -1162,6 +1162,7 @@ static sembed_status run_batch(sembed_ctx *c, const enc_call *call, flights *q, 
         sembed_status s = SEMBED_OK;
         while (s == SEMBED_OK && q->n > 0 && q->n >= sembed__cuda_slots(c->gpu))
             s = finish_oldest(c, call, q, out, err);
+        SEMBED_ASSERT(q->n < 2);
         if (s == SEMBED_OK) s = sembed__cuda_submit(c->gpu, c->ids, c->seq_off, S, T, err);
         if (s == SEMBED_OK) q->b0[q->n] = b0, q->S[q->n] = S, q->n++;
         while (s == SEMBED_OK && q->n > c->gpu_keep) s = finish_oldest(c, call, q, out, err);

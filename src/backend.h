@@ -150,9 +150,18 @@ extern const sembed__backend sembed__backend_cpu;
  * operand as it is, the zero point folded into the weights' sums. Precision INT8 with
  * sembed__wprep_asym. Internal: not a sembed_precision. */
 #define SEMBED__PRECISION_INT8U 17
+/* INT8U, and a second digit for the rows that need it: per row, e = x - (u - z)·s (each
+ * element by fmaf), and where Σe² > SEMBED__INT8A_TAU2 · Σx² (sums of squares in double, in
+ * eight lanes of k mod 8 added pairwise at the end, so every kernel and the reference agree)
+ * the row's e is taken as one int8 digit too (q2 = rne(e·127/max|e|), s2 = max|e|/127), and
+ * y = fmaf(Σ (u - z)·qw, s·sw, b) + fmaf(Σ q2·qw, s2·sw, 0). Rows keep the same bits in any
+ * batch (the choice is the row's own). Precision INT8 with sembed__wprep_asym and
+ * sembed__wprep_adapt. Internal: not a sembed_precision. */
+#define SEMBED__PRECISION_INT8A 18
+#define SEMBED__INT8A_TAU2 2.25e-4 /* a relative error of 1.5% (dev/cpu/NOTES.md, twelfth session) */
 
 /* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _FP32_STRICT,
- * _INT8, SEMBED__PRECISION_INT8X2, SEMBED__PRECISION_INT8U or _BF16; the pointers must outlive
+ * _INT8, SEMBED__PRECISION_INT8X2, _INT8U, _INT8A or _BF16; the pointers must outlive
  * the result). BF16 needs AVX512_BF16:
  * SEMBED_ERR_UNSUPPORTED without. FP32 is split (sembed__wprep_split) where the CPU has AMX
  * bf16; FP32_STRICT never is (its preparation then reports precision FP32). */
@@ -162,16 +171,18 @@ void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
 /* The precision Linear `which` (0 qkv, 1 attention output, 2 FFN in, 3 FFN out) of layer
  * `layer` gets in a context of `precision`, or -1 for none (the backend's fp32 gemm_bias): FP32 and
  * FP32_STRICT are prepared (split for AMX, or packed for the AVX-512 or AVX2 kernel) where the
- * CPU has AVX2 or better; INT8 takes INT8X2 for qkv and FFN in (whose inputs, LayerNorm
- * outputs, carry outlier channels), and on CPUs with AMX INT8X2 for FFN out (GELU's tail) and
- * INT8 for the attention output, elsewhere INT8U for both but the first layer's FFN out
- * (INT8X2). */
+ * CPU has AVX2 or better; INT8 on CPUs with AMX takes INT8X2 for qkv and FFN in (whose inputs,
+ * LayerNorm outputs, carry outlier channels) and FFN out (GELU's tail), and INT8 for the
+ * attention output; elsewhere INT8A for qkv and FFN in (a second digit only for the rows that
+ * need it), INT8U for the attention output and FFN out but the first layer's FFN out (INT8X2). */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which, int32_t layer);
 int32_t sembed__wprep_precision(const sembed__wprep *p);
 /* INT8: int8 digits per activation, 1 or 2 (SEMBED__PRECISION_INT8X2); 1 otherwise. */
 int32_t sembed__wprep_digits(const sembed__wprep *p);
-/* INT8: one uint8 digit with a zero point per activation row (SEMBED__PRECISION_INT8U). */
+/* INT8: one uint8 digit with a zero point per activation row (SEMBED__PRECISION_INT8U, _INT8A). */
 bool sembed__wprep_asym(const sembed__wprep *p);
+/* INT8: rows with a large error take a second digit (SEMBED__PRECISION_INT8A). */
+bool sembed__wprep_adapt(const sembed__wprep *p);
 /* FP32 prepared where the CPU has AMX (bf16 and int8) is `split`: w = wh + wl with wh = bf16(w)
  * and wl = w - wh kept as int8 per output channel; y = Σ_k xh·wh + xl·wh (xh = bf16(x), xl =
  * bf16(x - xh)) + the exact int8 sums of x's two INT8X2 digits times wl (src/cpu/quant.c,

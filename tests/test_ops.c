@@ -245,6 +245,12 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)N * K),
           *b = malloc(sizeof(float) * (size_t)N);
     fill(x, M * K, 2), fill(w, (int64_t)N * K, 0.2f), fill(b, N, 1);
+    if (prec == SEMBED__PRECISION_INT8A) /* every third row: two outliers over small values,
+                                          * whose one digit errs by more than 2% at K >= 384 */
+        for (int64_t m = 1; m < M && K >= 2; m += 3) {
+            for (int32_t k = 0; k < K; k++) x[m * K + k] *= 0.005f;
+            x[m * K] = 2, x[m * K + 1] = -2;
+        }
     if (M > 2) memset(x + K, 0, sizeof(float) * (size_t)K); /* an all-zero row */
     sembed__wprep *p = NULL;
     sembed_error err;
@@ -262,7 +268,25 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     CHECKF(all_finite(c.p, M * N), "gemm_prep NaN");
     const char *name = prec == SEMBED__PRECISION_INT8X2 ? "int8x2"
                        : prec == SEMBED__PRECISION_INT8U ? "int8u"
+                       : prec == SEMBED__PRECISION_INT8A ? "int8a"
                        : sembed_precision_name((sembed_precision)prec);
+    if (prec == SEMBED__PRECISION_INT8A && K >= 384 && M >= 5) {
+        /* the second digits ran: the outlier rows differ from INT8U's (one digit) */
+        sembed__wprep *pu = NULL;
+        CHECK(sembed__wprep_new(w, bias ? b : NULL, N, K, SEMBED__PRECISION_INT8U, &pu, &err) ==
+              SEMBED_OK);
+        float *yu = malloc(sizeof(float) * (size_t)(M * N));
+        sembed__backend_cpu.gemm_prep(yu, x, pu, M, SEMBED__ACTK_IDENTITY, &ex.cpu);
+        int changed = 0, same = 0;
+        for (int64_t m = 0; m < M; m++) {
+            const bool d = memcmp(yu + m * N, c.p + m * N, sizeof(float) * (size_t)N) != 0;
+            changed += m % 3 == 1 && d, same += m % 3 != 1 && !d;
+        }
+        CHECKF(changed > 0 && same > 0, "int8a %lldx%dx%d: %d outlier rows took a second digit, "
+               "%d plain rows kept one", (long long)M, N, K, changed, same);
+        free(yu);
+        sembed__wprep_free(pu);
+    }
     const bool exact = sembed__wprep_precision(p) == SEMBED_PRECISION_INT8; /* int8, x2 and u */
     double d = max_abs_diff(r.p, c.p, M * N);
     /* bf16 products are exact in fp32; the sums differ by fp32 rounding only */
@@ -481,7 +505,8 @@ int main(void) {
     const int32_t QNK[][2] = {{1, 1}, {37, 53}, {384, 384}, {1152, 384}, {384, 1536}, {50, 130}};
     const int32_t QPREC[] = {SEMBED_PRECISION_FP32,        SEMBED_PRECISION_INT8,
                              SEMBED_PRECISION_BF16,        SEMBED_PRECISION_FP32_STRICT,
-                             SEMBED__PRECISION_INT8X2,     SEMBED__PRECISION_INT8U};
+                             SEMBED__PRECISION_INT8X2,     SEMBED__PRECISION_INT8U,
+                             SEMBED__PRECISION_INT8A};
     for (int32_t level = 4; level >= 0; level--) {
         sembed__cpu_isa_cap(level);
         for (int pi = 0; pi < (int)(sizeof QPREC / sizeof QPREC[0]); pi++)

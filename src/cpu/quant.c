@@ -35,6 +35,7 @@ struct sembed__wprep {
     int32_t N, K, Np, Kp, precision;
     int32_t digits;     /* INT8: int8 digits per activation (1, or 2: SEMBED__PRECISION_INT8X2) */
     bool asym;          /* INT8: one uint8 digit with a zero point (SEMBED__PRECISION_INT8U) */
+    bool adapt;         /* INT8: asym, and a second digit for rows that need it (_INT8A) */
     bool split;         /* FP32 as a bf16 hi part and an int8 lo part, for AMX (split_amx) */
     const float *w, *b; /* the fp32 source (for the reference) */
     void *packed;       /* INT8: int8_t (Np/16, Kp/4, 16, 4); BF16: uint16_t (Np/16, Kp/2, 16, 2);
@@ -45,6 +46,7 @@ struct sembed__wprep {
     float *scale;       /* (Np) INT8 per-channel scales; 0 for padding */
     int32_t *comp;      /* (Np) INT8: 128 * Σ_k q[n, k], for VNNI's unsigned x operand */
     float *bias;        /* (Np) b or 0 */
+    float *zero_bias;   /* (Np) zeros: INT8A's second digits' sums, added to y (compute_panel) */
 };
 
 float sembed__bf16_round(float x) {
@@ -80,6 +82,7 @@ static inline int64_t split_lo(int64_t Kp, int32_t n, int32_t k) {
 int32_t sembed__wprep_precision(const sembed__wprep *p) { return p->precision; }
 int32_t sembed__wprep_digits(const sembed__wprep *p) { return p->digits; }
 bool sembed__wprep_asym(const sembed__wprep *p) { return p->asym; }
+bool sembed__wprep_adapt(const sembed__wprep *p) { return p->adapt; }
 bool sembed__wprep_split(const sembed__wprep *p) { return p->split; }
 
 float sembed__bf16_lo(float x) { return sembed__bf16_round(x - sembed__bf16_round(x)); }
@@ -111,10 +114,13 @@ int32_t sembed__wprep_choose(int32_t precision, int32_t which, int32_t layer) {
      * (the worst text "[SEP]́ [SEP]́"); with the first layer's FFN out INT8X2 0.99549 / 0.99688;
      * the last layer's instead 0.99498. Products per weight 1.92 -> ~1.6; on the Zen 4 VM the
      * MiniLM int8 query 1.04 -> 0.89 ms and batches +13-30% (without the first-layer
-     * exception). The AMX kernels take no uint8 digits yet, so AMX CPUs keep the formats
-     * above. dev/cpu/NOTES.md and dev/cpu/int8_sim.py have the rest. */
+     * exception). qkv and FFN in then took INT8A instead of INT8X2: one uint8 digit, and a
+     * second only for rows whose first errs by more than 1.5% (SEMBED__INT8A_TAU2): min cosine
+     * 0.99559 / 0.99893 (at 2%: 0.99487, 11 MiniLM texts under the bound). The AMX kernels
+     * take no uint8 digits yet, so AMX CPUs keep the formats above. dev/cpu/NOTES.md and
+     * dev/cpu/int8_sim.py have the rest. */
     if (which == 3 && layer == 0) return SEMBED__PRECISION_INT8X2;
-    return which == 0 || which == 2 ? SEMBED__PRECISION_INT8X2 : SEMBED__PRECISION_INT8U;
+    return which == 0 || which == 2 ? SEMBED__PRECISION_INT8A : SEMBED__PRECISION_INT8U;
 }
 
 void sembed__wprep_source(const sembed__wprep *p, const float **w, const float **b, int32_t *N,
@@ -128,6 +134,7 @@ void sembed__wprep_free(sembed__wprep *p) {
     sembed__free(p->scale);
     sembed__free(p->comp);
     sembed__free(p->bias);
+    sembed__free(p->zero_bias);
     sembed__free(p);
 }
 
@@ -136,15 +143,18 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     *out = NULL;
     if (precision != SEMBED_PRECISION_FP32 && precision != SEMBED_PRECISION_INT8 &&
         precision != SEMBED_PRECISION_BF16 && precision != SEMBED_PRECISION_FP32_STRICT &&
-        precision != SEMBED__PRECISION_INT8X2 && precision != SEMBED__PRECISION_INT8U)
+        precision != SEMBED__PRECISION_INT8X2 && precision != SEMBED__PRECISION_INT8U &&
+        precision != SEMBED__PRECISION_INT8A)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
                            "precision %d is not fp32 (0), int8 (1), bf16 (2), fp32-strict (3), "
-                           "int8x2 (%d) or int8u (%d)",
-                           precision, SEMBED__PRECISION_INT8X2, SEMBED__PRECISION_INT8U);
+                           "int8x2 (%d), int8u (%d) or int8a (%d)",
+                           precision, SEMBED__PRECISION_INT8X2, SEMBED__PRECISION_INT8U,
+                           SEMBED__PRECISION_INT8A);
     const bool strict = precision == SEMBED_PRECISION_FP32_STRICT;
     if (strict) precision = SEMBED_PRECISION_FP32;
     const int32_t digits = precision == SEMBED__PRECISION_INT8X2 ? 2 : 1;
-    const bool asym = precision == SEMBED__PRECISION_INT8U;
+    const bool adapt = precision == SEMBED__PRECISION_INT8A;
+    const bool asym = precision == SEMBED__PRECISION_INT8U || adapt;
     if (digits == 2 || asym) precision = SEMBED_PRECISION_INT8;
     if (precision == SEMBED_PRECISION_BF16 && !sembed__cpu_isa_get()->avx512_bf16)
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
@@ -155,7 +165,7 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     sembed__wprep *p = sembed__calloc(1, sizeof *p);
     if (!p) return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing weights");
     p->N = N, p->K = K, p->precision = precision, p->digits = digits, p->w = w, p->b = b;
-    p->asym = asym;
+    p->asym = asym, p->adapt = adapt;
     p->split = precision == SEMBED_PRECISION_FP32 && !strict && sembed__cpu_isa_get()->amx_bf16 &&
                sembed__cpu_isa_get()->amx_int8;
     p->Np = (N + 31) / 32 * 32;
@@ -168,7 +178,8 @@ sembed_status sembed__wprep_new(const float *w, const float *b, int32_t N, int32
     p->scale = sembed__calloc((size_t)p->Np, sizeof(float));
     p->comp = sembed__calloc((size_t)p->Np, sizeof(int32_t));
     p->bias = sembed__calloc((size_t)p->Np, sizeof(float));
-    if (!p->packed || !p->scale || !p->comp || !p->bias) {
+    if (adapt) p->zero_bias = sembed__calloc((size_t)p->Np, sizeof(float));
+    if (!p->packed || !p->scale || !p->comp || !p->bias || (adapt && !p->zero_bias)) {
         sembed__wprep_free(p);
         return sembed__err(err, SEMBED_ERR_NOMEM, "out of memory preparing a %d x %d weight", N,
                            K);
@@ -308,6 +319,46 @@ static void quantize_rows_u8_c(int8_t *q, float *sx, float *zf, const float *x, 
     }
 }
 
+/* Eight lanes of a sum of squares (k mod 8), added pairwise: INT8A's fixed order. */
+static inline double sum8(const double *l) {
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+/* Whether a row with these sums of squares (e², x²) and max|e| takes INT8A's second digit. */
+static inline bool needs_second(const double *e2, const double *v2, float amax) {
+    return sum8(e2) > SEMBED__INT8A_TAU2 * sum8(v2) && amax > 0;
+}
+
+/* SEMBED__PRECISION_INT8A: the second digits of rows [0, rows) of an INT8U panel (uint8 digits
+ * q, scales sx, zero points zf) from x, as the reference's second_digit: into qa (rows_pad, Kp)
+ * and sa; a row without one has sa 0 and zero digits, as rows rows..rows_pad-1. */
+static void adapt_rows_c(int8_t *qa, float *sa, const int8_t *q, const float *sx,
+                         const float *zf, const float *x, int32_t rows, int32_t rows_pad,
+                         int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        int8_t *ar = qa + (int64_t)r * Kp;
+        memset(ar, 0, (size_t)Kp);
+        sa[r] = 0;
+        if (r >= rows) continue;
+        const uint8_t *ur = (const uint8_t *)q + (int64_t)r * Kp;
+        const float *v = x + (int64_t)r * K, s = sx[r];
+        const int32_t z = (int32_t)zf[r];
+        double e2[8] = {0}, v2[8] = {0};
+        float amax = 0;
+        for (int32_t k = 0; k < K; k++) {
+            const float e = fmaf(-(float)((int32_t)ur[k] - z), s, v[k]);
+            e2[k % 8] += (double)e * e;
+            v2[k % 8] += (double)v[k] * v[k];
+            amax = fabsf(e) > amax ? fabsf(e) : amax;
+        }
+        if (!needs_second(e2, v2, amax)) continue;
+        const float inv = 127.0f / amax;
+        for (int32_t k = 0; k < K; k++)
+            ar[k] = (int8_t)(int32_t)nearbyintf(fmaf(-(float)((int32_t)ur[k] - z), s, v[k]) * inv);
+        sa[r] = amax / 127.0f;
+    }
+}
+
 #ifdef HAVE_X86
 #define T512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl")))
 #define TVNNI __attribute__((target("avx2,fma,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
@@ -404,6 +455,54 @@ T512 static void quantize_rows_u8_512(int8_t *q, float *sx, float *zf, const flo
     }
 }
 
+/* adapt_rows_c with 16 lanes: e by fnmadd (one rounding, as fmaf), its squares in double
+ * (exact) summed per lane k mod 8 in the same order, max|e| exact: the same digits. */
+T512 static void adapt_rows_512(int8_t *qa, float *sa, const int8_t *q, const float *sx,
+                                const float *zf, const float *x, int32_t rows, int32_t rows_pad,
+                                int32_t K, int32_t Kp) {
+    for (int32_t r = 0; r < rows_pad; r++) {
+        int8_t *ar = qa + (int64_t)r * Kp;
+        memset(ar, 0, (size_t)Kp);
+        sa[r] = 0;
+        if (r >= rows) continue;
+        const uint8_t *ur = (const uint8_t *)q + (int64_t)r * Kp;
+        const float *v = x + (int64_t)r * K;
+        const __m512 vs = _mm512_set1_ps(sx[r]);
+        const __m512i vz = _mm512_set1_epi32((int32_t)zf[r]);
+        __m512d e2 = _mm512_setzero_pd(), v2 = _mm512_setzero_pd();
+        __m512 am = _mm512_setzero_ps();
+        for (int32_t k = 0; k < K; k += 16) {
+            const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
+            const __m512i u = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, ur + k));
+            const __m512 e = _mm512_maskz_mov_ps(
+                mk, _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, vz)), vs, f));
+            const __m512d el = _mm512_cvtps_pd(_mm512_castps512_ps256(e)),
+                          eh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))),
+                          fl = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
+                          fh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+            e2 = _mm512_add_pd(_mm512_add_pd(e2, _mm512_mul_pd(el, el)), _mm512_mul_pd(eh, eh));
+            v2 = _mm512_add_pd(_mm512_add_pd(v2, _mm512_mul_pd(fl, fl)), _mm512_mul_pd(fh, fh));
+            am = _mm512_max_ps(am, _mm512_abs_ps(e));
+        }
+        double l[8], m[8];
+        _mm512_storeu_pd(l, e2), _mm512_storeu_pd(m, v2);
+        const float amax = _mm512_reduce_max_ps(am);
+        if (!needs_second(l, m, amax)) continue;
+        const __m512 vinv = _mm512_set1_ps(127.0f / amax);
+        for (int32_t k = 0; k < K; k += 16) {
+            const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
+            const __m512i u = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, ur + k));
+            const __m512 e = _mm512_maskz_mov_ps(
+                mk, _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, vz)), vs, f));
+            _mm_storeu_si128((__m128i *)(ar + k),
+                             _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(e, vinv))));
+        }
+        sa[r] = amax / 127.0f;
+    }
+}
+
 /* One row of 16 columns (masked) of an INT8X2 or split GEMM from its int32 sums: the first
  * digits' c, the second digits' c2: y = fmaf(c, sx·sw, fmaf(c2, sx2·sw, base)), q8_kernel_c's
  * two passes in one (the AMX kernels' and q8x2_vnni's epilogue). */
@@ -417,14 +516,18 @@ T512 static inline void x2_store(float *yo, __mmask16 mk, __m512i c, __m512i c2,
 
 /* y[r, n] = fmaf(acc, sx[r]*scale[n], bias[n]) for one 16-column block, masked to N
  * (q8_kernel_c's). */
-T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
-                                 int32_t n) {
+T512 static inline void q8_store_at(float *yo, __m512i acc, float sxr, const sembed__wprep *p,
+                                    int32_t n) {
     const int32_t left = p->N - n;
     if (left <= 0) return;
     const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
     const __m512 s = _mm512_mul_ps(_mm512_set1_ps(sxr), _mm512_loadu_ps(p->scale + n));
     const __m512 c = _mm512_loadu_ps(p->bias + n);
-    _mm512_mask_storeu_ps(yr + n, mk, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, c));
+    _mm512_mask_storeu_ps(yo, mk, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), s, c));
+}
+T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed__wprep *p,
+                                 int32_t n) {
+    q8_store_at(yr + n, acc, sxr, p, n);
 }
 
 /* MR rows x NB blocks of 16 columns with vpdpbusd: x is unsigned (q + 128, by flipping the sign
@@ -445,7 +548,8 @@ T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed
     if (MR > r) {                                                                                \
         const __m512i off =                                                                      \
             zf ? _mm512_mullo_epi32(_mm512_set1_epi32((int32_t)zf[r]), wsum) : comp;             \
-        q8_store(y + (int64_t)r * ldy, _mm512_sub_epi32(c##r##j, off), sx[r], p, n);             \
+        q8_store_at(y + (int64_t)r * ldy + (n - col0), _mm512_sub_epi32(c##r##j, off), sx[r], p, \
+                    n);                                                                          \
     }
 #define Q8V_BLOCK(MR, NB, j)                                                                     \
     if (NB > j) {                                                                                \
@@ -457,7 +561,7 @@ T512 static inline void q8_store(float *yr, __m512i acc, float sxr, const sembed
 #define Q8_VNNI(MR, NB)                                                                          \
     TVNNI static void q8_vnni_##MR##x##NB(float *y, int32_t ldy, const int8_t *q,               \
                                           const float *sx, const float *zf,                      \
-                                          const sembed__wprep *p, int32_t nb) {                  \
+                                          const sembed__wprep *p, int32_t nb, int32_t col0) {    \
         const int64_t Kp = p->Kp;                                                                \
         const int8_t *W = (const int8_t *)p->packed + (int64_t)nb * Kp * 16;                     \
         const __m512i z = _mm512_setzero_si512();                                                \
@@ -492,21 +596,22 @@ Q8_VNNI(5, 2)
 Q8_VNNI(6, 2)
 
 typedef void (*q8_vnni_fn)(float *, int32_t, const int8_t *, const float *, const float *,
-                           const sembed__wprep *, int32_t);
+                           const sembed__wprep *, int32_t, int32_t);
 static const q8_vnni_fn q8_vnni4[7] = {NULL,         q8_vnni_1x4, q8_vnni_2x4, q8_vnni_3x4,
                                        q8_vnni_4x4, q8_vnni_5x4, q8_vnni_6x4};
 static const q8_vnni_fn q8_vnni2[7] = {NULL,         q8_vnni_1x2, q8_vnni_2x2, q8_vnni_3x2,
                                        q8_vnni_4x2, q8_vnni_5x2, q8_vnni_6x2};
 
-/* Rows [0, rows) of a panel, blocks [nb0, nb1) (an even count: Np is a multiple of 32). */
+/* Rows [0, rows) of a panel, blocks [nb0, nb1) (an even count: Np is a multiple of 32); column
+ * n goes to y's column n - col0. */
 static void q8_vnni(float *y, int32_t ldy, const int8_t *q, const float *sx, const float *zf,
-                    int32_t rows, const sembed__wprep *p, int32_t nb0, int32_t nb1) {
+                    int32_t rows, const sembed__wprep *p, int32_t nb0, int32_t nb1, int32_t col0) {
     for (int32_t nb = nb0; nb < nb1;) {
         const bool four = nb + 4 <= nb1;
         for (int32_t r = 0; r < rows; r += 6) {
             const int32_t mr = rows - r < 6 ? rows - r : 6;
             (four ? q8_vnni4 : q8_vnni2)[mr](y + (int64_t)r * ldy, ldy, q + (int64_t)r * p->Kp,
-                                             sx + r, zf ? zf + r : NULL, p, nb);
+                                             sx + r, zf ? zf + r : NULL, p, nb, col0);
         }
         nb += four ? 4 : 2;
     }
@@ -1209,6 +1314,8 @@ typedef struct panel_rows {
     uint16_t *xh, *xl;
     int8_t *q, *q2; /* q2 NULL: one digit */
     float *sx, *sx2;
+    int8_t *qa; /* INT8A: the second digits (a plane after q), and their scales (0: none) */
+    float *sa;
 } panel_rows;
 
 static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t rows, int32_t r) {
@@ -1224,6 +1331,7 @@ static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t rows, in
         int8_t *q = s.buf;
         v.q = q + r * Kp;
         if (p->digits == 2) v.q2 = run_layout(p, rows) ? q + (rows + r) * Kp : v.q + plane;
+        if (p->adapt) v.qa = v.q + plane, v.sa = (float *)(q + 2 * plane) + r;
     }
     if (!v.q2 && !p->asym) v.sx2 = NULL; /* INT8U: the rows' zero points (as floats) */
     return v;
@@ -1269,10 +1377,12 @@ static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, i
 #ifdef HAVE_X86
         if (sembed__cpu_isa_get()->avx512) {
             quantize_rows_u8_512(v.q, v.sx, v.sx2, xr, real, n, K, Kp);
+            if (p->adapt) adapt_rows_512(v.qa, v.sa, v.q, v.sx, v.sx2, xr, real, n, K, Kp);
             return;
         }
 #endif
         quantize_rows_u8_c(v.q, v.sx, v.sx2, xr, real, n, K, Kp);
+        if (p->adapt) adapt_rows_c(v.qa, v.sa, v.q, v.sx, v.sx2, xr, real, n, K, Kp);
         return;
     }
 #ifdef HAVE_X86
@@ -1283,6 +1393,50 @@ static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, i
     }
 #endif
     quantize_rows_c(v.q, v.sx, v.q2, v.sx2, xr, real, n, K, Kp);
+}
+
+/* INT8A: every row's uint8 digit (with the bias), then the second digits' sums (with a zero
+ * bias) of each run of rows that have them into t (the thread's tile buffer: 64 rows of 64
+ * columns, or on plain C one row of N), added to y's rows. */
+static void adapt_panel(const sembed__wprep *p, float *y, panel_rows v, int32_t rows, int32_t nb0,
+                        int32_t nb1, void *cbuf) {
+    sembed__wprep pz = *p;
+    pz.bias = p->zero_bias;
+    float *t = cbuf;
+    const int32_t N = p->N;
+#ifdef HAVE_X86
+    if (sembed__cpu_isa_get()->avx512_vnni) {
+        /* column groups outer, so that the second pass finds the group's weights in L1 */
+        for (int32_t nb = nb0; nb < nb1;) {
+            const int32_t nbe = nb + 4 <= nb1 ? nb + 4 : nb + 2, c0 = nb * 16;
+            const int32_t c1 = nbe * 16 < N ? nbe * 16 : N;
+            q8_vnni(y, N, v.q, v.sx, v.sx2, rows, p, nb, nbe, 0);
+            for (int32_t r = 0; r < rows;) {
+                int32_t m = 0;
+                while (r + m < rows && v.sa[r + m] > 0) m++;
+                if (m == 0) {
+                    r++;
+                    continue;
+                }
+                SEMBED_ASSERT(m * 64 <= CBUF_RUN);
+                q8_vnni(t, 64, v.qa + (int64_t)r * p->Kp, v.sa + r, NULL, m, &pz, nb, nbe, c0);
+                for (int32_t i = 0; i < m; i++)
+                    for (int32_t c = c0; c < c1; c++) y[(int64_t)(r + i) * N + c] += t[i * 64 + c - c0];
+                r += m;
+            }
+            nb = nbe;
+        }
+        return;
+    }
+#endif
+    SEMBED_ASSERT(N <= CBUF_RUN);
+    q8_kernel_c(y, N, v.q, v.sx, v.sx2, rows, p, nb0, nb1, false);
+    const int32_t c1 = nb1 * 16 < N ? nb1 * 16 : N;
+    for (int32_t r = 0; r < rows; r++) {
+        if (!(v.sa[r] > 0)) continue;
+        q8_kernel_c(t, 0, v.qa + (int64_t)r * p->Kp, v.sa + r, NULL, 1, &pz, nb0, nb1, false);
+        for (int32_t c = nb0 * 16; c < c1; c++) y[(int64_t)r * N + c] += t[c];
+    }
 }
 
 /* y rows [0, rows), column blocks [nb0, nb1), from a converted panel (and x, for fp32). */
@@ -1327,6 +1481,10 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
         return;
     }
     const float *zf = p->asym ? v.sx2 : NULL; /* INT8U: the rows' zero points */
+    if (p->adapt) {
+        adapt_panel(p, y, v, rows, nb0, nb1, cbuf);
+        return;
+    }
 #ifdef HAVE_X86
     if (panel_amx(p)) {
         q8_amx(y, p->N, v.q, v.sx, v.q2, v.sx2, run_layout(p, rows), rows, pad16, p, nb0, nb1,
@@ -1337,7 +1495,7 @@ static void compute_panel(const sembed__wprep *p, float *y, const float *x, int3
         if (v.q2)
             q8x2_vnni(y, p->N, v.q, v.sx, v.q2, v.sx2, rows, p, nb0, nb1);
         else
-            q8_vnni(y, p->N, v.q, v.sx, zf, rows, p, nb0, nb1);
+            q8_vnni(y, p->N, v.q, v.sx, zf, rows, p, nb0, nb1, 0);
         return;
     }
 #endif

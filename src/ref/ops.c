@@ -249,6 +249,29 @@ static float quantize_row_u8(int32_t *q, const float *v, int32_t n) {
     return (hi - lo) / 255.0f;
 }
 
+/* SEMBED__PRECISION_INT8A's second digit for the row v whose uint8 digit (less its zero point)
+ * is q with scale s: e = fmaf(-q, s, v); when Σe² > TAU2·Σv² (double, lanes k mod 8, added
+ * pairwise) q2 = rne(e·127/max|e|) and *s2 = max|e|/127, else q2 = 0 and *s2 = 0. */
+static void second_digit(int32_t *q2, float *s2, const int32_t *q, float s, const float *v,
+                         int32_t n) {
+    double e2[8] = {0}, v2[8] = {0};
+    float amax = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const float e = fmaf(-(float)q[i], s, v[i]);
+        e2[i % 8] += (double)e * e;
+        v2[i % 8] += (double)v[i] * v[i];
+        amax = fabsf(e) > amax ? fabsf(e) : amax;
+    }
+    const double E = ((e2[0] + e2[1]) + (e2[2] + e2[3])) + ((e2[4] + e2[5]) + (e2[6] + e2[7]));
+    const double V = ((v2[0] + v2[1]) + (v2[2] + v2[3])) + ((v2[4] + v2[5]) + (v2[6] + v2[7]));
+    *s2 = 0;
+    for (int32_t i = 0; i < n; i++) q2[i] = 0;
+    if (!(E > SEMBED__INT8A_TAU2 * V) || amax == 0) return;
+    const float inv = 127.0f / amax;
+    for (int32_t i = 0; i < n; i++) q2[i] = (int32_t)nearbyintf(fmaf(-(float)q[i], s, v[i]) * inv);
+    *s2 = amax / 127.0f;
+}
+
 /* The scratch holds three rows of K int32: x's row (its two digits) and w's row, quantized one
  * at a time. */
 static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int64_t M,
@@ -298,7 +321,7 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
         return;
     }
     SEMBED_ASSERT(sembed__wprep_precision(p) == SEMBED_PRECISION_INT8);
-    const bool two = sembed__wprep_digits(p) == 2;
+    const bool two = sembed__wprep_digits(p) == 2, adapt = sembed__wprep_adapt(p);
     SEMBED_ASSERT(ex->scratch_floats >= 3 * (int64_t)K);
     int32_t *qx = (int32_t *)ex->scratch, *qw = qx + K, *qx2 = qw + K;
     for (int64_t m = 0; m < M; m++) {
@@ -306,14 +329,16 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
         const float sx = two ? quantize_row2(qx, qx2, &sx2, x + m * K, K)
                          : sembed__wprep_asym(p) ? quantize_row_u8(qx, x + m * K, K)
                                                  : quantize_row(qx, x + m * K, K);
+        if (adapt) second_digit(qx2, &sx2, qx, sx, x + m * K, K);
         for (int32_t n = 0; n < N; n++) {
             const float sw = quantize_row(qw, w + (int64_t)n * K, K);
             int64_t acc = 0, acc2 = 0;
             for (int32_t k = 0; k < K; k++) acc += (int64_t)qx[k] * qw[k];
-            for (int32_t k = 0; k < K && two; k++) acc2 += (int64_t)qx2[k] * qw[k];
+            for (int32_t k = 0; k < K && (two || sx2 > 0); k++) acc2 += (int64_t)qx2[k] * qw[k];
             float c = b ? b[n] : 0.0f;
             if (two) c = fmaf((float)acc2, sx2 * sw, c);
             y[m * N + n] = fmaf((float)acc, sx * sw, c);
+            if (adapt && sx2 > 0) y[m * N + n] += fmaf((float)acc2, sx2 * sw, 0.0f);
         }
     }
 }

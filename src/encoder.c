@@ -580,11 +580,10 @@ struct sembed_ctx {
     int32_t *slot_ids;   /* (S_max, R) */
     sembed_tokens *slots; /* (S_max) */
     /* A GPU context's pipeline (encode_run): batches left in flight while the host goes on
-     * (the next batch packed, the next chunk tokenized), and whether a batch may take texts of
-     * two chunks. 2 and true by default; SEMBED_CUDA_OVERLAP=1 keeps 1 and cuts batches at a
-     * chunk's end, =0 keeps none (for measurements). A CPU context: 0 and false. */
+     * (the next batch packed, the next chunk tokenized); at 2 (the default) a batch may also
+     * take texts of two chunks. SEMBED_CUDA_OVERLAP=1 keeps 1 and cuts batches at a chunk's
+     * end, =0 keeps none (for measurements). A CPU context: 0. */
     int32_t gpu_keep;
-    bool cross_chunks;
     sembed_status *slot_status; /* (S_max) */
     /* the packed batch */
     int32_t *ids, *pos_ids; /* (T_max) */
@@ -822,7 +821,6 @@ sembed_status sembed_ctx_new(const sembed_model *m, const sembed_ctx_params *par
         const char *ov = getenv("SEMBED_CUDA_OVERLAP");
         const bool set = ov && (strcmp(ov, "0") == 0 || strcmp(ov, "1") == 0);
         c->gpu_keep = set ? ov[0] - '0' : 2;
-        c->cross_chunks = !set;
     }
     c->slot_status = alloc_n(S, sizeof(sembed_status), &ok);
     c->ids = alloc_n(T, sizeof(int32_t), &ok);
@@ -1218,7 +1216,7 @@ static sembed_status encode_run(sembed_ctx *c, enc_call *call, int32_t n, float 
             T += tk->n;
             c->seq_off[++S] = T;
         }
-        if (s == SEMBED_OK && S > 0 && (!c->cross_chunks || c0 + cn == n)) {
+        if (s == SEMBED_OK && S > 0 && (c->gpu_keep < 2 || c0 + cn == n)) {
             s = run_batch(c, call, &q, b0, S, T, out, err);
             b0 += S, S = T = 0;
         }

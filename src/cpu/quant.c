@@ -329,33 +329,41 @@ static inline bool needs_second(const double *e2, const double *v2, float amax) 
     return sum8(e2) > SEMBED__INT8A_TAU2 * sum8(v2) && amax > 0;
 }
 
+/* INT8A's second digit for one row of an INT8U panel (uint8 digits ur, scale s, zero point z)
+ * from v, as the reference's second_digit: into ar (zeroed), returning its scale, or 0 for
+ * none. */
+static float adapt_row_c(int8_t *ar, const uint8_t *ur, float s, int32_t z, const float *v,
+                         int32_t K) {
+    double e2[8] = {0}, v2[8] = {0};
+    float amax = 0;
+    for (int32_t k = 0; k < K; k++) {
+        const float e = fmaf(-(float)((int32_t)ur[k] - z), s, v[k]);
+        e2[k % 8] += (double)e * e;
+        v2[k % 8] += (double)v[k] * v[k];
+        amax = fabsf(e) > amax ? fabsf(e) : amax;
+    }
+    if (!needs_second(e2, v2, amax)) return 0;
+    const float inv = 127.0f / amax;
+    for (int32_t k = 0; k < K; k++)
+        ar[k] = (int8_t)(int32_t)nearbyintf(fmaf(-(float)((int32_t)ur[k] - z), s, v[k]) * inv);
+    return amax / 127.0f;
+}
+
+typedef float (*adapt_row_fn)(int8_t *, const uint8_t *, float, int32_t, const float *, int32_t);
+
 /* SEMBED__PRECISION_INT8A: the second digits of rows [0, rows) of an INT8U panel (uint8 digits
- * q, scales sx, zero points zf) from x, as the reference's second_digit: into qa (rows_pad, Kp)
- * and sa; a row without one has sa 0 and zero digits, as rows rows..rows_pad-1. */
-static void adapt_rows_c(int8_t *qa, float *sa, const int8_t *q, const float *sx,
-                         const float *zf, const float *x, int32_t rows, int32_t rows_pad,
-                         int32_t K, int32_t Kp) {
+ * q, scales sx, zero points zf) from x, by `row` (adapt_row_c, or adapt_row_512 where the CPU
+ * has AVX-512: the same digits): into qa (rows_pad, Kp) and sa; a row without one has sa 0 and
+ * zero digits, as rows rows..rows_pad-1. */
+static void adapt_rows(adapt_row_fn row, int8_t *qa, float *sa, const int8_t *q, const float *sx,
+                       const float *zf, const float *x, int32_t rows, int32_t rows_pad,
+                       int32_t K, int32_t Kp) {
     for (int32_t r = 0; r < rows_pad; r++) {
         int8_t *ar = qa + (int64_t)r * Kp;
         memset(ar, 0, (size_t)Kp);
-        sa[r] = 0;
-        if (r >= rows) continue;
-        const uint8_t *ur = (const uint8_t *)q + (int64_t)r * Kp;
-        const float *v = x + (int64_t)r * K, s = sx[r];
-        const int32_t z = (int32_t)zf[r];
-        double e2[8] = {0}, v2[8] = {0};
-        float amax = 0;
-        for (int32_t k = 0; k < K; k++) {
-            const float e = fmaf(-(float)((int32_t)ur[k] - z), s, v[k]);
-            e2[k % 8] += (double)e * e;
-            v2[k % 8] += (double)v[k] * v[k];
-            amax = fabsf(e) > amax ? fabsf(e) : amax;
-        }
-        if (!needs_second(e2, v2, amax)) continue;
-        const float inv = 127.0f / amax;
-        for (int32_t k = 0; k < K; k++)
-            ar[k] = (int8_t)(int32_t)nearbyintf(fmaf(-(float)((int32_t)ur[k] - z), s, v[k]) * inv);
-        sa[r] = amax / 127.0f;
+        sa[r] = r < rows ? row(ar, (const uint8_t *)q + (int64_t)r * Kp, sx[r], (int32_t)zf[r],
+                               x + (int64_t)r * K, K)
+                         : 0;
     }
 }
 
@@ -455,52 +463,48 @@ T512 static void quantize_rows_u8_512(int8_t *q, float *sx, float *zf, const flo
     }
 }
 
-/* adapt_rows_c with 16 lanes: e by fnmadd (one rounding, as fmaf), its squares in double
+/* Lanes k..k+15 of a row's x (into *f) and its uint8 digit's error e = fmaf(-(u - z), s, x),
+ * both 0 past K. */
+T512 static inline __m512 adapt_e_512(const float *v, const uint8_t *ur, int32_t k, int32_t K,
+                                      __m512 vs, __m512i vz, __m512 *f) {
+    const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+    *f = _mm512_maskz_loadu_ps(mk, v + k);
+    const __m512i u = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, ur + k));
+    return _mm512_maskz_mov_ps(
+        mk, _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, vz)), vs, *f));
+}
+
+/* adapt_row_c with 16 lanes: e by fnmadd (one rounding, as fmaf), its squares in double
  * (exact) summed per lane k mod 8 in the same order, max|e| exact: the same digits. */
-T512 static void adapt_rows_512(int8_t *qa, float *sa, const int8_t *q, const float *sx,
-                                const float *zf, const float *x, int32_t rows, int32_t rows_pad,
-                                int32_t K, int32_t Kp) {
-    for (int32_t r = 0; r < rows_pad; r++) {
-        int8_t *ar = qa + (int64_t)r * Kp;
-        memset(ar, 0, (size_t)Kp);
-        sa[r] = 0;
-        if (r >= rows) continue;
-        const uint8_t *ur = (const uint8_t *)q + (int64_t)r * Kp;
-        const float *v = x + (int64_t)r * K;
-        const __m512 vs = _mm512_set1_ps(sx[r]);
-        const __m512i vz = _mm512_set1_epi32((int32_t)zf[r]);
-        __m512d e2 = _mm512_setzero_pd(), v2 = _mm512_setzero_pd();
-        __m512 am = _mm512_setzero_ps();
-        for (int32_t k = 0; k < K; k += 16) {
-            const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
-            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
-            const __m512i u = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, ur + k));
-            const __m512 e = _mm512_maskz_mov_ps(
-                mk, _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, vz)), vs, f));
-            const __m512d el = _mm512_cvtps_pd(_mm512_castps512_ps256(e)),
-                          eh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))),
-                          fl = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
-                          fh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
-            e2 = _mm512_add_pd(_mm512_add_pd(e2, _mm512_mul_pd(el, el)), _mm512_mul_pd(eh, eh));
-            v2 = _mm512_add_pd(_mm512_add_pd(v2, _mm512_mul_pd(fl, fl)), _mm512_mul_pd(fh, fh));
-            am = _mm512_max_ps(am, _mm512_abs_ps(e));
-        }
-        double l[8], m[8];
-        _mm512_storeu_pd(l, e2), _mm512_storeu_pd(m, v2);
-        const float amax = _mm512_reduce_max_ps(am);
-        if (!needs_second(l, m, amax)) continue;
-        const __m512 vinv = _mm512_set1_ps(127.0f / amax);
-        for (int32_t k = 0; k < K; k += 16) {
-            const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
-            const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
-            const __m512i u = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, ur + k));
-            const __m512 e = _mm512_maskz_mov_ps(
-                mk, _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u, vz)), vs, f));
-            _mm_storeu_si128((__m128i *)(ar + k),
-                             _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(e, vinv))));
-        }
-        sa[r] = amax / 127.0f;
+T512 static float adapt_row_512(int8_t *ar, const uint8_t *ur, float s, int32_t z,
+                                const float *v, int32_t K) {
+    const __m512 vs = _mm512_set1_ps(s);
+    const __m512i vz = _mm512_set1_epi32(z);
+    __m512d e2 = _mm512_setzero_pd(), v2 = _mm512_setzero_pd();
+    __m512 am = _mm512_setzero_ps();
+    for (int32_t k = 0; k < K; k += 16) {
+        __m512 f;
+        const __m512 e = adapt_e_512(v, ur, k, K, vs, vz, &f);
+        const __m512d el = _mm512_cvtps_pd(_mm512_castps512_ps256(e)),
+                      eh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))),
+                      fl = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
+                      fh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+        e2 = _mm512_add_pd(_mm512_add_pd(e2, _mm512_mul_pd(el, el)), _mm512_mul_pd(eh, eh));
+        v2 = _mm512_add_pd(_mm512_add_pd(v2, _mm512_mul_pd(fl, fl)), _mm512_mul_pd(fh, fh));
+        am = _mm512_max_ps(am, _mm512_abs_ps(e));
     }
+    double l[8], m[8];
+    _mm512_storeu_pd(l, e2), _mm512_storeu_pd(m, v2);
+    const float amax = _mm512_reduce_max_ps(am);
+    if (!needs_second(l, m, amax)) return 0;
+    const __m512 vinv = _mm512_set1_ps(127.0f / amax);
+    for (int32_t k = 0; k < K; k += 16) {
+        __m512 f;
+        const __m512 e = adapt_e_512(v, ur, k, K, vs, vz, &f);
+        _mm_storeu_si128((__m128i *)(ar + k),
+                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(e, vinv))));
+    }
+    return amax / 127.0f;
 }
 
 /* One row of 16 columns (masked) of an INT8X2 or split GEMM from its int32 sums: the first
@@ -1377,12 +1381,12 @@ static void convert_rows(const sembed__wprep *p, const float *x, int32_t rows, i
 #ifdef HAVE_X86
         if (sembed__cpu_isa_get()->avx512) {
             quantize_rows_u8_512(v.q, v.sx, v.sx2, xr, real, n, K, Kp);
-            if (p->adapt) adapt_rows_512(v.qa, v.sa, v.q, v.sx, v.sx2, xr, real, n, K, Kp);
+            if (p->adapt) adapt_rows(adapt_row_512, v.qa, v.sa, v.q, v.sx, v.sx2, xr, real, n, K, Kp);
             return;
         }
 #endif
         quantize_rows_u8_c(v.q, v.sx, v.sx2, xr, real, n, K, Kp);
-        if (p->adapt) adapt_rows_c(v.qa, v.sa, v.q, v.sx, v.sx2, xr, real, n, K, Kp);
+        if (p->adapt) adapt_rows(adapt_row_c, v.qa, v.sa, v.q, v.sx, v.sx2, xr, real, n, K, Kp);
         return;
     }
 #ifdef HAVE_X86

@@ -150,15 +150,23 @@ extern const sembed__backend sembed__backend_cpu;
  * operand as it is, the zero point folded into the weights' sums. Precision INT8 with
  * sembed__wprep_asym. Internal: not a sembed_precision. */
 #define SEMBED__PRECISION_INT8U 17
-/* INT8U, and a second digit for the rows that need it: per row, e = x - (u - z)·s (each
- * element by fmaf), and where Σe² > SEMBED__INT8A_TAU2 · Σx² (sums of squares in double, in
- * eight lanes of k mod 8 added pairwise at the end, so every kernel and the reference agree)
- * the row's e is taken as one int8 digit too (q2 = rne(e·127/max|e|), s2 = max|e|/127), and
- * y = fmaf(Σ (u - z)·qw, s·sw, b) + fmaf(Σ q2·qw, s2·sw, 0). Rows keep the same bits in any
- * batch (the choice is the row's own). Precision INT8 with sembed__wprep_asym and
- * sembed__wprep_adapt. Internal: not a sembed_precision. */
+/* INT8U over a row's ordinary channels, a second digit for the rows that need it, and the
+ * row's outlier channels exact. Per row x (K): its outlier channels are those with x_k² >
+ * SEMBED__INT8A_THETA2 · Σx²/K (at most SEMBED__INT8A_MAXO, the first in k order); x̃ is x with
+ * them zeroed. x̃ takes INT8U's digit u (scale s, zero point z); e = x̃ - (u - z)·s (each element
+ * by fmaf), and where Σe² > SEMBED__INT8A_TAU2 · Σx̃² e is taken as one int8 digit too (q2 =
+ * rne(e·127/max|e|), s2 = max|e|/127). Sums of squares are in double, in eight lanes of k mod 8
+ * added pairwise at the end, so every kernel and the reference agree. Then
+ * y = fmaf(Σ (u - z)·qw, s·sw, b), y += fmaf(Σ q2·qw, s2·sw, 0) for a row with a second digit,
+ * and for a row with outliers o_1 < o_2 < ...: t = 0, t = fmaf(x_o, (float)qw_o, t) in that
+ * order, y = fmaf(t, sw, y) (the weights' own int8 values, so the weights are those of every
+ * INT8 format). Rows keep the same bits in any batch (every choice is the row's own).
+ * Precision INT8 with sembed__wprep_asym and sembed__wprep_adapt. Internal: not a
+ * sembed_precision. */
 #define SEMBED__PRECISION_INT8A 18
 #define SEMBED__INT8A_TAU2 2.25e-4 /* a relative error of 1.5% (dev/cpu/NOTES.md, twelfth session) */
+#define SEMBED__INT8A_THETA2 16.0 /* outliers: over 4 times the row's rms (thirteenth session) */
+#define SEMBED__INT8A_MAXO 16
 
 /* Prepares w (N, K) and b (N, or NULL) for `precision` (SEMBED_PRECISION_FP32, _FP32_STRICT,
  * _INT8, SEMBED__PRECISION_INT8X2, _INT8U, _INT8A or _BF16; the pointers must outlive
@@ -174,7 +182,8 @@ void sembed__wprep_free(sembed__wprep *p); /* NULL is a no-op */
  * CPU has AVX2 or better; INT8 on CPUs with AMX takes INT8X2 for qkv and FFN in (whose inputs,
  * LayerNorm outputs, carry outlier channels) and FFN out (GELU's tail), and INT8 for the
  * attention output; elsewhere INT8A for qkv and FFN in (a second digit only for the rows that
- * need it), INT8U for the attention output and FFN out but the first layer's FFN out (INT8X2). */
+ * need it, outliers exact) and the first layer's FFN out, INT8U for the attention output and
+ * the other FFN outs. */
 int32_t sembed__wprep_choose(int32_t precision, int32_t which, int32_t layer);
 int32_t sembed__wprep_precision(const sembed__wprep *p);
 /* INT8: int8 digits per activation, 1 or 2 (SEMBED__PRECISION_INT8X2); 1 otherwise. */

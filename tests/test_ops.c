@@ -245,12 +245,19 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     float *x = malloc(sizeof(float) * (size_t)(M * K)), *w = malloc(sizeof(float) * (size_t)N * K),
           *b = malloc(sizeof(float) * (size_t)N);
     fill(x, M * K, 2), fill(w, (int64_t)N * K, 0.2f), fill(b, N, 1);
-    if (prec == SEMBED__PRECISION_INT8A) /* every third row: two outliers over small values,
-                                          * whose one digit errs by more than 2% at K >= 384 */
-        for (int64_t m = 1; m < M && K >= 2; m += 3) {
+    if (prec == SEMBED__PRECISION_INT8A && K >= 3) {
+        /* every third row: one outlier (100, over 4x the row's rms, at a position that moves
+         * through the row, the last included), then 3 and -3 over small values: the row less
+         * its outlier errs by ~3% in one digit at K >= 384, so it takes a second digit too.
+         * Every twelfth row from row 5: 20 channels at +-100 (K >= 40), over the cap of 16 */
+        for (int64_t m = 1; m < M; m += 3) {
             for (int32_t k = 0; k < K; k++) x[m * K + k] *= 0.005f;
-            x[m * K] = 2, x[m * K + 1] = -2;
+            x[m * K + (K - 1 - m % K)] = 100;
+            x[m * K + (m * 7 + 1) % K] = 3, x[m * K + (m * 13 + 2) % K] = -3;
         }
+        for (int64_t m = 5; m < M && K >= 40; m += 12)
+            for (int32_t j = 0; j < 20; j++) x[m * K + (j * (K / 20) + m) % K] = j % 2 ? 100 : -100;
+    }
     if (M > 2) memset(x + K, 0, sizeof(float) * (size_t)K); /* an all-zero row */
     sembed__wprep *p = NULL;
     sembed_error err;
@@ -271,20 +278,39 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
                        : prec == SEMBED__PRECISION_INT8A ? "int8a"
                        : sembed_precision_name((sembed_precision)prec);
     if (prec == SEMBED__PRECISION_INT8A && K >= 384 && M >= 5) {
-        /* the second digits ran: the outlier rows differ from INT8U's (one digit) */
+        /* the outlier rows differ from INT8U's (one digit), and are far nearer fp32's: INT8U
+         * spends its 255 steps on the outlier's range (0.4 each), INT8A keeps the outlier
+         * exact and gives the rest two digits */
         sembed__wprep *pu = NULL;
         CHECK(sembed__wprep_new(w, bias ? b : NULL, N, K, SEMBED__PRECISION_INT8U, &pu, &err) ==
               SEMBED_OK);
         float *yu = malloc(sizeof(float) * (size_t)(M * N));
         sembed__backend_cpu.gemm_prep(yu, x, pu, M, SEMBED__ACTK_IDENTITY, &ex.cpu);
+        /* the product with the weights' own int8 values (per output channel, as prepared), so
+         * that only the activations' error remains */
+        float *wq = malloc(sizeof(float) * (size_t)N * K), *fq = malloc(sizeof(float) * (size_t)(M * N));
+        for (int32_t n = 0; n < N; n++) {
+            float amax = 0;
+            for (int32_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(w[(int64_t)n * K + k]));
+            for (int32_t k = 0; k < K; k++)
+                wq[(int64_t)n * K + k] = amax > 0 ? nearbyintf(w[(int64_t)n * K + k] * (127.0f / amax)) * (amax / 127.0f) : 0;
+        }
+        sembed__backend_ref.gemm_bias(fq, x, wq, bias ? b : NULL, M, N, K, &ex.ref);
         int changed = 0, same = 0;
+        double ea = 0, eu = 0;
         for (int64_t m = 0; m < M; m++) {
             const bool d = memcmp(yu + m * N, c.p + m * N, sizeof(float) * (size_t)N) != 0;
-            changed += m % 3 == 1 && d, same += m % 3 != 1 && !d;
+            changed += m % 3 == 1 && d, same += m % 3 != 1 && m % 12 != 5 && !d;
+            if (m % 3 == 1) {
+                ea += max_abs_diff(fq + m * N, c.p + m * N, N);
+                eu += max_abs_diff(fq + m * N, yu + m * N, N);
+            }
         }
-        CHECKF(changed > 0 && same > 0, "int8a %lldx%dx%d: %d outlier rows took a second digit, "
-               "%d plain rows kept one", (long long)M, N, K, changed, same);
-        free(yu);
+        CHECKF(changed > 0 && same > 0, "int8a %lldx%dx%d: %d outlier rows differ from int8u, "
+               "%d plain rows the same", (long long)M, N, K, changed, same);
+        CHECKF(ea * 20 < eu, "int8a %lldx%dx%d: outlier rows' error (activations) %g, int8u's %g",
+               (long long)M, N, K, ea, eu);
+        free(yu), free(wq), free(fq);
         sembed__wprep_free(pu);
     }
     const bool exact = sembed__wprep_precision(p) == SEMBED_PRECISION_INT8; /* int8, x2 and u */
@@ -304,6 +330,14 @@ static void test_gemm_prep(sembed__pool *pool, int32_t prec, int64_t M, int32_t 
     if (getenv("SEMBED_TEST_VERBOSE"))
         printf("gemm_prep %s level %d %lldx%dx%d: %g to ref, %g to fp32\n", name, level,
                (long long)M, N, K, d, e);
+    if (prec == SEMBED__PRECISION_INT8A) { /* rows with values of 100: their weights' steps */
+        e = 0;
+        for (int64_t m = 0; m < M; m++) {
+            float amax = 2;
+            for (int32_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[m * K + k]));
+            e = fmax(e, max_abs_diff(f.p + m * N, c.p + m * N, N) * 2 / amax);
+        }
+    }
     CHECKF(e <= etol, "gemm_prep %s %lldx%dx%d: max diff to fp32 %g > %g", name, (long long)M, N, K, e, etol);
     /* row invariance: each prefix of rows, at an offset, gives the same bits */
     float *y = malloc(sizeof(float) * (size_t)(M * N));

@@ -20,6 +20,11 @@ Formats:
           sq0.5:1112 (INT8X2 for FFN out only); a: one uint8 digit with a zero point per row;
           e: per row, the uint8 digit where its relative L2 error is <= SIM_TAU (0.01), else
           INT8X2 (the share of rows that take two digits is printed per GEMM)
+          o: e on the input without its SIM_NOUT (8) largest channels (by calibration max |x|,
+          or with SIM_OSEL=ln by SIM_OC·|gamma| + |beta| of the LayerNorm before), which stay
+          exact (an fp32 side product)
+          p: e on each row without its own outlier channels (|x| > SIM_THETA (6) times the row's
+          rms), which stay exact: today's INT8A at SIM_THETA=4
 """
 import gzip
 import json
@@ -59,6 +64,7 @@ def quant_rows_asym(a):
     return (u - z) * s
 
 
+EXACT = {}  # which -> mean exact channels per row (digit p)
 ROWS = {}  # which -> [rows, rows with two digits] for the e digit
 
 
@@ -83,11 +89,17 @@ def make_fwd(fmt, W, b, stats, which):
     """which: 0 qkv, 1 attention out, 2 FFN in, 3 FFN out (the order of sembed's GEMMs)."""
     two = which != 1 and (fmt == "x2" or fmt.endswith("+x2"))
     asym = adapt = False
+    outl = None
+    rowwise = False
     if ":" in fmt:  # digits per GEMM (qkv, attention out, FFN in, FFN out), e.g. sq0.5:2112
         fmt, dig = fmt.split(":")
         two = dig[which] == "2"
         asym = dig[which] == "a"
-        adapt = dig[which] == "e"
+        adapt = dig[which] in "eop"
+        rowwise = dig[which] == "p"
+        if dig[which] == "o":
+            nout = int(os.environ.get("SIM_NOUT", "8"))
+            outl = np.argsort(-stats)[:nout]
     s = None
     if fmt.startswith("sq"):
         alpha = float(fmt[2:].split("+")[0])
@@ -104,7 +116,20 @@ def make_fwd(fmt, W, b, stats, which):
         a = x.detach().double().reshape(-1, shp[-1]).numpy()
         if s is not None:
             a = a / s[None, :]
-        if adapt:
+        if rowwise:  # per row: channels over SIM_THETA times the row's rms stay exact
+            th = float(os.environ.get("SIM_THETA", "6"))
+            rms = np.sqrt((a * a).mean(axis=-1, keepdims=True))
+            big = np.abs(a) > th * rms
+            EXACT.setdefault(which, []).append(big.sum(axis=-1).mean())
+            main = np.where(big, 0.0, a)
+            q = quant_rows_adaptive(main, which)
+            q = np.where(big, a, q)
+        elif adapt and outl is not None:
+            main = a.copy()
+            main[:, outl] = 0
+            q = quant_rows_adaptive(main, which)
+            q[:, outl] = a[:, outl]
+        elif adapt:
             q = quant_rows_adaptive(a, which)
         else:
             q = quant_rows_asym(a) if asym else quant_rows(a, 2 if two else 1)
@@ -131,12 +156,17 @@ def main():
     # sembed's four GEMMs per layer: q, k, v share their input (one qkv GEMM), then attention
     # out, FFN in, FFN out
     groups = []
+    lns = {}  # group -> the LayerNorm whose output is its input (for SIM_OSEL=ln)
+    prev_ln = model[0].auto_model.embeddings.LayerNorm
     for layer in enc.layer:
         at = layer.attention
+        lns[len(groups)] = prev_ln
         groups.append(([at.self.query, at.self.key, at.self.value], 0))
         groups.append(([at.output.dense], 1))
+        lns[len(groups)] = at.output.LayerNorm
         groups.append(([layer.intermediate.dense], 2))
         groups.append(([layer.output.dense], 3))
+        prev_ln = layer.output.LayerNorm
     # calibration: per input channel max |x| of each GEMM's input
     stats = {}
     hooks = []
@@ -149,6 +179,10 @@ def main():
         model.encode(calib, batch_size=16)
     for h in hooks:
         h.remove()
+    if os.environ.get("SIM_OSEL") == "ln":  # outliers from the LayerNorm's weights alone
+        c = float(os.environ.get("SIM_OC", "4"))
+        for gi, ln in lns.items():
+            stats[gi] = (c * ln.weight.detach().abs() + ln.bias.detach().abs()).double().numpy()
     print("%s: %d texts" % (os.path.basename(folder), len(texts)), flush=True)
     for fmt in fmts:
         ROWS.clear()
@@ -166,6 +200,9 @@ def main():
         if os.environ.get("SQ_WORST"):
             for i in np.argsort(cos)[:3]:
                 print("    %.5f %r" % (cos[i], texts[i][:100]))
+        if EXACT:
+            print("    exact channels per row: " + " ".join("%d:%.2f" % (w, np.mean(v)) for w, v in sorted(EXACT.items())))
+            EXACT.clear()
         two = "  two digits: " + " ".join("%d:%.3f" % (w, r[1] / r[0]) for w, r in sorted(ROWS.items())) if ROWS else ""
         print("  %-10s min cos %.5f  p1 %.5f  mean %.6f%s" % (fmt, cos.min(), np.percentile(cos, 1), cos.mean(), two),
               flush=True)

@@ -47,8 +47,12 @@ T512 static inline __m512 exp512(__m512 x) {
 T512 static inline __m512 gelu512(__m512 x) {
     const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
     const __m512 az = _mm512_abs_ps(z);
-    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
-                                   _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    /* t = 1 / (1 + 0.3275911 |z|) by rcp14 and a Newton step (relative error ~1e-8, far under
+     * the formula's): a 512-bit divide is slow on Zen 4, and gelu_512 took 4.8% of an
+     * all-MiniLM-L6-v2 int8 batch (perf) */
+    const __m512 den = _mm512_fmadd_ps(az, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
+    const __m512 t0 = _mm512_rcp14_ps(den);
+    const __m512 t = _mm512_fmadd_ps(t0, _mm512_fnmadd_ps(den, t0, _mm512_set1_ps(1.0f)), t0);
     __m512 p = _mm512_set1_ps(1.061405429f);
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));

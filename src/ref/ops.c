@@ -272,6 +272,19 @@ static void second_digit(int32_t *q2, float *s2, const int32_t *q, float s, cons
     *s2 = amax / 127.0f;
 }
 
+/* SEMBED__INT8A's outlier channels of the row v (n): those with v_i² > THETA2·Σv²/n (Σ in double,
+ * lanes i mod 8 added pairwise), at most MAXO, the first in i order; into oi, returns how many. */
+static int32_t outlier_channels(int32_t *oi, const float *v, int32_t n) {
+    double v2[8] = {0};
+    for (int32_t i = 0; i < n; i++) v2[i % 8] += (double)v[i] * v[i];
+    const double V = ((v2[0] + v2[1]) + (v2[2] + v2[3])) + ((v2[4] + v2[5]) + (v2[6] + v2[7]));
+    const double t = SEMBED__INT8A_THETA2 * V / n;
+    int32_t c = 0;
+    for (int32_t i = 0; i < n && c < SEMBED__INT8A_MAXO; i++)
+        if ((double)v[i] * v[i] > t) oi[c++] = i;
+    return c;
+}
+
 /* The scratch holds three rows of K int32: x's row (its two digits) and w's row, quantized one
  * at a time. */
 static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int64_t M,
@@ -322,14 +335,23 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
     }
     SEMBED_ASSERT(sembed__wprep_precision(p) == SEMBED_PRECISION_INT8);
     const bool two = sembed__wprep_digits(p) == 2, adapt = sembed__wprep_adapt(p);
-    SEMBED_ASSERT(ex->scratch_floats >= 3 * (int64_t)K);
+    SEMBED_ASSERT(ex->scratch_floats >= 4 * (int64_t)K);
     int32_t *qx = (int32_t *)ex->scratch, *qw = qx + K, *qx2 = qw + K;
+    float *xt = (float *)(qx2 + K); /* INT8A: the row less its outlier channels */
     for (int64_t m = 0; m < M; m++) {
         float sx2 = 0;
-        const float sx = two ? quantize_row2(qx, qx2, &sx2, x + m * K, K)
-                         : sembed__wprep_asym(p) ? quantize_row_u8(qx, x + m * K, K)
-                                                 : quantize_row(qx, x + m * K, K);
-        if (adapt) second_digit(qx2, &sx2, qx, sx, x + m * K, K);
+        const float *xm = x + m * K, *xq = xm;
+        int32_t oi[SEMBED__INT8A_MAXO], no = 0;
+        if (adapt) {
+            no = outlier_channels(oi, xm, K);
+            memcpy(xt, xm, sizeof(float) * (size_t)K);
+            for (int32_t o = 0; o < no; o++) xt[oi[o]] = 0;
+            xq = xt;
+        }
+        const float sx = two ? quantize_row2(qx, qx2, &sx2, xq, K)
+                         : sembed__wprep_asym(p) ? quantize_row_u8(qx, xq, K)
+                                                 : quantize_row(qx, xq, K);
+        if (adapt) second_digit(qx2, &sx2, qx, sx, xq, K);
         for (int32_t n = 0; n < N; n++) {
             const float sw = quantize_row(qw, w + (int64_t)n * K, K);
             int64_t acc = 0, acc2 = 0;
@@ -339,6 +361,11 @@ static void gemm_prep_only(float *y, const float *x, const sembed__wprep *p, int
             if (two) c = fmaf((float)acc2, sx2 * sw, c);
             y[m * N + n] = fmaf((float)acc, sx * sw, c);
             if (adapt && sx2 > 0) y[m * N + n] += fmaf((float)acc2, sx2 * sw, 0.0f);
+            if (no > 0) { /* the outliers exact, times the weights' int8 values */
+                float t = 0;
+                for (int32_t o = 0; o < no; o++) t = fmaf(xm[oi[o]], (float)qw[oi[o]], t);
+                y[m * N + n] = fmaf(t, sw, y[m * N + n]);
+            }
         }
     }
 }

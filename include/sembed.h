@@ -251,9 +251,11 @@ typedef struct sembed_ctx_params {
      * order), 2x the speed of FMA and fewer bytes for a query to stream; vectors within 3e-5 of
      * sentence-transformers' fp32 on the golden texts (cosine 0.99999999). FP32_STRICT: fp32 FMA in
      * every GEMM (AVX-512 or OpenBLAS). INT8 quantizes weights per output channel at load and
-     * activations per token at run time, the activations of the qkv and FFN-in GEMMs as two int8
-     * digits (and with AMX those of FFN out too; without AMX, the attention output's and FFN out's,
-     * but the first layer's, as one uint8 digit with a zero point): cosine >= 0.995 against fp32,
+     * activations per token at run time: with AMX, the activations of the qkv, FFN-in and FFN-out
+     * GEMMs as two int8 digits; without AMX, each activation row as one uint8 digit with a zero
+     * point, where for qkv, FFN in and the first layer's FFN out the row's outlier channels (over
+     * 4x its rms) stay exact and a second digit is added where the first errs by over 1.5%
+     * (src/backend.h, SEMBED__PRECISION_INT8A): cosine >= 0.995 against fp32,
      * the same bits on every CPU of one kind (with AMX or without); BF16 uses AVX512_BF16 where the
      * CPU has it and is SEMBED_ERR_UNSUPPORTED elsewhere. */
     sembed_precision precision;
@@ -268,6 +270,17 @@ sembed_status sembed_ctx_new(const sembed_model *model, const sembed_ctx_params 
 void sembed_ctx_free(sembed_ctx *ctx); /* NULL is a no-op */
 /* Where the context runs: "cpu" or "cuda:N" (what "auto" chose). NULL for a NULL ctx. */
 const char *sembed_ctx_device(const sembed_ctx *ctx);
+
+/* Optional, for a fast start: starts the CUDA driver and device `device` ("cuda", "cuda:N" or
+ * "auto"; anything else does nothing) on a thread of its own and returns at once, so that they
+ * come up while the caller loads the model (sembed_model_load); sembed_device_warm_wait then
+ * waits for that thread and frees it, and a sembed_ctx_new for the device finds it ready. The
+ * `sembed embed -d cuda` command line does so (the driver and device take ~0.2 s, about the
+ * model load's time). NULL when there is nothing to start: no CUDA in this build, or a CPU
+ * device. */
+typedef struct sembed_device_warm sembed_device_warm;
+sembed_device_warm *sembed_device_warm_start(const char *device);
+void sembed_device_warm_wait(sembed_device_warm *w); /* NULL is a no-op */
 
 /* Per text: what the encoder saw. */
 typedef struct sembed_encode_info {

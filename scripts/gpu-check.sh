@@ -219,6 +219,13 @@ read -r TH RCH < <(SEMBED_CUDA_GEMM=heuristic SEMBED_CUDA_VERBOSE=1 msecs "${CLI
 echo "start-up (one text): no plan on disk $T0 ms (rc $RC0), plan read back $T1 ms (rc $RC1), heuristic plan $TH ms (rc $RCH)" |
     tee -a "$OUT/cli.txt"
 grep "start-up" "$OUT/cli.log" | head -40
+# the device brought up while the model loads (default) or after it, alternating
+for w in 0 1 0 1 0 1; do
+    echo "--- one text, SEMBED_DEVICE_WARM=$w" >>"$OUT/cli.log"
+    read -r TW RCW < <(SEMBED_DEVICE_WARM=$w SEMBED_CUDA_VERBOSE=1 msecs "${CLI[@]}" -f raw -o "$WORK/one.raw" "one text")
+    echo "start-up (one text, plan read back), SEMBED_DEVICE_WARM=$w: $TW ms (rc $RCW); $(grep 'sembed start-up' "$OUT/cli.log" | tail -1)" |
+        tee -a "$OUT/cli.txt"
+done
 for f in raw jsonl raw jsonl; do
     read -r TF RCF < <(msecs "${CLI[@]}" --jsonl -i "$WORK/mixed.jsonl" -f "$f" -o "$WORK/cli.$f")
     echo "embed -d cuda -f $f: $NM texts in $TF ms (rc $RCF); one text (start-up) $T1 ms: $(( NM * 1000 / ( TF > T1 ? TF - T1 : 1 ) )) texts/s after start-up" |

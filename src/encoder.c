@@ -684,6 +684,42 @@ static sembed_status resolve_device(const sembed_ctx_params *p, int32_t *dev, se
 #endif
 }
 
+struct sembed_device_warm {
+    pthread_t thread;
+    int32_t device;
+};
+
+#ifdef SEMBED_HAVE_CUDA
+static void *warm_main(void *arg) {
+    sembed__cuda_warm(((sembed_device_warm *)arg)->device);
+    return NULL;
+}
+#endif
+
+sembed_device_warm *sembed_device_warm_start(const char *device) {
+#ifdef SEMBED_HAVE_CUDA
+    const int32_t idx = device && strcmp(device, "auto") == 0 ? 0 : cuda_index(device);
+    if (idx < 0) return NULL;
+    sembed_device_warm *w = sembed__calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->device = idx;
+    if (pthread_create(&w->thread, NULL, warm_main, w) != 0) {
+        sembed__free(w);
+        return NULL;
+    }
+    return w;
+#else
+    (void)device;
+    return NULL;
+#endif
+}
+
+void sembed_device_warm_wait(sembed_device_warm *w) {
+    if (!w) return;
+    pthread_join(w->thread, NULL);
+    sembed__free(w);
+}
+
 /* The hook to the CUDA encoder (src/cuda/sembed_cuda.h): hands the model's fp32 weights to CUDA
  * device dev (resolve_device's) for upload. */
 static sembed_status attach_device(sembed_ctx *c, int32_t dev, sembed_error *err) {

@@ -45,7 +45,12 @@ int main(void) {
     const char *dir = t_model_dir("all-MiniLM-L6-v2");
     sembed_error err = {0};
     sembed_model *m = NULL;
-    if (sembed_model_load(dir, NULL, &m, &err) != SEMBED_OK) {
+    /* the device brought up while the model loads, as sembed embed does */
+    sembed_device_warm *warm = sembed_device_warm_start("cuda");
+    CHECK(warm != NULL);
+    const sembed_status ls = sembed_model_load(dir, NULL, &m, &err);
+    sembed_device_warm_wait(warm);
+    if (ls != SEMBED_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }

@@ -442,7 +442,25 @@ out:
     sembed_model_free(m);
 }
 
+/* sembed_device_warm_start: nothing to start for a CPU or malformed device; "auto" and "cuda"
+ * start a thread in a CUDA build (where a machine without a GPU lets it end at once) and none
+ * otherwise; the wait joins and frees it (the sanitizer build checks the thread and memory). */
+static void check_device_warm(void) {
+    CHECK(sembed_device_warm_start("cpu") == NULL && sembed_device_warm_start("gpu") == NULL &&
+          sembed_device_warm_start("cuda:x") == NULL && sembed_device_warm_start(NULL) == NULL);
+    sembed_device_warm *a = sembed_device_warm_start("auto"), *b = sembed_device_warm_start("cuda:0");
+#ifdef SEMBED_HAVE_CUDA
+    CHECK(a != NULL && b != NULL);
+#else
+    CHECK(a == NULL && b == NULL);
+#endif
+    sembed_device_warm_wait(a);
+    sembed_device_warm_wait(b);
+    sembed_device_warm_wait(NULL);
+}
+
 int main(void) {
+    check_device_warm();
     g_src = t_model_dir_opt(MODEL);
     if (!g_src) {
         fprintf(stderr, "%s: not cached, skipped (python3 scripts/fetch_models.py %s)\n", MODEL,

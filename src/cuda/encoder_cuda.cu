@@ -192,6 +192,13 @@ int32_t sembed__cuda_device_count(void) {
     return n;
 }
 
+void sembed__cuda_warm(int32_t device) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) == cudaSuccess && device < n && cudaSetDevice(device) == cudaSuccess)
+        (void)cudaFree(0); /* creates the device's primary context */
+    (void)cudaGetLastError(); /* this thread's error state only */
+}
+
 const char *sembed__cuda_device_name(const sembed__cuda *g) { return g ? g->name : ""; }
 
 void sembed__cuda_free(sembed__cuda *g) {

@@ -52,6 +52,9 @@ typedef struct sembed__cuda sembed__cuda;
 
 /* CUDA devices visible (0 when none, or no driver). */
 int32_t sembed__cuda_device_count(void);
+/* Brings up the CUDA driver and device `device` (its primary context), if it exists; errors are
+ * left for the context that uses it to meet (sembed_device_warm_start's thread). */
+void sembed__cuda_warm(int32_t device);
 
 /* Uploads the model to device `device` as fp16 (m->bf16: bf16) and plans every buffer and GEMM for batches of
  * up to T_max tokens and S_max texts. */

@@ -93,6 +93,13 @@ _SIGNATURES = {
 _handles = {}  # path -> typed handle: each library is opened and typed once per process
 
 
+# newer functions, used where the library has them
+_OPTIONAL = {
+    "sembed_device_warm_start": (_P, [ctypes.c_char_p]),
+    "sembed_device_warm_wait": (None, [_P]),
+}
+
+
 def load_library(lib=None):
     """The ctypes handle of libsembed.so, with every function used here typed."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libsembed.so")
@@ -108,6 +115,10 @@ def load_library(lib=None):
         for name, (res, args) in _SIGNATURES.items():
             f = getattr(h, name)
             f.restype, f.argtypes = res, args
+        for name, (res, args) in _OPTIONAL.items():  # absent from older libraries
+            if hasattr(h, name):
+                f = getattr(h, name)
+                f.restype, f.argtypes = res, args
         _handles[cand] = h
     return _handles[cand]
 
@@ -139,8 +150,18 @@ class Model:
         err = _Error()
         mp = self._lib.sembed_model_default_params()
         mp.max_length, mp.pooling, mp.normalize = max_length, POOLINGS[pooling], int(bool(normalize))
-        _check(self._lib.sembed_model_load(os.path.expanduser(path).encode(), ctypes.byref(mp),
-                                           ctypes.byref(self._model), ctypes.byref(err)), err)
+        # a GPU's driver and device come up while the model loads (sembed_device_warm_start)
+        warm = None
+        if (device != "cpu" and precision not in ("int8", "fp32-strict")
+                and hasattr(self._lib, "sembed_device_warm_start")):
+            warm = self._lib.sembed_device_warm_start(device.encode())
+        try:
+            status = self._lib.sembed_model_load(os.path.expanduser(path).encode(), ctypes.byref(mp),
+                                                 ctypes.byref(self._model), ctypes.byref(err))
+        finally:
+            if warm:
+                self._lib.sembed_device_warm_wait(warm)
+        _check(status, err)
         cp = self._lib.sembed_ctx_default_params()
         self._device = device.encode()  # kept alive: the context reads it at creation only
         cp.n_threads, cp.device, cp.precision = threads, self._device, PRECISIONS[precision]

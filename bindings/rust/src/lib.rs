@@ -233,18 +233,32 @@ impl Model {
         let max_batch_texts = to_i32("max_batch_texts", options.max_batch_texts)?;
 
         let mut err = no_error();
+        // A GPU's driver and device come up while the model loads (not for CPU arithmetic,
+        // which "auto" keeps on the CPU).
+        let cpu_arithmetic = matches!(options.precision, Precision::Int8 | Precision::Fp32Strict);
+        // SAFETY: `device` is a C string that outlives the call, which reads it before
+        // returning; the result (NULL: nothing started) is waited for once, below.
+        let warm = if cpu_arithmetic || options.device == "cpu" {
+            ptr::null_mut()
+        } else {
+            unsafe { sys::sembed_device_warm_start(device.as_ptr()) }
+        };
+        let mut model = ptr::null_mut();
         // SAFETY: plain value-returning calls; `dir` and `mp` outlive the load call, which
-        // writes a model pointer on success only.
-        let model = unsafe {
+        // writes a model pointer on success only; `warm` is waited for once, whatever the load
+        // gave.
+        let status = unsafe {
             let mut mp = sys::sembed_model_default_params();
             mp.max_length = max_length;
             mp.pooling = options.pooling.map_or(sys::SEMBED_POOLING_DEFAULT, Pooling::raw);
             mp.normalize = i32::from(options.normalize);
-            let mut model = ptr::null_mut();
-            check(sys::sembed_model_load(dir.as_ptr(), &mp, &mut model, &mut err), &err)?;
-            NonNull::new(model)
-                .ok_or_else(|| Error::invalid("sembed_model_load gave NULL".into()))?
+            let status = sys::sembed_model_load(dir.as_ptr(), &mp, &mut model, &mut err);
+            sys::sembed_device_warm_wait(warm);
+            status
         };
+        check(status, &err)?;
+        let model = NonNull::new(model)
+            .ok_or_else(|| Error::invalid("sembed_model_load gave NULL".into()))?;
 
         // SAFETY: `model` is a loaded model; `device` is kept in the returned Model (see above).
         let ctx = unsafe {

@@ -46,7 +46,7 @@ macro_rules! opaque {
         }
     )*};
 }
-opaque!(sembed_tokenizer, sembed_model, sembed_ctx);
+opaque!(sembed_tokenizer, sembed_model, sembed_ctx, sembed_device_warm);
 
 // ---- tokenizer -----------------------------------------------------------------------------
 
@@ -216,6 +216,8 @@ extern "C" {
     ) -> sembed_status;
     pub fn sembed_ctx_free(ctx: *mut sembed_ctx);
     pub fn sembed_ctx_device(ctx: *const sembed_ctx) -> *const c_char;
+    pub fn sembed_device_warm_start(device: *const c_char) -> *mut sembed_device_warm;
+    pub fn sembed_device_warm_wait(w: *mut sembed_device_warm);
 
     pub fn sembed_encode(
         ctx: *mut sembed_ctx,

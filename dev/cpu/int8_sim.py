@@ -14,7 +14,8 @@ Formats:
           s_k = max|x_k|^A / max|W_k|^(1-A) from calibration texts (bench/corpus/mixed.jsonl.gz,
           the first 64; not the evaluated texts); x/s in one digit, W·s in int8
   sqA+x2  SmoothQuant, and INT8X2 where x2 has it
-  Env: SQ_POW2=1 rounds s to powers of two; SQ_NCAL=N calibrates on N texts (64); SQ_WORST=1
+  Env: SIM_ATT_BF16=1 rounds q, k and v to bf16 (attention on bf16 dot products);
+  SQ_POW2=1 rounds s to powers of two; SQ_NCAL=N calibrates on N texts (64); SQ_WORST=1
   prints the three worst texts; SQ_TEXTFILE=F evaluates the texts of a JSON list instead.
   F:dddd  format F with the digits per GEMM given (qkv, attention out, FFN in, FFN out), e.g.
           sq0.5:1112 (INT8X2 for FFN out only); a: one uint8 digit with a zero point per row;
@@ -134,7 +135,10 @@ def make_fwd(fmt, W, b, stats, which):
         else:
             q = quant_rows_asym(a) if asym else quant_rows(a, 2 if two else 1)
         y = q @ Wq.T + b
-        return torch.from_numpy(y.astype(np.float32)).reshape(*shp[:-1], W.shape[0])
+        t = torch.from_numpy(y.astype(np.float32)).reshape(*shp[:-1], W.shape[0])
+        if which == 0 and os.environ.get("SIM_ATT_BF16"):  # attention's q, k, v in bf16
+            t = t.to(torch.bfloat16).to(torch.float32)
+        return t
 
     return fwd
 

@@ -271,15 +271,16 @@ void sembed_ctx_free(sembed_ctx *ctx); /* NULL is a no-op */
 /* Where the context runs: "cpu" or "cuda:N" (what "auto" chose). NULL for a NULL ctx. */
 const char *sembed_ctx_device(const sembed_ctx *ctx);
 
-/* Optional, for a fast start: starts the CUDA driver and device `device` ("cuda", "cuda:N" or
- * "auto"; anything else does nothing) on a thread of its own and returns at once, so that they
- * come up while the caller loads the model (sembed_model_load); sembed_device_warm_wait then
- * waits for that thread and frees it, and a sembed_ctx_new for the device finds it ready. The
- * `sembed embed -d cuda` command line does so (the driver and device take ~0.2 s, about the
- * model load's time). NULL when there is nothing to start: no CUDA in this build, or a CPU
- * device. */
+/* Optional, for a fast start: where a context of `params` would run on CUDA (their device
+ * "cuda", "cuda:N" or "auto", and a precision the GPU runs), starts the CUDA driver and that
+ * device on a thread of its own and returns at once, so that they come up while the caller
+ * loads the model (sembed_model_load); sembed_device_warm_wait then waits for that thread and
+ * frees it, and sembed_ctx_new(params) finds the device ready. The `sembed embed -d cuda`
+ * command line and the bindings do so (the driver and device take ~0.2 s, about the model
+ * load's time). NULL when there is nothing to start: no CUDA in this build, a CPU device or CPU
+ * arithmetic (int8, fp32-strict), NULL params. */
 typedef struct sembed_device_warm sembed_device_warm;
-sembed_device_warm *sembed_device_warm_start(const char *device);
+sembed_device_warm *sembed_device_warm_start(const sembed_ctx_params *params);
 void sembed_device_warm_wait(sembed_device_warm *w); /* NULL is a no-op */
 
 /* Per text: what the encoder saw. */

@@ -696,8 +696,13 @@ static void *warm_main(void *arg) {
 }
 #endif
 
-sembed_device_warm *sembed_device_warm_start(const char *device) {
+sembed_device_warm *sembed_device_warm_start(const sembed_ctx_params *params) {
 #ifdef SEMBED_HAVE_CUDA
+    /* the device sembed_ctx_new(params) would try: resolve_device's rules, its errors left to it */
+    if (!params || params->precision == SEMBED_PRECISION_INT8 ||
+        params->precision == SEMBED_PRECISION_FP32_STRICT)
+        return NULL;
+    const char *device = params->device;
     const int32_t idx = device && strcmp(device, "auto") == 0 ? 0 : cuda_index(device);
     if (idx < 0) return NULL;
     sembed_device_warm *w = sembed__calloc(1, sizeof *w);
@@ -709,7 +714,7 @@ sembed_device_warm *sembed_device_warm_start(const char *device) {
     }
     return w;
 #else
-    (void)device;
+    (void)params;
     return NULL;
 #endif
 }

@@ -46,7 +46,9 @@ int main(void) {
     sembed_error err = {0};
     sembed_model *m = NULL;
     /* the device brought up while the model loads, as sembed embed does */
-    sembed_device_warm *warm = sembed_device_warm_start("cuda");
+    sembed_ctx_params wp = sembed_ctx_default_params();
+    wp.device = "cuda";
+    sembed_device_warm *warm = sembed_device_warm_start(&wp);
     CHECK(warm != NULL);
     const sembed_status ls = sembed_model_load(dir, NULL, &m, &err);
     sembed_device_warm_wait(warm);

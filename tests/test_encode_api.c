@@ -442,13 +442,22 @@ out:
     sembed_model_free(m);
 }
 
-/* sembed_device_warm_start: nothing to start for a CPU or malformed device; "auto" and "cuda"
- * start a thread in a CUDA build (where a machine without a GPU lets it end at once) and none
- * otherwise; the wait joins and frees it (the sanitizer build checks the thread and memory). */
+/* sembed_device_warm_start: nothing to start for a CPU or malformed device, CPU arithmetic or
+ * NULL params; "auto" and "cuda" start a thread in a CUDA build (where a machine without a GPU
+ * lets it end at once) and none otherwise; the wait joins and frees it (the sanitizer build
+ * checks the thread and memory). */
+static sembed_device_warm *warm_for(const char *device, sembed_precision precision) {
+    sembed_ctx_params cp = sembed_ctx_default_params();
+    cp.device = device, cp.precision = precision;
+    return sembed_device_warm_start(&cp);
+}
+
 static void check_device_warm(void) {
-    CHECK(sembed_device_warm_start("cpu") == NULL && sembed_device_warm_start("gpu") == NULL &&
-          sembed_device_warm_start("cuda:x") == NULL && sembed_device_warm_start(NULL) == NULL);
-    sembed_device_warm *a = sembed_device_warm_start("auto"), *b = sembed_device_warm_start("cuda:0");
+    CHECK(warm_for("cpu", SEMBED_PRECISION_FP32) == NULL && warm_for("gpu", SEMBED_PRECISION_FP32) == NULL &&
+          warm_for("cuda:x", SEMBED_PRECISION_FP32) == NULL && warm_for(NULL, SEMBED_PRECISION_FP32) == NULL);
+    CHECK(sembed_device_warm_start(NULL) == NULL && warm_for("auto", SEMBED_PRECISION_INT8) == NULL &&
+          warm_for("cuda", SEMBED_PRECISION_FP32_STRICT) == NULL);
+    sembed_device_warm *a = warm_for("auto", SEMBED_PRECISION_FP32), *b = warm_for("cuda:0", SEMBED_PRECISION_BF16);
 #ifdef SEMBED_HAVE_CUDA
     CHECK(a != NULL && b != NULL);
 #else

@@ -95,7 +95,7 @@ _handles = {}  # path -> typed handle: each library is opened and typed once per
 
 # newer functions, used where the library has them
 _OPTIONAL = {
-    "sembed_device_warm_start": (_P, [ctypes.c_char_p]),
+    "sembed_device_warm_start": (_P, [ctypes.POINTER(_CtxParams)]),
     "sembed_device_warm_wait": (None, [_P]),
 }
 
@@ -150,11 +150,15 @@ class Model:
         err = _Error()
         mp = self._lib.sembed_model_default_params()
         mp.max_length, mp.pooling, mp.normalize = max_length, POOLINGS[pooling], int(bool(normalize))
+        cp = self._lib.sembed_ctx_default_params()
+        self._device = device.encode()  # kept alive: the context reads it at creation only
+        cp.n_threads, cp.device, cp.precision = threads, self._device, PRECISIONS[precision]
+        cp.strict_length = int(bool(strict))
+        cp.max_batch_tokens, cp.max_batch_texts = max_batch_tokens, max_batch_texts
         # a GPU's driver and device come up while the model loads (sembed_device_warm_start)
         warm = None
-        if (device != "cpu" and precision not in ("int8", "fp32-strict")
-                and hasattr(self._lib, "sembed_device_warm_start")):
-            warm = self._lib.sembed_device_warm_start(device.encode())
+        if hasattr(self._lib, "sembed_device_warm_start"):
+            warm = self._lib.sembed_device_warm_start(ctypes.byref(cp))
         try:
             status = self._lib.sembed_model_load(os.path.expanduser(path).encode(), ctypes.byref(mp),
                                                  ctypes.byref(self._model), ctypes.byref(err))
@@ -162,11 +166,6 @@ class Model:
             if warm:
                 self._lib.sembed_device_warm_wait(warm)
         _check(status, err)
-        cp = self._lib.sembed_ctx_default_params()
-        self._device = device.encode()  # kept alive: the context reads it at creation only
-        cp.n_threads, cp.device, cp.precision = threads, self._device, PRECISIONS[precision]
-        cp.strict_length = int(bool(strict))
-        cp.max_batch_tokens, cp.max_batch_texts = max_batch_tokens, max_batch_texts
         status = self._lib.sembed_ctx_new(self._model, ctypes.byref(cp), ctypes.byref(self._ctx),
                                           ctypes.byref(err))
         if status != 0:

@@ -481,6 +481,14 @@ T512 static void quantize_rows_u8_512(int8_t *q, float *sx, float *zf, const flo
     }
 }
 
+/* acc + f's squares in double (exact), lanes k mod 8: the low eight, then the high eight
+ * (sum8's lanes, in k order). */
+T512 static inline __m512d add_sq8(__m512d acc, __m512 f) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
+                  hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+    return _mm512_add_pd(_mm512_add_pd(acc, _mm512_mul_pd(lo, lo)), _mm512_mul_pd(hi, hi));
+}
+
 /* Lanes k..k+15 of a row's x (into *f) and its uint8 digit's error e = fmaf(-(u - z), s, x),
  * both 0 past K. */
 T512 static inline __m512 adapt_e_512(const float *v, const uint8_t *ur, int32_t k, int32_t K,
@@ -503,12 +511,7 @@ T512 static float adapt_row_512(int8_t *ar, const uint8_t *ur, float s, int32_t 
     for (int32_t k = 0; k < K; k += 16) {
         __m512 f;
         const __m512 e = adapt_e_512(v, ur, k, K, vs, vz, &f);
-        const __m512d el = _mm512_cvtps_pd(_mm512_castps512_ps256(e)),
-                      eh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))),
-                      fl = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
-                      fh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
-        e2 = _mm512_add_pd(_mm512_add_pd(e2, _mm512_mul_pd(el, el)), _mm512_mul_pd(eh, eh));
-        v2 = _mm512_add_pd(_mm512_add_pd(v2, _mm512_mul_pd(fl, fl)), _mm512_mul_pd(fh, fh));
+        e2 = add_sq8(e2, e), v2 = add_sq8(v2, f);
         am = _mm512_max_ps(am, _mm512_abs_ps(e));
     }
     double l[8], m[8];
@@ -531,10 +534,7 @@ T512 static int32_t outliers_512(int32_t *oi, const float *v, int32_t K) {
     __m512d v2 = _mm512_setzero_pd();
     for (int32_t k = 0; k < K; k += 16) {
         const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
-        const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
-        const __m512d fl = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
-                      fh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
-        v2 = _mm512_add_pd(_mm512_add_pd(v2, _mm512_mul_pd(fl, fl)), _mm512_mul_pd(fh, fh));
+        v2 = add_sq8(v2, _mm512_maskz_loadu_ps(mk, v + k));
     }
     double l[8];
     _mm512_storeu_pd(l, v2);
@@ -1378,6 +1378,10 @@ typedef struct panel_rows {
     float *ox;
 } panel_rows;
 
+/* INT8A's outlier lists (MB counts, MB x MAXO channels and values) fit the room after its
+ * three planes (a slot's int8 room is six planes of at least MB x 64 bytes) */
+_Static_assert(MB * 4 * (1 + 2 * SEMBED__INT8A_MAXO) <= 3 * MB * 64, "INT8A outlier lists");
+
 static panel_rows rows_at(const sembed__wprep *p, panel_slot s, int32_t rows, int32_t r) {
     const int64_t Kp = p->Kp, plane = (int64_t)MB * Kp;
     panel_rows v = {.sx = s.sx + r, .sx2 = s.sx + MB + r};
@@ -1507,24 +1511,24 @@ static void outlier_row_c(float *yr, const sembed__wprep *p, const int32_t *oi, 
 }
 
 #ifdef HAVE_X86
-/* outlier_row_c with 16 lanes: each outlier's weight bytes of a block are one 64-byte line
- * (4 k per column), shifted out of their lanes. */
+/* Input channel k's int8 weights of column block nb as 16 floats: the block's bytes for k lie
+ * in one 64-byte line (4 k per column), shifted out of their lanes. */
+T512 static inline __m512 packed_k_512(const sembed__wprep *p, int32_t nb, int32_t k) {
+    const __m512i w4 = _mm512_loadu_si512((const int8_t *)p->packed + (int64_t)nb * p->Kp * 16 + (k / 4) * 64);
+    return _mm512_cvtepi32_ps(
+        _mm512_srai_epi32(_mm512_sll_epi32(w4, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24));
+}
+
+/* outlier_row_c with 16 lanes. */
 T512 static void outlier_row_512(float *yr, const sembed__wprep *p, const int32_t *oi,
                                  const float *ox, int32_t no, int32_t nb0, int32_t nb1) {
-    const int8_t *W = p->packed;
-    const int64_t Kp = p->Kp;
     for (int32_t nb = nb0; nb < nb1; nb++) {
         const int32_t n = nb * 16, left = p->N - n;
         if (left <= 0) break;
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
         __m512 t = _mm512_setzero_ps();
-        for (int32_t o = 0; o < no; o++) {
-            const int32_t k = oi[o];
-            const __m512i w4 = _mm512_loadu_si512(W + (int64_t)nb * Kp * 16 + (k / 4) * 64);
-            const __m512i wk = _mm512_srai_epi32(
-                _mm512_sll_epi32(w4, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24);
-            t = _mm512_fmadd_ps(_mm512_set1_ps(ox[o]), _mm512_cvtepi32_ps(wk), t);
-        }
+        for (int32_t o = 0; o < no; o++)
+            t = _mm512_fmadd_ps(_mm512_set1_ps(ox[o]), packed_k_512(p, nb, oi[o]), t);
         const __m512 y = _mm512_fmadd_ps(t, _mm512_loadu_ps(p->scale + n), _mm512_maskz_loadu_ps(mk, yr + n));
         _mm512_mask_storeu_ps(yr + n, mk, y);
     }
@@ -1571,16 +1575,9 @@ T512 static void outlier_rows_512(float *y, const sembed__wprep *p, panel_rows v
     }
     SEMBED_ASSERT(nb1 - nb0 <= 4);
     float wf[OUTL_DISTINCT][64];
-    const int8_t *W = p->packed;
-    const int64_t Kp = p->Kp;
     for (int32_t d = 0; d < mp->nd; d++)
-        for (int32_t nb = nb0; nb < nb1; nb++) {
-            const int32_t k = mp->ch[d];
-            const __m512i w4 = _mm512_loadu_si512(W + (int64_t)nb * Kp * 16 + (k / 4) * 64);
-            _mm512_storeu_ps(wf[d] + (nb - nb0) * 16,
-                             _mm512_cvtepi32_ps(_mm512_srai_epi32(
-                                 _mm512_sll_epi32(w4, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24)));
-        }
+        for (int32_t nb = nb0; nb < nb1; nb++)
+            _mm512_storeu_ps(wf[d] + (nb - nb0) * 16, packed_k_512(p, nb, mp->ch[d]));
     for (int32_t r = 0; r < rows; r++) {
         if (v.on[r] == 0) continue;
         const float *ox = v.ox + r * SEMBED__INT8A_MAXO;

@@ -210,14 +210,10 @@ static int load(const embed_opts *o, sembed_model **model, sembed_ctx **ctx) {
     const char *v = getenv("SEMBED_CUDA_VERBOSE");
     const bool verbose = v && *v && strcmp(v, "0") != 0;
     const double t0 = ms_now();
-    /* the CUDA driver and device come up while the model loads (not for CPU arithmetic, which
-     * "auto" keeps on the CPU; SEMBED_DEVICE_WARM=0: one after the other, for measuring) */
+    /* the CUDA driver and device come up while the model loads (SEMBED_DEVICE_WARM=0: one
+     * after the other, for measuring) */
     const char *wv = getenv("SEMBED_DEVICE_WARM");
-    const bool cpu_only = o->cp.precision == SEMBED_PRECISION_INT8 ||
-                          o->cp.precision == SEMBED_PRECISION_FP32_STRICT;
-    sembed_device_warm *warm = cpu_only || (wv && strcmp(wv, "0") == 0)
-                                   ? NULL
-                                   : sembed_device_warm_start(o->cp.device);
+    sembed_device_warm *warm = wv && strcmp(wv, "0") == 0 ? NULL : sembed_device_warm_start(&o->cp);
     const sembed_status ls = sembed_model_load(o->model, &o->mp, model, &err);
     const double tl = ms_now();
     sembed_device_warm_wait(warm);

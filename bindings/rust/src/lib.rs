@@ -233,16 +233,21 @@ impl Model {
         let max_batch_texts = to_i32("max_batch_texts", options.max_batch_texts)?;
 
         let mut err = no_error();
-        // A GPU's driver and device come up while the model loads (not for CPU arithmetic,
-        // which "auto" keeps on the CPU).
-        let cpu_arithmetic = matches!(options.precision, Precision::Int8 | Precision::Fp32Strict);
-        // SAFETY: `device` is a C string that outlives the call, which reads it before
-        // returning; the result (NULL: nothing started) is waited for once, below.
-        let warm = if cpu_arithmetic || options.device == "cpu" {
-            ptr::null_mut()
-        } else {
-            unsafe { sys::sembed_device_warm_start(device.as_ptr()) }
+        // SAFETY: a plain value-returning call; `device` is kept in the returned Model.
+        let cp = unsafe {
+            let mut cp = sys::sembed_ctx_default_params();
+            cp.n_threads = threads;
+            cp.device = device.as_ptr();
+            cp.precision = options.precision.raw();
+            cp.strict_length = i32::from(options.strict);
+            cp.max_batch_tokens = max_batch_tokens;
+            cp.max_batch_texts = max_batch_texts;
+            cp
         };
+        // A GPU's driver and device come up while the model loads.
+        // SAFETY: `cp` and the strings it points to outlive the call, which reads them before
+        // returning; the result (NULL: nothing started) is waited for once, below.
+        let warm = unsafe { sys::sembed_device_warm_start(&cp) };
         let mut model = ptr::null_mut();
         // SAFETY: plain value-returning calls; `dir` and `mp` outlive the load call, which
         // writes a model pointer on success only; `warm` is waited for once, whatever the load
@@ -262,13 +267,6 @@ impl Model {
 
         // SAFETY: `model` is a loaded model; `device` is kept in the returned Model (see above).
         let ctx = unsafe {
-            let mut cp = sys::sembed_ctx_default_params();
-            cp.n_threads = threads;
-            cp.device = device.as_ptr();
-            cp.precision = options.precision.raw();
-            cp.strict_length = i32::from(options.strict);
-            cp.max_batch_tokens = max_batch_tokens;
-            cp.max_batch_texts = max_batch_texts;
             let mut ctx = ptr::null_mut();
             let status = sys::sembed_ctx_new(model.as_ptr(), &cp, &mut ctx, &mut err);
             match NonNull::new(ctx) {

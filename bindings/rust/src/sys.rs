@@ -216,7 +216,7 @@ extern "C" {
     ) -> sembed_status;
     pub fn sembed_ctx_free(ctx: *mut sembed_ctx);
     pub fn sembed_ctx_device(ctx: *const sembed_ctx) -> *const c_char;
-    pub fn sembed_device_warm_start(device: *const c_char) -> *mut sembed_device_warm;
+    pub fn sembed_device_warm_start(params: *const sembed_ctx_params) -> *mut sembed_device_warm;
     pub fn sembed_device_warm_wait(w: *mut sembed_device_warm);
 
     pub fn sembed_encode(

@@ -6,8 +6,10 @@ the model exported to ONNX here with torch.onnx), all with the same thread count
 texts. Workloads of ../shared/BENCH.md: `mixed` (throughput, texts/s and real tokens/s) and
 `query` (one text at a time, p50 and p99: over the query set, and as BENCH.md defines it, one
 16-token query again and again). Also the int8 retrieval check: top-10 neighbour
-overlap of int8 against fp32 over passages and queries. Prints a ratio table last and writes
-JSON. A benchmark: it reports speed and checks nothing.
+overlap of int8 against fp32 over passages and queries. Where the CPU has AVX-512 VNNI and BF16,
+also this machine's arithmetic peaks (dev/cpu/peak.c, built here with cc, before and after the
+rounds) and the fraction of them each engine's products reach. Prints a ratio table last and
+writes JSON. A benchmark: it reports speed and checks nothing.
 
 Usage: python3 bench/cpu_peers.py [--build build-cpu] [--models all-MiniLM-L6-v2,bge-small-en-v1.5-dq]
 Models are folders of the models cache (scripts/fetch_models.py NAME). For bge-small the default is
@@ -175,6 +177,37 @@ def latency(seconds):
             "n": len(ts)}
 
 
+def measure_peaks(threads, tmp):
+    """This CPU's FMA and VNNI peaks on `threads` threads at once (GMAC/s), by dev/cpu/peak.c;
+    None where the CPU lacks the instructions or no C compiler is found."""
+    import shutil
+    import subprocess
+    flags = open("/proc/cpuinfo").read().split("\nflags")[1].split("\n")[0].split()
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc or not {"avx512f", "avx512_vnni", "avx512_bf16"} <= set(flags):
+        return None
+    exe = os.path.join(tmp, "peak")
+    if not os.path.exists(exe):
+        subprocess.run([cc, "-O2", "-mavx512f", "-mavx512vnni", "-mavx512bf16", "-pthread",
+                        os.path.join(ROOT, "dev/cpu/peak.c"), "-o", exe], check=True)
+    out = subprocess.run([exe, str(threads), "0.5"], check=True, capture_output=True, text=True).stdout
+    peaks = {}
+    for line in out.splitlines():
+        if " %d thread" % threads not in line or "GMAC/s" not in line:
+            continue
+        gmacs = float(line.rsplit(",", 1)[1].split()[0])
+        peaks["fma" if line.startswith("zmm FMA") else "vnni" if line.startswith("vpdpbusd") else "bf16"] = gmacs
+    return peaks
+
+
+def macs_per_token(mdir):
+    """The encoder's matrix products per token (MACs): per layer 4 H² (q, k, v, attention out)
+    and 2 H I (FFN); attention's scores and sums, which grow with the text, are left out."""
+    cfg = json.load(open(os.path.join(mdir, "config.json")))
+    h, i = cfg["hidden_size"], cfg.get("intermediate_size", 4 * cfg["hidden_size"])
+    return cfg["num_hidden_layers"] * (4 * h * h + 2 * h * i)
+
+
 def model_dir(name):
     """The cached folder of a model (an alias resolved), or exit naming the command that fetches
     it: the stand-ins are built there, sha256 pinned, so every run measures the same weights."""
@@ -222,6 +255,9 @@ def main():
     results = {"threads": a.threads, "n_texts": len(mixed), "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
                "loadavg_start": open("/proc/loadavg").read().split()[:3], "models": {}}
     tmp_root = tempfile.mkdtemp(prefix="sembed_peers_")
+    results["peaks_start"] = measure_peaks(a.threads, tmp_root)
+    if results["peaks_start"]:
+        print("peaks (GMAC/s, %d threads): %s" % (a.threads, results["peaks_start"]), flush=True)
     for name in a.models.split(","):
         mdir = model_dir(name)
         print("== %s (%s)" % (name, mdir), flush=True)
@@ -236,7 +272,7 @@ def main():
             raise SystemExit("%s: no query of 16 tokens in %s" % (name, a.queries))
         print("  16-token query: %r" % q16, flush=True)
         R = results["models"][name] = {"dir": mdir, "real_tokens": n_tok, "query16_text": q16,
-                                       "query16_tokens": 16}
+                                       "query16_tokens": 16, "macs_per_token": macs_per_token(mdir)}
         tmp = os.path.join(tmp_root, name)
         os.makedirs(tmp, exist_ok=True)
         # every engine first, then the timed rounds interleaved (engine after engine, round after
@@ -318,13 +354,22 @@ def main():
             print("  int8 vs fp32: top-10 overlap %.4f over %d passages, %d queries; cosine min %.5f mean %.6f"
                   % (ov, len(passages), len(qs), cos.min(), cos.mean()), flush=True)
         results["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+        results["peaks_end"] = measure_peaks(a.threads, tmp_root)
         os.makedirs(os.path.dirname(a.output), exist_ok=True)
         json.dump(results, open(a.output, "w"), indent=1)  # after each model: a long run keeps its part
     print("\n%d threads, %d mixed texts, %s; load average %s -> %s" % (a.threads, len(mixed), results["cpu"],
           " ".join(results["loadavg_start"]), " ".join(results["loadavg_end"])))
     print("q: the query set (12-20 tokens), q16: one 16-token query again and again (BENCH.md's `query`)")
-    print("%-26s %10s %10s %9s %9s %9s  %s" % ("model / engine", "texts/s", "tok/s", "q p50 ms", "q p99 ms", "q16 p50",
-                                               "sembed ratio (mixed; q p50; q16 p50)"))
+    # the larger of the two peak measurements: the VM's neighbours only ever lower them
+    peaks = {}
+    for k in ("peaks_start", "peaks_end"):
+        for unit, v in (results.get(k) or {}).items():
+            peaks[unit] = max(v, peaks.get(unit, 0.0))
+    if peaks:
+        print("%%peak: the mixed pass's matrix products (GMAC/s) over the FMA peak (fp32 engines) or the "
+              "VNNI peak (int8), %.1f / %.1f GMAC/s on %d threads" % (peaks["fma"], peaks["vnni"], a.threads))
+    print("%-26s %10s %10s %9s %9s %9s %6s  %s" % ("model / engine", "texts/s", "tok/s", "q p50 ms", "q p99 ms", "q16 p50",
+                                                   "%peak", "sembed ratio (mixed; q p50; q16 p50)"))
     for name, R in results["models"].items():
         for peer in peers:
             if peer not in R:
@@ -338,8 +383,15 @@ def main():
                 ratio = "%s %.2fx; %.2fx; %.2fx" % (base, R[base]["mixed"]["texts_per_s"] / m["texts_per_s"],
                                                     q["p50_ms"] / R[base]["query"]["p50_ms"],
                                                     q16["p50_ms"] / R[base]["query16"]["p50_ms"])
-            print("%-26s %10.1f %10.0f %9.3f %9.3f %9.3f  %s" % (name[:14] + " " + peer, m["texts_per_s"], m["tokens_per_s"],
-                                                               q["p50_ms"], q["p99_ms"], q16["p50_ms"], ratio))
+            frac = ""
+            if peaks:
+                gmacs = m["tokens_per_s"] * R["macs_per_token"] * 1e-9
+                m["gmacs"] = gmacs
+                frac = "%.0f%%" % (100 * gmacs / peaks["vnni" if peer.endswith("int8") else "fma"])
+            print("%-26s %10.1f %10.0f %9.3f %9.3f %9.3f %6s  %s" % (name[:14] + " " + peer, m["texts_per_s"],
+                                                                   m["tokens_per_s"], q["p50_ms"], q["p99_ms"],
+                                                                   q16["p50_ms"], frac, ratio))
+    json.dump(results, open(a.output, "w"), indent=1)
     print("wrote %s" % a.output)
 
 

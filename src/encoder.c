@@ -653,26 +653,40 @@ static int32_t cuda_index(const char *s) {
     return (*end == '\0' && v >= 0 && v < 1024) ? (int32_t)v : -1;
 }
 
-/* Where a context with params p runs, decided before anything is planned for it: *dev is the
- * CUDA device index, or -1 for the CPU. Errors: a malformed device, a precision that is CPU
- * arithmetic (int8, fp32-strict: "auto" keeps it on the CPU, an explicit CUDA device is an error
- * rather than a silent fp16), CUDA asked of a build without it. */
-static sembed_status resolve_device(const sembed_ctx_params *p, int32_t *dev, sembed_error *err) {
-    *dev = -1;
+/* The CUDA device params ask for, from their text and precision alone: *idx (-1: the CPU) and
+ * whether it was "auto". Errors: a malformed device, a precision that is CPU arithmetic (int8,
+ * fp32-strict: "auto" keeps it on the CPU, an explicit CUDA device is an error rather than a
+ * silent fp16). */
+static sembed_status requested_device(const sembed_ctx_params *p, int32_t *idx, bool *auto_,
+                                      sembed_error *err) {
+    *idx = -1, *auto_ = false;
     const char *device = p->device;
     if (!device || strcmp(device, "cpu") == 0) return SEMBED_OK;
-    const bool auto_ = strcmp(device, "auto") == 0;
-    const int32_t idx = auto_ ? 0 : cuda_index(device);
-    if (idx < 0)
+    *auto_ = strcmp(device, "auto") == 0;
+    const int32_t i = *auto_ ? 0 : cuda_index(device);
+    if (i < 0)
         return sembed__err(err, SEMBED_ERR_INVALID_ARG,
                            "device '%s': expected cpu, cuda, cuda:N or auto", device);
     if (p->precision == SEMBED_PRECISION_INT8 || p->precision == SEMBED_PRECISION_FP32_STRICT) {
-        if (auto_) return SEMBED_OK;
+        if (*auto_) return SEMBED_OK;
         return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
                            "precision '%s' runs on the CPU only (device '%s' runs fp16 with "
                            "fp32 or bf16): use device cpu or auto",
                            sembed_precision_name(p->precision), device);
     }
+    *idx = i;
+    return SEMBED_OK;
+}
+
+/* Where a context with params p runs, decided before anything is planned for it: *dev is the
+ * CUDA device index, or -1 for the CPU. Errors: requested_device's, CUDA asked of a build
+ * without it. */
+static sembed_status resolve_device(const sembed_ctx_params *p, int32_t *dev, sembed_error *err) {
+    *dev = -1;
+    int32_t idx;
+    bool auto_;
+    const sembed_status s = requested_device(p, &idx, &auto_, err);
+    if (s != SEMBED_OK || idx < 0) return s;
 #ifdef SEMBED_HAVE_CUDA
     if (auto_ && sembed__cuda_device_count() < 1) return SEMBED_OK;
     *dev = idx;
@@ -680,7 +694,7 @@ static sembed_status resolve_device(const sembed_ctx_params *p, int32_t *dev, se
 #else
     if (auto_) return SEMBED_OK;
     return sembed__err(err, SEMBED_ERR_UNSUPPORTED,
-                       "device '%s': this build of sembed has no CUDA backend", device);
+                       "device '%s': this build of sembed has no CUDA backend", p->device);
 #endif
 }
 
@@ -698,13 +712,10 @@ static void *warm_main(void *arg) {
 
 sembed_device_warm *sembed_device_warm_start(const sembed_ctx_params *params) {
 #ifdef SEMBED_HAVE_CUDA
-    /* the device sembed_ctx_new(params) would try: resolve_device's rules, its errors left to it */
-    if (!params || params->precision == SEMBED_PRECISION_INT8 ||
-        params->precision == SEMBED_PRECISION_FP32_STRICT)
-        return NULL;
-    const char *device = params->device;
-    const int32_t idx = device && strcmp(device, "auto") == 0 ? 0 : cuda_index(device);
-    if (idx < 0) return NULL;
+    /* the device sembed_ctx_new(params) would try; its errors are left to sembed_ctx_new */
+    int32_t idx;
+    bool auto_;
+    if (!params || requested_device(params, &idx, &auto_, NULL) != SEMBED_OK || idx < 0) return NULL;
     sembed_device_warm *w = sembed__calloc(1, sizeof *w);
     if (!w) return NULL;
     w->device = idx;

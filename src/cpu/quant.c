@@ -481,11 +481,17 @@ T512 static void quantize_rows_u8_512(int8_t *q, float *sx, float *zf, const flo
     }
 }
 
+/* f's low and high eight lanes as doubles (exact). */
+T512 static inline void halves_pd(__m512 f, __m512d *lo, __m512d *hi) {
+    *lo = _mm512_cvtps_pd(_mm512_castps512_ps256(f));
+    *hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+}
+
 /* acc + f's squares in double (exact), lanes k mod 8: the low eight, then the high eight
  * (sum8's lanes, in k order). */
 T512 static inline __m512d add_sq8(__m512d acc, __m512 f) {
-    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
-                  hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+    __m512d lo, hi;
+    halves_pd(f, &lo, &hi);
     return _mm512_add_pd(_mm512_add_pd(acc, _mm512_mul_pd(lo, lo)), _mm512_mul_pd(hi, hi));
 }
 
@@ -542,9 +548,8 @@ T512 static int32_t outliers_512(int32_t *oi, const float *v, int32_t K) {
     int32_t c = 0;
     for (int32_t k = 0; k < K && c < SEMBED__INT8A_MAXO; k += 16) {
         const __mmask16 mk = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
-        const __m512 f = _mm512_maskz_loadu_ps(mk, v + k);
-        const __m512d fl = _mm512_cvtps_pd(_mm512_castps512_ps256(f)),
-                      fh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+        __m512d fl, fh;
+        halves_pd(_mm512_maskz_loadu_ps(mk, v + k), &fl, &fh);
         uint32_t m = (uint32_t)_mm512_cmp_pd_mask(_mm512_mul_pd(fl, fl), t, _CMP_GT_OQ) |
                      (uint32_t)_mm512_cmp_pd_mask(_mm512_mul_pd(fh, fh), t, _CMP_GT_OQ) << 8;
         for (; m && c < SEMBED__INT8A_MAXO; m &= m - 1) oi[c++] = k + __builtin_ctz(m);
@@ -1519,21 +1524,6 @@ T512 static inline __m512 packed_k_512(const sembed__wprep *p, int32_t nb, int32
         _mm512_srai_epi32(_mm512_sll_epi32(w4, _mm_cvtsi32_si128(24 - 8 * (k % 4))), 24));
 }
 
-/* outlier_row_c with 16 lanes. */
-T512 static void outlier_row_512(float *yr, const sembed__wprep *p, const int32_t *oi,
-                                 const float *ox, int32_t no, int32_t nb0, int32_t nb1) {
-    for (int32_t nb = nb0; nb < nb1; nb++) {
-        const int32_t n = nb * 16, left = p->N - n;
-        if (left <= 0) break;
-        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-        __m512 t = _mm512_setzero_ps();
-        for (int32_t o = 0; o < no; o++)
-            t = _mm512_fmadd_ps(_mm512_set1_ps(ox[o]), packed_k_512(p, nb, oi[o]), t);
-        const __m512 y = _mm512_fmadd_ps(t, _mm512_loadu_ps(p->scale + n), _mm512_maskz_loadu_ps(mk, yr + n));
-        _mm512_mask_storeu_ps(yr + n, mk, y);
-    }
-}
-
 /* A panel's distinct outlier channels (its rows mostly share a few): ch[0..nd), and for row r's
  * o-th outlier its index od[r][o] in ch; nd > OUTL_DISTINCT: too many (row by row then). */
 #define OUTL_DISTINCT 32
@@ -1558,42 +1548,49 @@ static void outl_map_make(outl_map *mp, panel_rows v, int32_t rows) {
         }
 }
 
+/* outlier_row_c with 16 lanes: the weights of the row's o-th outlier from wf[od[o]] (a panel's
+ * channels, unpacked once), or with wf NULL unpacked here from channel oi[o]. */
+T512 static inline __attribute__((always_inline)) void outlier_row_512(
+    float *yr, const sembed__wprep *p, const float *ox, const int32_t *oi, const uint8_t *od,
+    int32_t no, const float (*wf)[64], int32_t nb0, int32_t nb1) {
+    for (int32_t nb = nb0; nb < nb1; nb++) {
+        const int32_t n = nb * 16, left = p->N - n;
+        if (left <= 0) break;
+        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        __m512 t = _mm512_setzero_ps();
+        for (int32_t o = 0; o < no; o++)
+            t = _mm512_fmadd_ps(_mm512_set1_ps(ox[o]),
+                                wf ? _mm512_loadu_ps(wf[od[o]] + (nb - nb0) * 16)
+                                   : packed_k_512(p, nb, oi[o]),
+                                t);
+        _mm512_mask_storeu_ps(yr + n, mk,
+                              _mm512_fmadd_ps(t, _mm512_loadu_ps(p->scale + n),
+                                              _mm512_maskz_loadu_ps(mk, yr + n)));
+    }
+}
+
 /* The outlier products of a panel's rows for blocks [nb0, nb1) (at most 4): the weights of each
  * distinct outlier channel unpacked once into 64 floats, then per row one FMA per outlier and
- * block from them, in outlier_row_c's order; too many channels: row by row (outlier_row_512).
- * Unpacking per row and outlier, the outlier products took 5% of an all-MiniLM-L6-v2 int8
- * batch (perf, Zen 4). */
+ * block from them, in outlier_row_c's order; too many channels in the panel: row by row, each
+ * weight unpacked where it is used. Unpacking per row and outlier, the outlier products took 5%
+ * of an all-MiniLM-L6-v2 int8 batch (perf, Zen 4). */
 T512 static void outlier_rows_512(float *y, const sembed__wprep *p, panel_rows v, int32_t rows,
                                   const outl_map *mp, int32_t nb0, int32_t nb1) {
-    const int32_t N = p->N;
-    if (mp->nd > OUTL_DISTINCT) {
-        for (int32_t r = 0; r < rows; r++)
-            if (v.on[r] > 0)
-                outlier_row_512(y + (int64_t)r * N, p, v.oi + r * SEMBED__INT8A_MAXO,
-                                v.ox + r * SEMBED__INT8A_MAXO, v.on[r], nb0, nb1);
-        return;
-    }
-    SEMBED_ASSERT(nb1 - nb0 <= 4);
+    const bool shared = mp->nd <= OUTL_DISTINCT;
     float wf[OUTL_DISTINCT][64];
-    for (int32_t d = 0; d < mp->nd; d++)
+    SEMBED_ASSERT(nb1 - nb0 <= 4);
+    for (int32_t d = 0; shared && d < mp->nd; d++)
         for (int32_t nb = nb0; nb < nb1; nb++)
             _mm512_storeu_ps(wf[d] + (nb - nb0) * 16, packed_k_512(p, nb, mp->ch[d]));
     for (int32_t r = 0; r < rows; r++) {
         if (v.on[r] == 0) continue;
+        float *yr = y + (int64_t)r * p->N;
         const float *ox = v.ox + r * SEMBED__INT8A_MAXO;
-        float *yr = y + (int64_t)r * N;
-        for (int32_t nb = nb0; nb < nb1; nb++) {
-            const int32_t n = nb * 16, left = N - n;
-            if (left <= 0) break;
-            const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            __m512 t = _mm512_setzero_ps();
-            for (int32_t o = 0; o < v.on[r]; o++)
-                t = _mm512_fmadd_ps(_mm512_set1_ps(ox[o]),
-                                    _mm512_loadu_ps(wf[mp->od[r][o]] + (nb - nb0) * 16), t);
-            _mm512_mask_storeu_ps(yr + n, mk,
-                                  _mm512_fmadd_ps(t, _mm512_loadu_ps(p->scale + n),
-                                                  _mm512_maskz_loadu_ps(mk, yr + n)));
-        }
+        const int32_t *oi = v.oi + r * SEMBED__INT8A_MAXO;
+        if (shared)
+            outlier_row_512(yr, p, ox, oi, mp->od[r], v.on[r], (const float (*)[64])wf, nb0, nb1);
+        else
+            outlier_row_512(yr, p, ox, oi, NULL, v.on[r], NULL, nb0, nb1);
     }
 }
 #endif

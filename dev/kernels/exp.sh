@@ -4,7 +4,8 @@
 # fixed workloads under each setting given as an argument (an env assignment list, "-" for none):
 #   bash dev/kernels/exp.sh - SEMBED_CUDA_GEMM_SMALL=0
 # EXP_NCU=REGEX adds, per setting, Nsight Compute on the kernels matching REGEX (fixed-minilm
-# and fixed-base 256x128: speed of light, occupancy, warp stall reasons) into $OUT/ncu.txt.
+# and fixed-base 256x128: speed of light, occupancy, warp stall reasons, pipe utilization) into
+# $OUT/ncu.txt: EXP_NCU_SKIP (default 12) launches of them skipped, EXP_NCU_COUNT (1) profiled.
 # A dev tool, not the benchmark of record (that is scripts/gpu-check.sh, with the peers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,12 +52,13 @@ if [ -n "${EXP_NCU:-}" ] && command -v ncu >/dev/null; then
         for w in "minilm-random 256 128" "base-random 256 128"; do
             set -- $w
             echo "=== ncu $setting $1 $2x$3" >>"$OUT/ncu.txt"
-            env "${env_args[@]}" ncu --kernel-name "regex:$EXP_NCU" --launch-skip 12 --launch-count 1 \
+            env "${env_args[@]}" ncu --kernel-name "regex:$EXP_NCU" --launch-skip "${EXP_NCU_SKIP:-12}" \
+                --launch-count "${EXP_NCU_COUNT:-1}" \
                 --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
-                --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+                --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active,regex:sm__pipe_.*_cycles_active\.avg\.pct_of_peak_sustained_active' \
                 build-gpu/gpu_bench "$M/$1" "$W/ids_$2x$3.i32" 4 "$2" "$3" 2 /dev/null ncu >>"$OUT/ncu.txt" 2>&1
         done
     done
-    grep -E "^=== ncu|Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Compute \(SM\) Thr|Memory Thr|Stall|Warp Cycles Per Issued|Block Limit|stalled_" "$OUT/ncu.txt" |
-        awk '!/stalled_/ || $NF+0 >= 0.05' | head -200
+    grep -E "^=== ncu|^  [a-zA-Z_].*\(|Duration|Registers Per|Achieved Occupancy|Theoretical Occupancy|Compute \(SM\) Thr|Memory Thr|Stall|Warp Cycles Per Issued|Block Limit|stalled_|pipe_" "$OUT/ncu.txt" |
+        awk '!/stalled_|pipe_/ || $NF+0 >= 3' | cut -c1-160 | head -400
 fi

@@ -4,7 +4,7 @@
  * block issuing wgmma: S = Q·Kᵀ with both operands in shared memory, O += P·V with P from
  * registers. Nsight Compute put the mma.sync kernel's time into its dependency chains (each
  * mma.sync and ldmatrix waiting on the one before); wgmma runs asynchronously, so the softmax of
- * tile t overlaps P·V of tile t-1, and K and V stream in three stages by cp.async. The softmax
+ * tile t overlaps P·V of tile t-1, and K and V stream in two stages by cp.async. The softmax
  * is attention_tile.cuh's, in the same register layout. A row's result depends only on its
  * own sequence.
  *
@@ -30,7 +30,11 @@ using namespace cute;
 
 constexpr int BM = SEMBED__ATT_BM; /* query rows per block: one wgmma M */
 constexpr int BN = 64;             /* keys per tile */
-constexpr int NST = 3;             /* K/V stages */
+/* K/V stages: two (v8) leave room for 5 blocks per SM by shared memory at D = 64 (41 KB each;
+ * three stages, 57 KB, allowed 3) and the registers allow 4; attention 5-10% faster at D = 64
+ * than with three, the same at D = 32 (dev/kernels/NOTES.md) */
+constexpr int NST = 2;
+static_assert(NST == 2 || NST == 3, "cp_wait_upto2 covers two or three stages");
 constexpr int NT = 128;            /* one warpgroup */
 
 template <class E> struct cute_of;
@@ -70,6 +74,13 @@ static __device__ __forceinline__ void fence_async_smem() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
+/* cp.async.wait_group n for n = 0 .. 2 */
+static __device__ __forceinline__ void cp_wait_upto2(int n) {
+    if (n >= 2) sembed__cp_wait<2>();
+    else if (n == 1) sembed__cp_wait<1>();
+    else sembed__cp_wait<0>();
+}
+
 template <int D, class E>
 static __global__ void __launch_bounds__(NT)
     attention_sm90_kernel(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
@@ -95,18 +106,42 @@ static __global__ void __launch_bounds__(NT)
         return make_tensor(make_smem_ptr((T *)(smem + C::q_bytes + st * 2 * C::t_bytes + C::t_bytes)),
                            typename C::LV{});
     };
+    /* A thread copies the same CH 16-byte pieces of every K and V tile: their rows, their
+     * offsets in qkv (from the tile's first row) and in a stage's swizzled K and V, worked out
+     * once here instead of per tile (the swizzle and the row/column split were most of the
+     * kernel's integer instructions) */
+    constexpr int VPR = D / 8, CH = BN * VPR / NT;
+    int ch_row[CH], ch_src[CH];
+    uint32_t ch_k[CH], ch_v[CH];
+    {
+        auto k = sK(0);
+        auto v = sV(0);
+        const uint32_t k0 = sembed__smem_u32(&k(0, 0)), v0 = sembed__smem_u32(&v(0, 0));
+#pragma unroll
+        for (int j = 0; j < CH; j++) {
+            const int i = threadIdx.x + j * NT, r = i / VPR, c = (i % VPR) * 8;
+            ch_row[j] = r, ch_src[j] = r * (int)ld + c;
+            ch_k[j] = sembed__smem_u32(&k(r, c)) - k0, ch_v[j] = sembed__smem_u32(&v(c, r)) - v0;
+        }
+    }
+    const uint32_t kv0 = sembed__smem_u32(smem + C::q_bytes);
     auto load_kv = [&](int kt) { /* tile kt into stage kt % NST, one cp.async group */
-        const int j0 = kt * BN, st = kt % NST;
-        auto k = sK(st);
-        auto v = sV(st);
-        load_rows<D, false>(k, base + (int64_t)j0 * ld + H, ld, L - j0, BN);
-        load_rows<D, true>(v, base + (int64_t)j0 * ld + 2 * H, ld, L - j0, BN);
+        const int j0 = kt * BN, n = L - j0;
+        const uint32_t kb = kv0 + (uint32_t)((kt % NST) * 2 * C::t_bytes), vb = kb + C::t_bytes;
+        const E *src = base + (int64_t)j0 * ld + H;
+#pragma unroll
+        for (int j = 0; j < CH; j++) {
+            const bool ok = ch_row[j] < n;
+            sembed__cp16_s(kb + ch_k[j], ok ? src + ch_src[j] : src, ok);
+            sembed__cp16_s(vb + ch_v[j], ok ? src + H + ch_src[j] : src, ok);
+        }
         sembed__cp_commit();
     };
     load_rows<D, false>(sQ, base + (int64_t)q0 * ld, ld, L - q0, BM);
     load_kv(0); /* Q joins tile 0's group */
-    if (n_kt > 1) load_kv(1);
-    if (n_kt > 2) load_kv(2);
+#pragma unroll
+    for (int kt = 1; kt < NST; kt++)
+        if (kt < n_kt) load_kv(kt);
 
     /* this thread's two rows of its warp's 16: g and g + 8 (the accumulators' layout) */
     const int g = lane >> 2, qd = lane & 3;
@@ -174,9 +209,7 @@ static __global__ void __launch_bounds__(NT)
     };
 
     /* tile 0 */
-    if (n_kt > 2) sembed__cp_wait<2>();
-    else if (n_kt > 1) sembed__cp_wait<1>();
-    else sembed__cp_wait<0>();
+    cp_wait_upto2(min(NST, n_kt) - 1); /* tile 0 in; tiles 1 .. NST-1 may still be coming */
     fence_async_smem();
     __syncthreads();
     issue_s(0);
@@ -187,8 +220,7 @@ static __global__ void __launch_bounds__(NT)
     sembed__att_softmax<NB>(sc, rows, a0, a1, 0, L, qd, scale_log2); /* O is 0: no rescale */
     put_p(sc);
     for (int kt = 1; kt < n_kt; kt++) {
-        if (kt + 1 < n_kt) sembed__cp_wait<1>();
-        else sembed__cp_wait<0>();
+        cp_wait_upto2(min(NST - 2, n_kt - 1 - kt)); /* tile kt in */
         fence_async_smem();
         __syncthreads();
         issue_s(kt);     /* S(kt) first, so that waiting for it leaves P·V(kt-1) running */
@@ -201,9 +233,9 @@ static __global__ void __launch_bounds__(NT)
         warpgroup_fence_operand(tOrO);
         rescale(a0, a1);
         put_p(sc);
-        if (kt + 2 < n_kt) {
-            __syncthreads(); /* stage (kt+2) % NST held tile kt-1, now read (tiles 0..2 came first) */
-            load_kv(kt + 2);
+        if (kt + NST - 1 < n_kt) {
+            __syncthreads(); /* stage (kt+NST-1) % NST held tile kt-1, now read (0..NST-1 came first) */
+            load_kv(kt + NST - 1);
         }
     }
     issue_o(n_kt - 1);

@@ -9,10 +9,14 @@
 static __device__ __forceinline__ uint32_t sembed__smem_u32(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
-/* 16 bytes global -> shared, zero-filled when !valid (src must still be a valid address) */
+/* 16 bytes global -> shared (a shared-window address), zero-filled when !valid (src must still
+ * be a valid address) */
+static __device__ __forceinline__ void sembed__cp16_s(uint32_t dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
 static __device__ __forceinline__ void sembed__cp16(void *dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sembed__smem_u32(dst)),
-                 "l"(src), "r"(valid ? 16 : 0));
+    sembed__cp16_s(sembed__smem_u32(dst), src, valid);
 }
 static __device__ __forceinline__ void sembed__cp_commit() {
     asm volatile("cp.async.commit_group;\n" ::);

@@ -20,15 +20,18 @@ static __device__ __forceinline__ float sembed__gelu_f16(float x) {
     float t, e;
     asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(t) : "f"(fmaf(0.3275911f, z, 1.0f)));
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(__fmul_rn(__fmul_rn(z, z), -1.4426950408889634f)));
-    float p = fmaf(1.061405429f, t, -1.453152027f);
-    p = fmaf(p, t, 1.421413741f);
-    p = fmaf(p, t, -0.284496736f);
-    p = fmaf(p, t, 0.254829592f);
-    const float erfc_z = __fmul_rn(__fmul_rn(p, t), e);
-    /* x (1 - erfc/2) for x >= 0 is (x/2)(2 - erfc), to the bit (the halvings are exact): one
-     * product after a select. The rounding of each step spelled out: no contraction that could
-     * differ between kernels. */
-    return __fmul_rn(__fmul_rn(0.5f, x), x >= 0.f ? __fsub_rn(2.0f, erfc_z) : erfc_z);
+    /* A&S's coefficients halved (exactly), so that the polynomial gives q = erfc/2 */
+    float p = fmaf(0.5307027145f, t, -0.7265760135f);
+    p = fmaf(p, t, 0.7107068705f);
+    p = fmaf(p, t, -0.142248368f);
+    p = fmaf(p, t, 0.127414796f);
+    const float q = __fmul_rn(__fmul_rn(p, t), e);
+    /* x (1 - q) for x >= 0, x q below: one product after a select. The rounding of each step
+     * spelled out: no contraction that could differ between kernels. Until v8 this was
+     * (x/2)(2 - erfc) and (x/2) erfc, one more product per element; every halving is exact, so
+     * the fp16 and bf16 results are the same bits (checked for every finite fp16 and bf16
+     * input, dev/kernels/NOTES.md v8). */
+    return __fmul_rn(x, x >= 0.f ? __fsub_rn(1.0f, q) : q);
 }
 
 /* x = act(x) in place, fp16 or bf16 storage (T: __half or sembed__bf16), fp32 arithmetic. */

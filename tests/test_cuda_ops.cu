@@ -744,8 +744,17 @@ int main(void) {
         test_attention<__half>(64, 2, false, {1});
         test_attention<__half>(256, 4, false, {33, 128, 1, 2, 3});
         test_attention<__half>(384, 12, false, {192, 191, 129, 300});
+        /* short sequences: the wgmma kernel puts 4 heads in a block up to 16 tokens and 2 up
+         * to 32 where the head count allows (6: at most 2; 3: 1) */
+        const std::vector<int32_t> shorts = {16, 17, 32, 33, 1, 9, 31, 15, 2, 24};
+        test_attention<__half>(384, 12, false, shorts);
+        test_attention<__half>(768, 12, false, shorts);
+        test_attention<__half>(768, 12, true, shorts);
+        test_attention<__half>(192, 6, false, shorts);
+        test_attention<__half>(192, 3, true, shorts);
         test_attention<sembed__bf16>(384, 12, false, lens);
         test_attention<sembed__bf16>(768, 12, true, lens);
+        test_attention<sembed__bf16>(768, 12, true, shorts);
     }
     sembed__att_force_kernel(-1);
 

@@ -6,6 +6,8 @@
 # EXP_NCU=REGEX adds, per setting, Nsight Compute on the kernels matching REGEX (fixed-minilm
 # and fixed-base 256x128: speed of light, occupancy, warp stall reasons, pipe utilization) into
 # $OUT/ncu.txt: EXP_NCU_SKIP (default 12) launches of them skipped, EXP_NCU_COUNT (1) profiled.
+# EXP_SHAPES="SxL ..." adds those shapes for both models (e.g. 1024x32 512x64: the lengths of
+# mixed's passages); EXP_MIXED=1 adds `sembed bench --mixed` (sembed alone) for both models.
 # A dev tool, not the benchmark of record (that is scripts/gpu-check.sh, with the peers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +20,7 @@ GPU_CHECK_STEPS=build OUT=$W/check bash scripts/gpu-check.sh >"$W/build-step.log
 grep -q "^built" "$W/build-step.log" || { tail -40 "$W/build-step.log"; exit 1; }
 LIBD=$W/sysroot/usr/lib/x86_64-linux-gnu # gpu-check.sh's carried libraries, if it unpacked them
 [ -d "$LIBD" ] && export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
-for sl in 1x16 256x128 64x512; do
+for sl in 1x16 256x128 64x512 ${EXP_SHAPES:-}; do
     [ -f "$W/ids_$sl.i32" ] || python3 bench/gpu_torch.py ids "$W/ids_$sl.i32" 4 "${sl%x*}" "${sl#*x}" 7
 done
 if [ -z "${EXP_NO_TESTS:-}" ]; then
@@ -43,6 +45,16 @@ for setting in "$@"; do
         [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-minilm-256x128 $setting" minilm-random 256 128 30
         [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-base-256x128 $setting" base-random 256 128 20
         [ -z "${EXP_NO_FIXED:-}" ] && b "fixed-base-64x512 $setting" base-random 64 512 20
+        for sl in ${EXP_SHAPES:-}; do
+            b "fixed-minilm-$sl $setting" minilm-random "${sl%x*}" "${sl#*x}" 30
+            b "fixed-base-$sl $setting" base-random "${sl%x*}" "${sl#*x}" 20
+        done
+        if [ -n "${EXP_MIXED:-}" ]; then
+            for mm in minilm-random base-random base-random; do
+                echo "mixed $mm $setting: $(build-gpu/sembed bench -m "$M/$mm" -d cuda -t "$(nproc)" -s 0.2 -b 1 \
+                    --mixed -o /dev/null 2>&1 | grep "^mixed")"
+            done
+        fi
     )
 done
 if [ -n "${EXP_NCU:-}" ] && command -v ncu >/dev/null; then

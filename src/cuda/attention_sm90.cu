@@ -56,16 +56,17 @@ template <int D, class T> struct Cfg {
     static constexpr int bytes = q_bytes + NST * 2 * t_bytes + 1024; /* + the base's alignment */
 };
 
-/* rows 0..rows-1 of a (rows, D) slice of qkv (row stride ld) into the shared tensor s, K-major
- * (s(row, col)) or MN-major (s(col, row)); zeros from row n on; all threads take part */
-template <int D, bool MN, class E, class Tn>
-static __device__ __forceinline__ void load_rows(Tn &s, const E *src, int64_t ld, int n, int rows) {
+/* The BM query rows of a block into sQ (K-major): with G heads a block (BM/G = 1 << rs rows
+ * each), row r is position r % (BM/G) of the sequence at head r / (BM/G), read from src (the
+ * block's first position and head in qkv, row stride ld); zeros from position n on; all threads
+ * take part */
+template <int D, class E, class Tn>
+static __device__ __forceinline__ void load_q(Tn &s, const E *src, int64_t ld, int n, int rs) {
     constexpr int VPR = D / 8;
-    for (int i = threadIdx.x; i < rows * VPR; i += NT) {
-        const int r = i / VPR, c = (i % VPR) * 8;
-        const bool ok = r < n;
-        void *dst = MN ? (void *)&s(c, r) : (void *)&s(r, c);
-        sembed__cp16(dst, ok ? src + (int64_t)r * ld + c : src, ok);
+    for (int i = threadIdx.x; i < BM * VPR; i += NT) {
+        const int r = i / VPR, c = (i % VPR) * 8, pos = r & ((1 << rs) - 1);
+        const bool ok = pos < n;
+        sembed__cp16(&s(r, c), ok ? src + (int64_t)pos * ld + (r >> rs) * D + c : src, ok);
     }
 }
 
@@ -94,9 +95,19 @@ static __global__ void __launch_bounds__(NT)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
     const sembed__att_block<E> blk = sembed__att_block_of<D, BN>(qkv, seq_off, tiles, H);
-    const int q0 = blk.q0, h = blk.h, t0 = blk.t0, L = blk.L, n_kt = blk.n_kt;
+    const int q0 = blk.q0, t0 = blk.t0, L = blk.L, n_kt = blk.n_kt;
     const int64_t ld = blk.ld;
-    const E *base = blk.base;
+    /* Heads a block: a sequence of at most 16 (32) tokens leaves 3/4 (1/2) of a block's query
+     * rows and of its key tile empty, so 4 (2) of its heads share the block, 16 (32) rows and
+     * keys each: the key tile holds each head's keys in its own slice, and a row's scores
+     * outside its head's slice are masked. The blocks of heads from A/G on have nothing to do.
+     * G depends on the sequence's length alone, so a text's bits do not depend on its batch. */
+    const int A = (int)gridDim.y;
+    const int G = L <= BM / 4 && A % 4 == 0 ? 4 : L <= BM / 2 && A % 2 == 0 ? 2 : 1;
+    const int rs = G == 4 ? 4 : G == 2 ? 5 : 6; /* BM / G == 1 << rs */
+    if ((int)blockIdx.y * G >= A) return;
+    const int h0 = (int)blockIdx.y * G;
+    const E *base = blk.base + (int64_t)(h0 - blk.h) * D;
 
     Tensor sQ = make_tensor(make_smem_ptr((T *)smem), typename C::LQ{});
     auto sK = [&](int st) {
@@ -120,7 +131,8 @@ static __global__ void __launch_bounds__(NT)
 #pragma unroll
         for (int j = 0; j < CH; j++) {
             const int i = threadIdx.x + j * NT, r = i / VPR, c = (i % VPR) * 8;
-            ch_row[j] = r, ch_src[j] = r * (int)ld + c;
+            const int pos = r & ((1 << rs) - 1); /* key slot r: position pos of head r >> rs */
+            ch_row[j] = pos, ch_src[j] = pos * (int)ld + (r >> rs) * D + c;
             ch_k[j] = sembed__smem_u32(&k(r, c)) - k0, ch_v[j] = sembed__smem_u32(&v(c, r)) - v0;
         }
     }
@@ -137,17 +149,19 @@ static __global__ void __launch_bounds__(NT)
         }
         sembed__cp_commit();
     };
-    load_rows<D, false>(sQ, base + (int64_t)q0 * ld, ld, L - q0, BM);
+    load_q<D>(sQ, base + (int64_t)q0 * ld, ld, L - q0, rs);
     load_kv(0); /* Q joins tile 0's group */
 #pragma unroll
     for (int kt = 1; kt < NST; kt++)
         if (kt < n_kt) load_kv(kt);
 
-    /* this thread's two rows of its warp's 16: g and g + 8 (the accumulators' layout) */
+    /* this thread's two rows of its warp's 16: g and g + 8 (the accumulators' layout); the
+     * warp's head hw, whose keys are columns jlo .. jlo + L - 1 of a tile with G > 1 */
     const int g = lane >> 2, qd = lane & 3;
-    const int i0 = q0 + warp * 16 + g; /* query position in the sequence */
+    const int hl = (warp * 16) >> rs, hw = h0 + hl, jlo = hl << rs;
+    const int i0 = q0 + ((warp * 16) & ((1 << rs) - 1)) + g; /* query position in the sequence */
     sembed__att_rows rows;
-    sembed__att_bias_rows(rows, rel_bias, h, R, i0, L);
+    sembed__att_bias_rows(rows, rel_bias, hw, R, i0, L);
     rows.m0 = rows.m1 = -INFINITY, rows.l0 = rows.l1 = 0.f;
 
     typename C::MmaS mma_s;
@@ -217,7 +231,9 @@ static __global__ void __launch_bounds__(NT)
     warpgroup_fence_operand(tSrS);
     float sc[NB][4], a0, a1;
     take_s(sc);
-    sembed__att_softmax<NB>(sc, rows, a0, a1, 0, L, qd, scale_log2); /* O is 0: no rescale */
+    /* O is 0: no rescale. Column jlo + j is key j of the row's head (keys outside 0 .. L-1
+     * masked, those of the other heads included) */
+    sembed__att_softmax<NB>(sc, rows, a0, a1, -jlo, L, qd, scale_log2);
     put_p(sc);
     for (int kt = 1; kt < n_kt; kt++) {
         cp_wait_upto2(min(NST - 2, n_kt - 1 - kt)); /* tile kt in */
@@ -247,7 +263,7 @@ static __global__ void __launch_bounds__(NT)
     const int i1 = i0 + 8;
 #pragma unroll
     for (int d = 0; d < ND; d++) {
-        const int c = h * D + d * 8 + 2 * qd;
+        const int c = hw * D + d * 8 + 2 * qd;
         if (i0 < L)
             *(typename sembed__pair<E>::t *)(out + (int64_t)(t0 + i0) * H + c) = sembed__from_f2<E>(
                 tOrO(make_coord(make_coord(0, 0, d), 0, 0)) * inv0, tOrO(make_coord(make_coord(1, 0, d), 0, 0)) * inv0);

@@ -65,7 +65,7 @@ struct sembed__att_rows {
 /* One key tile's online-softmax step. sc holds the raw scores q·k of the two rows against keys
  * j0 + 8n + 2qd + {0, 1} (sc[n][0..1] row g, sc[n][2..3] row g + 8; qd = lane % 4) and is turned
  * into their probabilities relative to the rows' new maxima: the scale and the bias folded in,
- * keys from L on 0. a0 and a1 receive the factors by which the rows' earlier sums (already
+ * keys below 0 (j0 < 0: a tile shared by heads, attention_sm90.cu) and from L on 0. a0 and a1 receive the factors by which the rows' earlier sums (already
  * applied to r.l0, r.l1) and outputs (the caller's) must be rescaled. */
 template <int NB>
 static __device__ __forceinline__ void sembed__att_softmax(float (&sc)[NB][4], sembed__att_rows &r,
@@ -75,7 +75,7 @@ static __device__ __forceinline__ void sembed__att_softmax(float (&sc)[NB][4], s
     const bool bias = r.bias0 != NULL;
     /* A full tile without a bias (the common case) takes the max of the raw scores (the scale
      * is positive) and folds the scale into the exponent's FMA: fewer instructions per score. */
-    const bool plain = !bias && j0 + 8 * NB <= L; /* the same for the whole block */
+    const bool plain = !bias && j0 >= 0 && j0 + 8 * NB <= L; /* the same for the whole warp */
     float mx0 = -INFINITY, mx1 = -INFINITY;
     if (plain) {
 #pragma unroll
@@ -87,13 +87,14 @@ static __device__ __forceinline__ void sembed__att_softmax(float (&sc)[NB][4], s
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int j = j0 + n * 8 + 2 * qd + e;
+                const bool in = (unsigned)j < (unsigned)L; /* 0 <= j < L */
                 float v0 = sc[n][e] * scale_log2, v1 = sc[n][2 + e] * scale_log2;
                 if (bias) {
-                    const int jj = j < L ? j : 0;
+                    const int jj = in ? j : 0;
                     v0 += r.bias0[jj] * LOG2E, v1 += r.bias1[jj] * LOG2E;
                 }
-                sc[n][e] = j < L ? v0 : -INFINITY;
-                sc[n][2 + e] = j < L ? v1 : -INFINITY;
+                sc[n][e] = in ? v0 : -INFINITY;
+                sc[n][2 + e] = in ? v1 : -INFINITY;
                 mx0 = fmaxf(mx0, sc[n][e]), mx1 = fmaxf(mx1, sc[n][2 + e]);
             }
     }
@@ -102,7 +103,7 @@ static __device__ __forceinline__ void sembed__att_softmax(float (&sc)[NB][4], s
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
     if (plain) mx0 *= scale_log2, mx1 *= scale_log2;
-    const float mn0 = fmaxf(r.m0, mx0), mn1 = fmaxf(r.m1, mx1); /* finite: key j0 < L */
+    const float mn0 = fmaxf(r.m0, mx0), mn1 = fmaxf(r.m1, mx1); /* finite: some key in 0 .. L-1 */
     a0 = sembed__ex2(r.m0 - mn0), a1 = sembed__ex2(r.m1 - mn1);
     r.m0 = mn0, r.m1 = mn1;
     float s0 = 0.f, s1 = 0.f;

@@ -491,7 +491,20 @@ template <class E> static void test_act(int64_t n, int64_t misalign, sembed__act
     CK(cudaDeviceSynchronize());
     sembed__backend_ref.act(xf.data(), n, kind, &ex);
     snprintf(name, sizeof name, "act f32 kind=%d n=%lld", (int)kind, (long long)n);
-    compare(name, down_f(dxf, (size_t)n), xf, 1e-5);
+    /* element by element, relative 1e-5 with an absolute floor: both sides compute GELU as
+     * 0.5 x (1 + erf(x / sqrt 2)), and for x < -2 the sum cancels, so an ulp between CUDA's and
+     * the C library's erff is a large relative error of a tiny result (seen: 2.6e-4 at n = 1) */
+    const std::vector<float> gf = down_f(dxf, (size_t)n);
+    size_t worst = 0;
+    double werr = 0, rmax = 0;
+    for (size_t i = 0; i < gf.size(); i++) {
+        const double d = fabs((double)gf[i] - xf[i]);
+        if (!(d <= 1e-5 * fabs(xf[i]) + 1e-6) && !(d - 1e-5 * fabs(xf[i]) - 1e-6 <= werr))
+            werr = d - 1e-5 * fabs(xf[i]) - 1e-6, worst = i;
+        if (xf[i] != 0.f) rmax = fmax(rmax, d / fabs(xf[i]));
+    }
+    CHECKF(werr == 0, "%s: element %zu: %.9g vs %.9g", name, worst, gf[worst], xf[worst]);
+    printf("  %-44s max rel err %.2e\n", name, rmax);
     check_guards_and_free(name);
 }
 

@@ -8,6 +8,8 @@
 # $OUT/ncu.txt: EXP_NCU_SKIP (default 12) launches of them skipped, EXP_NCU_COUNT (1) profiled.
 # EXP_SHAPES="SxL ..." adds those shapes for both models (e.g. 1024x32 512x64: the lengths of
 # mixed's passages); EXP_MIXED=1 adds `sembed bench --mixed` (sembed alone) for both models.
+# EXP_CLOCKS=1 samples the SM clock and the power draw every 20 ms while each run goes (nvidia-smi)
+# and prints their median and minimum after its line: is a kernel slower under the power limit?
 # A dev tool, not the benchmark of record (that is scripts/gpu-check.sh, with the peers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,8 +32,24 @@ if [ -z "${EXP_NO_TESTS:-}" ]; then
     echo "test_cuda_encode rc=$?"; grep -E "FAIL|differ|invarian" "$OUT/enc.log" | head; tail -1 "$OUT/enc.log"
 fi
 b() { # label model S L reps
+    local smi=
+    if [ -n "${EXP_CLOCKS:-}" ]; then
+        nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader,nounits -lms 20 >"$W/smi.csv" 2>/dev/null &
+        smi=$!
+    fi
     build-gpu/gpu_bench "$M/$2" "$W/ids_$3x$4.i32" 4 "$3" "$4" "$5" /dev/null "$1" 2>>"$OUT/verbose.log" |
         python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(f\"{r['workload']:<40}{r['ms_p50']:9.4f}{r['ms_p99']:9.4f} {r['device']}\", ' '.join(f'{k}={v:.4f}' for k, v in r.get('op_ms', {}).items()))"
+    if [ -n "$smi" ]; then
+        kill "$smi" 2>/dev/null; wait "$smi" 2>/dev/null
+        python3 -c "
+import statistics, sys
+def num(v):
+    try: return float(v)
+    except ValueError: return None
+rows = [(num(a), num(p)) for a, p in (l.split(',') for l in open('$W/smi.csv') if l.count(',') == 1)]
+c = [a for a, p in rows if a is not None and p is not None]; w = [p for a, p in rows if a is not None and p is not None]
+print(f'    clocks {statistics.median(c):.0f} MHz (min {min(c):.0f}), power {statistics.median(w):.0f} W (max {max(w):.0f}), {len(c)} samples') if c else print('    no samples')"
+    fi
 }
 for setting in "$@"; do
     echo "--- $setting" | tee -a "$OUT/verbose.log"

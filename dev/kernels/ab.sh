@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 2 ] || { echo "usage: ab.sh OLD PATH..." >&2; exit 2; }
 REV=$1; shift
-W=/tmp/sembed-gpu M=/tmp/sembed-gpu/models
+source dev/kernels/gpu-env.sh
 rm -rf $W/ab-old $W/ab-new
 mkdir -p $W/ab-old $W/ab-new
 if [ -d "$REV" ]; then
@@ -25,15 +25,8 @@ else
     git archive "$REV" -- "$@" | tar -x -C $W/ab-old || { echo "ab.sh: cannot read $* at $REV" >&2; exit 1; }
 fi
 for f in "$@"; do mkdir -p "$W/ab-new/$(dirname "$f")"; cp "$f" "$W/ab-new/$f"; done
-GPU_CHECK_STEPS=build OUT=$W/check bash scripts/gpu-check.sh >"$W/build-step.log" 2>&1
-grep -q "^built" "$W/build-step.log" || { tail -40 "$W/build-step.log"; exit 1; }
-LIBD=$W/sysroot/usr/lib/x86_64-linux-gnu # gpu-check.sh's carried libraries, if it unpacked them
-[ -d "$LIBD" ] && export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
 SHAPES=${AB_SHAPES:-base-random:256x128 base-random:64x512 base-random:1024x32 minilm-random:256x128 minilm-random:1024x32}
-for w in $SHAPES; do
-    sl=${w#*:}
-    [ -f "$W/ids_$sl.i32" ] || python3 bench/gpu_torch.py ids "$W/ids_$sl.i32" 4 "${sl%x*}" "${sl#*x}" 7
-done
+for w in $SHAPES; do gpu_ids "${w#*:}"; done
 [ -z "${AB_NO_TESTS:-}" ] && { build-gpu/test_cuda_ops 2>&1 | grep -E "FAIL|passed" | tail -3; }
 times() { # label
     for w in $SHAPES; do
@@ -46,9 +39,11 @@ ops = ' '.join(f'{k} {r[\"op_ms\"][k]:.4f}' for k in os.environ.get('AB_OPS', 'a
 print(f'{os.environ[\"AB_LABEL\"]:<36} p50 {r[\"ms_p50\"]:8.3f}  {ops}')"
     done
 }
-use() { # dir: copy its files over the tree's and rebuild
+use() { # dir: copy its files over the tree's and rebuild; a failed build ends the run (its
+         # times would be the previous build's)
     (cd "$1" && find . -type f) | while read -r f; do cp "$1/$f" "$f"; done
-    cmake --build build-gpu -j"$(nproc)" --target gpu_bench >/dev/null 2>&1 || echo "ab.sh: build failed with $1"
+    cmake --build build-gpu -j"$(nproc)" --target gpu_bench >"$W/ab-build.log" 2>&1 ||
+        { echo "ab.sh: the build with $1's files failed:"; tail -20 "$W/ab-build.log"; exit 1; }
 }
 times new
 use $W/ab-old; times "old ($REV)"

@@ -16,15 +16,8 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 export OUT
-W=/tmp/sembed-gpu M=/tmp/sembed-gpu/models
-mkdir -p $W
-GPU_CHECK_STEPS=build OUT=$W/check bash scripts/gpu-check.sh >"$W/build-step.log" 2>&1
-grep -q "^built" "$W/build-step.log" || { tail -40 "$W/build-step.log"; exit 1; }
-LIBD=$W/sysroot/usr/lib/x86_64-linux-gnu # gpu-check.sh's carried libraries, if it unpacked them
-[ -d "$LIBD" ] && export LD_LIBRARY_PATH=$LIBD:$LIBD/openblas-pthread:${LD_LIBRARY_PATH:-}
-for sl in 1x16 256x128 64x512 ${EXP_SHAPES:-}; do
-    [ -f "$W/ids_$sl.i32" ] || python3 bench/gpu_torch.py ids "$W/ids_$sl.i32" 4 "${sl%x*}" "${sl#*x}" 7
-done
+source dev/kernels/gpu-env.sh
+gpu_ids 1x16 256x128 64x512 ${EXP_SHAPES:-}
 if [ -z "${EXP_NO_TESTS:-}" ]; then
     build-gpu/test_cuda_ops >"$OUT/ops.log" 2>&1; echo "test_cuda_ops rc=$?"
     grep -E "gemm rows|FAIL" "$OUT/ops.log"; tail -1 "$OUT/ops.log"
@@ -42,13 +35,19 @@ b() { # label model S L reps
     if [ -n "$smi" ]; then
         kill "$smi" 2>/dev/null; wait "$smi" 2>/dev/null
         python3 -c "
-import statistics, sys
-def num(v):
-    try: return float(v)
-    except ValueError: return None
-rows = [(num(a), num(p)) for a, p in (l.split(',') for l in open('$W/smi.csv') if l.count(',') == 1)]
-c = [a for a, p in rows if a is not None and p is not None]; w = [p for a, p in rows if a is not None and p is not None]
-print(f'    clocks {statistics.median(c):.0f} MHz (min {min(c):.0f}), power {statistics.median(w):.0f} W (max {max(w):.0f}), {len(c)} samples') if c else print('    no samples')"
+import statistics
+rows = []
+for line in open('$W/smi.csv'):
+    try:
+        rows.append(tuple(float(v) for v in line.split(',')))  # [N/A] and torn lines dropped
+    except ValueError:
+        pass
+rows = [r for r in rows if len(r) == 2]
+if not rows:
+    print('    no samples')
+else:
+    c, w = [r[0] for r in rows], [r[1] for r in rows]
+    print(f'    clocks {statistics.median(c):.0f} MHz (min {min(c):.0f}), power {statistics.median(w):.0f} W (max {max(w):.0f}), {len(rows)} samples')"
     fi
 }
 for setting in "$@"; do

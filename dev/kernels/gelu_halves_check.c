@@ -17,28 +17,28 @@ static float erfc_parts(float x, float *t, float *e) {
     *e = exp2f(arg);
     return z;
 }
-static float gelu_v7(float x) {
+/* A&S 7.1.26's coefficients (v7) and their halves (v8), highest power first */
+static const float V7[5] = {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f, 0.254829592f};
+static const float V8[5] = {0.5307027145f, -0.7265760135f, 0.7107068705f, -0.142248368f, 0.127414796f};
+
+/* p(t) t e with the device code's steps: erfc (v7) or erfc/2 (v8) */
+static float erfc_like(const float c[5], float x) {
     float t, e;
     erfc_parts(x, &t, &e);
-    float p = fmaf(1.061405429f, t, -1.453152027f);
-    p = fmaf(p, t, 1.421413741f);
-    p = fmaf(p, t, -0.284496736f);
-    p = fmaf(p, t, 0.254829592f);
+    float p = fmaf(c[0], t, c[1]);
+    for (int i = 2; i < 5; i++) p = fmaf(p, t, c[i]);
     volatile float pt = p * t;
-    volatile float erfc_z = pt * e;
+    volatile float r = pt * e;
+    return r;
+}
+static float gelu_v7(float x) {
+    const float erfc_z = erfc_like(V7, x);
     volatile float hx = 0.5f * x;
     volatile float f = x >= 0.f ? 2.0f - erfc_z : erfc_z;
     return hx * f;
 }
 static float gelu_v8(float x) {
-    float t, e;
-    erfc_parts(x, &t, &e);
-    float p = fmaf(0.5307027145f, t, -0.7265760135f);
-    p = fmaf(p, t, 0.7107068705f);
-    p = fmaf(p, t, -0.142248368f);
-    p = fmaf(p, t, 0.127414796f);
-    volatile float pt = p * t;
-    volatile float q = pt * e;
+    const float q = erfc_like(V8, x);
     volatile float f = x >= 0.f ? 1.0f - q : q;
     return x * f;
 }
@@ -59,11 +59,9 @@ static uint16_t to_f16(float f) {
 }
 
 int main(void) {
-    const float v7[5] = {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f, 0.254829592f};
-    const float v8[5] = {0.5307027145f, -0.7265760135f, 0.7107068705f, -0.142248368f, 0.127414796f};
     for (int i = 0; i < 5; i++)
-        if (v7[i] * 0.5f != v8[i]) {
-            printf("coefficient %d is not exactly half: %.9g vs %.9g\n", i, v7[i] * 0.5f, v8[i]);
+        if (V7[i] * 0.5f != V8[i]) {
+            printf("coefficient %d is not exactly half: %.9g vs %.9g\n", i, V7[i] * 0.5f, V8[i]);
             return 1;
         }
     long n16 = 0, d16 = 0, nb = 0, db = 0;

@@ -30,7 +30,7 @@ static __device__ __forceinline__ float sembed__gelu_f16(float x) {
      * spelled out: no contraction that could differ between kernels. Until v8 this was
      * (x/2)(2 - erfc) and (x/2) erfc, one more product per element; every halving is exact, so
      * the fp16 and bf16 results are the same bits (checked for every finite fp16 and bf16
-     * input, dev/kernels/NOTES.md v8). */
+     * input by dev/kernels/gelu_halves_check.c). */
     return __fmul_rn(x, x >= 0.f ? __fsub_rn(1.0f, q) : q);
 }
 

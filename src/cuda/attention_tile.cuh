@@ -65,8 +65,9 @@ struct sembed__att_rows {
 /* One key tile's online-softmax step. sc holds the raw scores q·k of the two rows against keys
  * j0 + 8n + 2qd + {0, 1} (sc[n][0..1] row g, sc[n][2..3] row g + 8; qd = lane % 4) and is turned
  * into their probabilities relative to the rows' new maxima: the scale and the bias folded in,
- * keys below 0 (j0 < 0: a tile shared by heads, attention_sm90.cu) and from L on 0. a0 and a1 receive the factors by which the rows' earlier sums (already
- * applied to r.l0, r.l1) and outputs (the caller's) must be rescaled. */
+ * keys below 0 (j0 < 0: a tile shared by heads, attention_sm90.cu) and from L on 0. a0 and a1
+ * receive the factors by which the rows' earlier sums (already applied to r.l0, r.l1) and
+ * outputs (the caller's) must be rescaled. */
 template <int NB>
 static __device__ __forceinline__ void sembed__att_softmax(float (&sc)[NB][4], sembed__att_rows &r,
                                                            float &a0, float &a1, int j0, int L,

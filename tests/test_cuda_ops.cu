@@ -398,7 +398,13 @@ static std::vector<float> run_attention(const std::vector<int32_t> &lens, int32_
     E *dq = (E *)dalloc(h.size() * 2);
     CK(cudaMemcpy(dq, h.data(), h.size() * 2, cudaMemcpyHostToDevice));
     std::vector<int32_t> tiles(2 * (size_t)sembed__att_max_tiles(T, S));
-    const int32_t nt = sembed__att_make_tiles(tiles.data(), off.data(), S);
+    const sembed__att_tiles nt = sembed__att_make_tiles(tiles.data(), off.data(), S, A);
+    /* the tiles of sequences whose heads share blocks come last, counted */
+    for (int32_t i = 0; i < nt.n; i++) {
+        const int32_t s = tiles[2 * i], L = off[s + 1] - off[s];
+        CHECKF((sembed__att_heads_per_block(L, A) > 1) == (i >= nt.n - nt.n_short),
+               "attention tiles: tile %d (sequence %d, %d tokens, %d heads) out of order", i, s, L, A);
+    }
     int32_t *doff = up_i(off), *dt = up_i(tiles);
     E *out = (E *)dalloc((size_t)T * H * 2);
     CK(cudaMemset(out, 0xFF, (size_t)T * H * 2));

@@ -183,15 +183,20 @@ static __global__ void __launch_bounds__(NW * 32)
     }
 }
 
-int32_t sembed__att_make_tiles(int32_t *tiles, const int32_t *seq_off, int32_t S) {
-    int32_t n = 0;
-    for (int32_t s = 0; s < S; s++)
-        for (int32_t q0 = 0; q0 < seq_off[s + 1] - seq_off[s]; q0 += BM) {
-            tiles[2 * n] = s;
-            tiles[2 * n + 1] = q0;
-            n++;
+sembed__att_tiles sembed__att_make_tiles(int32_t *tiles, const int32_t *seq_off, int32_t S,
+                                         int32_t A) {
+    sembed__att_tiles nt = {0, 0};
+    for (int pass = 0; pass < 2; pass++) /* one head a block, then the shared */
+        for (int32_t s = 0; s < S; s++) {
+            const int32_t L = seq_off[s + 1] - seq_off[s];
+            if ((sembed__att_heads_per_block(L, A) > 1) != (pass == 1)) continue;
+            for (int32_t q0 = 0; q0 < L; q0 += BM) {
+                tiles[2 * nt.n] = s;
+                tiles[2 * nt.n + 1] = q0;
+                nt.n++, nt.n_short += pass;
+            }
         }
-    return n;
+    return nt;
 }
 
 bool sembed__att_supports(int32_t H, int32_t A) {
@@ -237,23 +242,23 @@ bool sembed__att_uses_sm90(void) { return use_sm90(); }
 
 template <class E>
 sembed_status sembed__cu_attention(E *out, const E *qkv, const int32_t *seq_off,
-                                   const int32_t *tiles, const float *rel_bias, int32_t n_tiles,
-                                   int32_t H, int32_t A, int32_t R, cudaStream_t stream,
-                                   sembed_error *err) {
+                                   const int32_t *tiles, const float *rel_bias,
+                                   sembed__att_tiles nt, int32_t H, int32_t A, int32_t R,
+                                   cudaStream_t stream, sembed_error *err) {
     SEMBED_ASSERT(sembed__att_supports(H, A));
-    if (n_tiles <= 0) return SEMBED_OK;
+    if (nt.n <= 0) return SEMBED_OK;
     if (use_sm90()) {
-        SEMBED_CU(sembed__cu_sm90_attention<E>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream));
+        SEMBED_CU(sembed__cu_sm90_attention<E>(out, qkv, seq_off, tiles, rel_bias, nt, H, A, R, stream));
         return SEMBED_OK;
     }
-    if (H / A == 64) return launch<64>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream, err);
-    return launch<32>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream, err);
+    if (H / A == 64) return launch<64>(out, qkv, seq_off, tiles, rel_bias, nt.n, H, A, R, stream, err);
+    return launch<32>(out, qkv, seq_off, tiles, rel_bias, nt.n, H, A, R, stream, err);
 }
 
 template sembed_status sembed__cu_attention<__half>(__half *, const __half *, const int32_t *,
-                                                    const int32_t *, const float *, int32_t,
-                                                    int32_t, int32_t, int32_t, cudaStream_t,
-                                                    sembed_error *);
+                                                    const int32_t *, const float *,
+                                                    sembed__att_tiles, int32_t, int32_t, int32_t,
+                                                    cudaStream_t, sembed_error *);
 template sembed_status sembed__cu_attention<sembed__bf16>(
-    sembed__bf16 *, const sembed__bf16 *, const int32_t *, const int32_t *, const float *, int32_t,
-    int32_t, int32_t, int32_t, cudaStream_t, sembed_error *);
+    sembed__bf16 *, const sembed__bf16 *, const int32_t *, const int32_t *, const float *,
+    sembed__att_tiles, int32_t, int32_t, int32_t, cudaStream_t, sembed_error *);

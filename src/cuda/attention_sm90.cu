@@ -5,8 +5,10 @@
  * registers. Nsight Compute put the mma.sync kernel's time into its dependency chains (each
  * mma.sync and ldmatrix waiting on the one before); wgmma runs asynchronously, so the softmax of
  * tile t overlaps P·V of tile t-1, and K and V stream in two stages by cp.async. The softmax
- * is attention_tile.cuh's, in the same register layout. A row's result depends only on its
- * own sequence.
+ * is attention_tile.cuh's, in the same register layout. Sequences of at most 32 tokens share a
+ * block among 2 or 4 heads, in a grid of their own (the SHARED instance: one key tile, one stage,
+ * fewer registers); the other instance is v8's one head a block. A row's result depends only on
+ * its own sequence.
  *
  * Built only with CUTLASS's CuTe (the shared-memory swizzles and wgmma descriptors) for sm_90a
  * (cuda.cmake); elsewhere sembed__cu_sm90_attention_built() is false. */
@@ -54,19 +56,20 @@ template <int D, class T> struct Cfg {
         GMMA::rs_op_selector<T, T, float, Shape<Int<BM>, Int<D>, Int<BN>>, GMMA::Major::K, GMMA::Major::MN>()));
     static constexpr int q_bytes = BM * D * 2, t_bytes = BN * D * 2; /* multiples of 1024 */
     static constexpr int bytes = q_bytes + NST * 2 * t_bytes + 1024; /* + the base's alignment */
+    static constexpr int bytes_1 = q_bytes + 2 * t_bytes + 1024;      /* one key tile: one stage */
 };
 
 /* The BM query rows of a block into sQ (K-major): with G heads a block (BM/G = 1 << rs rows
  * each), row r is position r % (BM/G) of the sequence at head r / (BM/G), read from src (the
  * block's first position and head in qkv, row stride ld); zeros from position n on; all threads
  * take part */
-template <int D, class E, class Tn>
+template <int D, bool SHARED, class E, class Tn>
 static __device__ __forceinline__ void load_q(Tn &s, const E *src, int64_t ld, int n, int rs) {
     constexpr int VPR = D / 8;
     for (int i = threadIdx.x; i < BM * VPR; i += NT) {
-        const int r = i / VPR, c = (i % VPR) * 8, pos = r & ((1 << rs) - 1);
+        const int r = i / VPR, c = (i % VPR) * 8, pos = SHARED ? r & ((1 << rs) - 1) : r;
         const bool ok = pos < n;
-        sembed__cp16(&s(r, c), ok ? src + (int64_t)pos * ld + (r >> rs) * D + c : src, ok);
+        sembed__cp16(&s(r, c), ok ? src + (int64_t)pos * ld + (SHARED ? (r >> rs) * D : 0) + c : src, ok);
     }
 }
 
@@ -82,7 +85,9 @@ static __device__ __forceinline__ void cp_wait_upto2(int n) {
     else sembed__cp_wait<0>();
 }
 
-template <int D, class E>
+/* SHARED: the tiles of sequences that share blocks among heads (sembed__att_heads_per_block
+ * 2 or 4; one key tile), the grid's y the head pairs; else one head a block (v8's code) */
+template <int D, class E, bool SHARED>
 static __global__ void __launch_bounds__(NT)
     attention_sm90_kernel(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
                           const float *rel_bias, int H, int R, float scale_log2) {
@@ -95,18 +100,18 @@ static __global__ void __launch_bounds__(NT)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
     const sembed__att_block<E> blk = sembed__att_block_of<D, BN>(qkv, seq_off, tiles, H);
-    const int q0 = blk.q0, t0 = blk.t0, L = blk.L, n_kt = blk.n_kt;
+    const int q0 = blk.q0, t0 = blk.t0, L = blk.L, n_kt = SHARED ? 1 : blk.n_kt;
     const int64_t ld = blk.ld;
     /* Heads a block: a sequence of at most 16 (32) tokens leaves 3/4 (1/2) of a block's query
      * rows and of its key tile empty, so 4 (2) of its heads share the block, 16 (32) rows and
      * keys each: the key tile holds each head's keys in its own slice, and a row's scores
-     * outside its head's slice are masked. The blocks of heads from A/G on have nothing to do.
-     * G depends on the sequence's length alone, so a text's bits do not depend on its batch. */
-    const int A = (int)gridDim.y;
-    const int G = L <= BM / 4 && A % 4 == 0 ? 4 : L <= BM / 2 && A % 2 == 0 ? 2 : 1;
+     * outside its head's slice are masked. With 4, the grid's second half of head pairs has
+     * nothing to do. G depends on the sequence's length alone (sembed__att_heads_per_block),
+     * so a text's bits do not depend on its batch. */
+    const int G = SHARED ? sembed__att_heads_per_block(L, 2 * (int)gridDim.y) : 1;
     const int rs = G == 4 ? 4 : G == 2 ? 5 : 6; /* BM / G == 1 << rs */
-    if ((int)blockIdx.y * G >= A) return;
-    const int h0 = (int)blockIdx.y * G;
+    if (SHARED && (int)blockIdx.y * G >= 2 * (int)gridDim.y) return;
+    const int h0 = SHARED ? (int)blockIdx.y * G : blk.h;
     const E *base = blk.base + (int64_t)(h0 - blk.h) * D;
 
     Tensor sQ = make_tensor(make_smem_ptr((T *)smem), typename C::LQ{});
@@ -131,8 +136,9 @@ static __global__ void __launch_bounds__(NT)
 #pragma unroll
         for (int j = 0; j < CH; j++) {
             const int i = threadIdx.x + j * NT, r = i / VPR, c = (i % VPR) * 8;
-            const int pos = r & ((1 << rs) - 1); /* key slot r: position pos of head r >> rs */
-            ch_row[j] = pos, ch_src[j] = pos * (int)ld + (r >> rs) * D + c;
+            /* key slot r: position pos of head r >> rs */
+            const int pos = SHARED ? r & ((1 << rs) - 1) : r;
+            ch_row[j] = pos, ch_src[j] = pos * (int)ld + (SHARED ? (r >> rs) * D : 0) + c;
             ch_k[j] = sembed__smem_u32(&k(r, c)) - k0, ch_v[j] = sembed__smem_u32(&v(c, r)) - v0;
         }
     }
@@ -149,7 +155,7 @@ static __global__ void __launch_bounds__(NT)
         }
         sembed__cp_commit();
     };
-    load_q<D>(sQ, base + (int64_t)q0 * ld, ld, L - q0, rs);
+    load_q<D, SHARED>(sQ, base + (int64_t)q0 * ld, ld, L - q0, rs);
     load_kv(0); /* Q joins tile 0's group */
 #pragma unroll
     for (int kt = 1; kt < NST; kt++)
@@ -158,8 +164,9 @@ static __global__ void __launch_bounds__(NT)
     /* this thread's two rows of its warp's 16: g and g + 8 (the accumulators' layout); the
      * warp's head hw, whose keys are columns jlo .. jlo + L - 1 of a tile with G > 1 */
     const int g = lane >> 2, qd = lane & 3;
-    const int hl = (warp * 16) >> rs, hw = h0 + hl, jlo = hl << rs;
-    const int i0 = q0 + ((warp * 16) & ((1 << rs) - 1)) + g; /* query position in the sequence */
+    const int hl = SHARED ? (warp * 16) >> rs : 0, hw = h0 + hl, jlo = hl << rs;
+    /* query position in the sequence */
+    const int i0 = q0 + (SHARED ? (warp * 16) & ((1 << rs) - 1) : warp * 16) + g;
     sembed__att_rows rows;
     sembed__att_bias_rows(rows, rel_bias, hw, R, i0, L);
     rows.m0 = rows.m1 = -INFINITY, rows.l0 = rows.l1 = 0.f;
@@ -273,17 +280,34 @@ static __global__ void __launch_bounds__(NT)
     }
 }
 
-template <int D, class E>
-static cudaError_t launch(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
-                          const float *rel_bias, int32_t n_tiles, int32_t H, int32_t A, int32_t R,
-                          cudaStream_t stream) {
-    const int bytes = Cfg<D, typename cute_of<E>::t>::bytes;
-    cudaError_t e = cudaFuncSetAttribute(attention_sm90_kernel<D, E>,
+template <int D, class E, bool SHARED>
+static cudaError_t launch1(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
+                           const float *rel_bias, int32_t n, int32_t H, int32_t A, int32_t R,
+                           cudaStream_t stream) {
+    /* the shared blocks' one key tile needs one stage: more blocks fit an SM */
+    typedef Cfg<D, typename cute_of<E>::t> C;
+    const int bytes = SHARED ? C::bytes_1 : C::bytes;
+    cudaError_t e = cudaFuncSetAttribute(attention_sm90_kernel<D, E, SHARED>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     if (e != cudaSuccess) return e;
-    return sembed__launch_pdl(attention_sm90_kernel<D, E>, dim3((unsigned)n_tiles, (unsigned)A),
-                              dim3(NT), (size_t)bytes, stream, out, qkv, seq_off, tiles, rel_bias,
-                              H, R, 1.4426950408889634f / sqrtf((float)(H / A)));
+    return sembed__launch_pdl(attention_sm90_kernel<D, E, SHARED>,
+                              dim3((unsigned)n, (unsigned)(SHARED ? A / 2 : A)), dim3(NT),
+                              (size_t)bytes, stream, out, qkv, seq_off, tiles, rel_bias, H, R,
+                              1.4426950408889634f / sqrtf((float)(H / A)));
+}
+
+/* the tiles of one head a block, then those that share blocks: a grid each */
+template <int D, class E>
+static cudaError_t launch(E *out, const E *qkv, const int32_t *seq_off, const int32_t *tiles,
+                          const float *rel_bias, sembed__att_tiles nt, int32_t H, int32_t A,
+                          int32_t R, cudaStream_t stream) {
+    const int32_t n1 = nt.n - nt.n_short;
+    cudaError_t e = cudaSuccess;
+    if (n1 > 0) e = launch1<D, E, false>(out, qkv, seq_off, tiles, rel_bias, n1, H, A, R, stream);
+    if (e == cudaSuccess && nt.n_short > 0)
+        e = launch1<D, E, true>(out, qkv, seq_off, tiles + 2 * (size_t)n1, rel_bias, nt.n_short, H,
+                                A, R, stream);
+    return e;
 }
 
 } // namespace sembed_att90
@@ -294,11 +318,11 @@ bool sembed__cu_sm90_attention_built(void) { return true; }
 template <class E>
 cudaError_t sembed__cu_sm90_attention(E *out, const E *qkv, const int32_t *seq_off,
                                       const int32_t *tiles, const float *rel_bias,
-                                      int32_t n_tiles, int32_t H, int32_t A, int32_t R,
+                                      sembed__att_tiles nt, int32_t H, int32_t A, int32_t R,
                                       cudaStream_t stream) {
-    if (n_tiles <= 0) return cudaSuccess;
-    if (H / A == 64) return sembed_att90::launch<64>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream);
-    if (H / A == 32) return sembed_att90::launch<32>(out, qkv, seq_off, tiles, rel_bias, n_tiles, H, A, R, stream);
+    if (nt.n <= 0) return cudaSuccess;
+    if (H / A == 64) return sembed_att90::launch<64>(out, qkv, seq_off, tiles, rel_bias, nt, H, A, R, stream);
+    if (H / A == 32) return sembed_att90::launch<32>(out, qkv, seq_off, tiles, rel_bias, nt, H, A, R, stream);
     return cudaErrorNotSupported;
 }
 
@@ -308,7 +332,7 @@ bool sembed__cu_sm90_attention_built(void) { return false; }
 
 template <class E>
 cudaError_t sembed__cu_sm90_attention(E *, const E *, const int32_t *, const int32_t *,
-                                      const float *, int32_t, int32_t, int32_t, int32_t,
+                                      const float *, sembed__att_tiles, int32_t, int32_t, int32_t,
                                       cudaStream_t) {
     return cudaErrorNotSupported;
 }
@@ -316,9 +340,11 @@ cudaError_t sembed__cu_sm90_attention(E *, const E *, const int32_t *, const int
 #endif
 
 template cudaError_t sembed__cu_sm90_attention<__half>(__half *, const __half *, const int32_t *,
-                                                       const int32_t *, const float *, int32_t,
-                                                       int32_t, int32_t, int32_t, cudaStream_t);
+                                                       const int32_t *, const float *,
+                                                       sembed__att_tiles, int32_t, int32_t,
+                                                       int32_t, cudaStream_t);
 template cudaError_t sembed__cu_sm90_attention<sembed__bf16>(sembed__bf16 *, const sembed__bf16 *,
                                                              const int32_t *, const int32_t *,
-                                                             const float *, int32_t, int32_t,
-                                                             int32_t, int32_t, cudaStream_t);
+                                                             const float *, sembed__att_tiles,
+                                                             int32_t, int32_t, int32_t,
+                                                             cudaStream_t);

@@ -32,7 +32,8 @@ extern "C" {
 #define N_GRAPHS 16
 #define GRAPH_T_MAX 4096 /* bigger batches gain nothing from a graph: kernels dominate */
 typedef struct graph_slot {
-    int32_t S, T, n_tiles;
+    int32_t S, T;
+    sembed__att_tiles nt; /* the attention's tiles and how many share blocks: the grids */
     int32_t seen;     /* times this shape came (a graph is made on the second) */
     uint64_t used;    /* clock of last use, for eviction */
     bool failed;      /* capture failed: run this shape eagerly */
@@ -400,7 +401,7 @@ static void mark(sembed__cuda *g, int k) {
 /* The ops on 16-bit data of type E (__half or sembed__bf16: g->bf16). */
 template <class E>
 static sembed_status forward_t(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
-                               const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
+                               const int32_t *seq_off, const int32_t *tiles, sembed__att_tiles nt,
                                int32_t S, int32_t T, sembed_error *err) {
     cudaStream_t st = g->stream;
     const int32_t H = g->H;
@@ -414,7 +415,7 @@ static sembed_status forward_t(sembed__cuda *g, const int32_t *ids, const int32_
         s = sembed__cu_gemm(&g->g_qkv, g->lt, g->big, g->x, w->qkv_w, w->qkv_b, T, g->ws, st, err);
         MARK(OP_QKV);
         if (s == SEMBED_OK)
-            s = sembed__cu_attention(att, big, seq_off, tiles, g->rel_bias, n_tiles, H, g->A, g->R,
+            s = sembed__cu_attention(att, big, seq_off, tiles, g->rel_bias, nt, H, g->A, g->R,
                                      st, err);
         MARK(OP_ATT);
         if (s == SEMBED_OK)
@@ -460,37 +461,38 @@ static sembed_status forward_t(sembed__cuda *g, const int32_t *ids, const int32_
 }
 
 static sembed_status forward(sembed__cuda *g, const int32_t *ids, const int32_t *pos_ids,
-                             const int32_t *seq_off, const int32_t *tiles, int32_t n_tiles,
+                             const int32_t *seq_off, const int32_t *tiles, sembed__att_tiles nt,
                              int32_t S, int32_t T, sembed_error *err) {
-    return g->bf16 ? forward_t<sembed__bf16>(g, ids, pos_ids, seq_off, tiles, n_tiles, S, T, err)
-                   : forward_t<__half>(g, ids, pos_ids, seq_off, tiles, n_tiles, S, T, err);
+    return g->bf16 ? forward_t<sembed__bf16>(g, ids, pos_ids, seq_off, tiles, nt, S, T, err)
+                   : forward_t<__half>(g, ids, pos_ids, seq_off, tiles, nt, S, T, err);
 }
 
 /* The copy in and the forward pass, as enqueued on the stream (eagerly or into a graph). */
-static sembed_status enqueue(sembed__cuda *g, size_t n_ints, int32_t n_tiles, int32_t S, int32_t T,
-                             sembed_error *err) {
+static sembed_status enqueue(sembed__cuda *g, size_t n_ints, sembed__att_tiles nt, int32_t S,
+                             int32_t T, sembed_error *err) {
     SEMBED_CU(cudaMemcpyAsync(g->d_ints, g->h_ints[g->cur], n_ints * sizeof(int32_t),
                               cudaMemcpyHostToDevice, g->stream));
     sembed_status s = SEMBED_OK;
     MARK(OP_COPY_IN);
     const int32_t *d = g->d_ints;
-    return forward(g, d, d + T, d + 2 * T, d + 2 * T + S + 1, n_tiles, S, T, err);
+    return forward(g, d, d + T, d + 2 * T, d + 2 * T + S + 1, nt, S, T, err);
 }
 
 /* The graph slot for this shape, or NULL to run eagerly. Counts the shape as seen. Graphs are
  * captured with the first buffer's pinned memory: a batch in the second (another in flight) runs
  * eagerly. */
-static graph_slot *graph_for(sembed__cuda *g, int32_t S, int32_t T, int32_t n_tiles) {
+static graph_slot *graph_for(sembed__cuda *g, int32_t S, int32_t T, sembed__att_tiles nt) {
     if (g->graphs_off || g->prof_on || T > GRAPH_T_MAX || g->cur != 0) return NULL;
     graph_slot *hit = NULL, *lru = &g->graphs[0];
     for (int i = 0; i < N_GRAPHS; i++) {
         graph_slot *q = &g->graphs[i];
-        if (q->seen && q->S == S && q->T == T && q->n_tiles == n_tiles) hit = q;
+        if (q->seen && q->S == S && q->T == T && q->nt.n == nt.n && q->nt.n_short == nt.n_short)
+            hit = q;
         if (q->used < lru->used) lru = q;
     }
     if (!hit) { /* first time: remember the shape, run eagerly */
         if (lru->exec) cudaGraphExecDestroy(lru->exec);
-        *lru = graph_slot{S, T, n_tiles, 1, ++g->graph_clock, false, NULL};
+        *lru = graph_slot{S, T, nt, 1, ++g->graph_clock, false, NULL};
         return NULL;
     }
     hit->seen++;
@@ -500,8 +502,8 @@ static graph_slot *graph_for(sembed__cuda *g, int32_t S, int32_t T, int32_t n_ti
 
 /* Captures the batch into q->exec. On failure the shape is marked to run eagerly and the stream
  * is left out of capture mode; the batch itself still runs (eagerly) after this. */
-static void capture(sembed__cuda *g, graph_slot *q, size_t n_ints, int32_t n_tiles, int32_t S,
-                    int32_t T) {
+static void capture(sembed__cuda *g, graph_slot *q, size_t n_ints, sembed__att_tiles nt,
+                    int32_t S, int32_t T) {
     sembed_error e;
     cudaGraph_t graph = NULL;
     q->failed = true;
@@ -509,7 +511,7 @@ static void capture(sembed__cuda *g, graph_slot *q, size_t n_ints, int32_t n_til
         (void)cudaGetLastError();
         return;
     }
-    const sembed_status s = enqueue(g, n_ints, n_tiles, S, T, &e);
+    const sembed_status s = enqueue(g, n_ints, nt, S, T, &e);
     const cudaError_t ce = cudaStreamEndCapture(g->stream, &graph);
     if (s == SEMBED_OK && ce == cudaSuccess && graph &&
         cudaGraphInstantiate(&q->exec, graph, 0) == cudaSuccess)
@@ -529,7 +531,7 @@ sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int
     g->cur = (g->fl_head + g->n_flight) % N_BUF;
     if (g->n_flight == 0) g->t_first = g->trace_first ? mono_ms() : 0.0;
     SEMBED_CU(cudaSetDevice(g->device));
-    /* one pinned buffer: ids (T) | pos_ids (T) | seq_off (S+1) | tiles (2 n_tiles) */
+    /* one pinned buffer: ids (T) | pos_ids (T) | seq_off (S+1) | tiles (2 nt.n) */
     int32_t *h = g->h_ints[g->cur];
     memcpy(h, ids, sizeof(int32_t) * (size_t)T);
     int32_t *hp = h + T;
@@ -540,19 +542,19 @@ sembed_status sembed__cuda_submit(sembed__cuda *g, const int32_t *ids, const int
     }
     memcpy(h + 2 * T, seq_off, sizeof(int32_t) * (size_t)(S + 1));
     int32_t *ht = h + 2 * T + S + 1;
-    const int32_t n_tiles = sembed__att_make_tiles(ht, seq_off, S);
-    const size_t n = (size_t)(2 * T + S + 1) + 2 * (size_t)n_tiles;
+    const sembed__att_tiles nt = sembed__att_make_tiles(ht, seq_off, S, g->A);
+    const size_t n = (size_t)(2 * T + S + 1) + 2 * (size_t)nt.n;
     SEMBED_ASSERT((int64_t)n <= g->n_ints_max);
     g->n_ev = 0;
     if (g->prof_on) mark(g, -1);
     sembed_status s = SEMBED_OK;
-    graph_slot *q = graph_for(g, S, T, n_tiles);
-    if (q && !q->exec) capture(g, q, n, n_tiles, S, T);
+    graph_slot *q = graph_for(g, S, T, nt);
+    if (q && !q->exec) capture(g, q, n, nt, S, T);
     if (q && q->exec)
         s = sembed__cu_check(cudaGraphLaunch(q->exec, g->stream), err, "cudaGraphLaunch",
                              __FILE__, __LINE__);
     else
-        s = enqueue(g, n, n_tiles, S, T, err);
+        s = enqueue(g, n, nt, S, T, err);
     if (s == SEMBED_OK)
         s = sembed__cu_check(cudaEventRecord(g->done[g->cur], g->stream), err, "cudaEventRecord",
                              __FILE__, __LINE__);

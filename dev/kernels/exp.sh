@@ -8,8 +8,10 @@
 # $OUT/ncu.txt: EXP_NCU_SKIP (default 12) launches of them skipped, EXP_NCU_COUNT (1) profiled.
 # EXP_SHAPES="SxL ..." adds those shapes for both models (e.g. 1024x32 512x64: the lengths of
 # mixed's passages); EXP_MIXED=1 adds `sembed bench --mixed` (sembed alone) for both models.
-# EXP_CLOCKS=1 samples the SM clock and the power draw every 20 ms while each run goes (nvidia-smi)
-# and prints their median and minimum after its line: is a kernel slower under the power limit?
+# EXP_CLOCKS=1 samples the SM clock, the power draw and the clock event reasons every 20 ms while
+# each run goes (nvidia-smi) and prints after its line their median and extremes, how many samples
+# ran under the power cap (reason 0x4), then the median of each tenth of the run: is a kernel
+# slower under the cap?
 # A dev tool, not the benchmark of record (that is scripts/gpu-check.sh, with the peers).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +29,7 @@ fi
 b() { # label model S L reps
     local smi=
     if [ -n "${EXP_CLOCKS:-}" ]; then
-        nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader,nounits -lms 20 >"$W/smi.csv" 2>/dev/null &
+        nvidia-smi --query-gpu=clocks.sm,power.draw,clocks_event_reasons.active --format=csv,noheader,nounits -lms 20 >"$W/smi.csv" 2>/dev/null &
         smi=$!
     fi
     build-gpu/gpu_bench "$M/$2" "$W/ids_$3x$4.i32" 4 "$3" "$4" "$5" /dev/null "$1" 2>>"$OUT/verbose.log" |
@@ -39,15 +41,19 @@ import statistics
 rows = []
 for line in open('$W/smi.csv'):
     try:
-        rows.append(tuple(float(v) for v in line.split(',')))  # [N/A] and torn lines dropped
+        c, w, why = line.split(',')
+        rows.append((float(c), float(w), int(why, 16)))  # [N/A] and torn lines dropped
     except ValueError:
         pass
-rows = [r for r in rows if len(r) == 2]
 if not rows:
     print('    no samples')
 else:
     c, w = [r[0] for r in rows], [r[1] for r in rows]
-    print(f'    clocks {statistics.median(c):.0f} MHz (min {min(c):.0f}), power {statistics.median(w):.0f} W (max {max(w):.0f}), {len(rows)} samples')"
+    cap = sum(1 for r in rows if r[2] & 4)  # clocks_event_reasons: 0x4 is the SW power cap
+    print(f'    clocks {statistics.median(c):.0f} MHz (min {min(c):.0f}), power {statistics.median(w):.0f} W (max {max(w):.0f}), {len(rows)} samples, {cap} under the power cap')
+    if len(rows) >= 10:  # the run's course in tenths: does the clock fall as it goes?
+        n = len(rows)
+        print('    by tenth: ' + ' '.join(f'{statistics.median(c[i*n//10:(i+1)*n//10]):.0f}/{statistics.median(w[i*n//10:(i+1)*n//10]):.0f}W' for i in range(10)))"
     fi
 }
 for setting in "$@"; do

@@ -305,6 +305,8 @@ int main(void) {
         {"embed -m '%s' --threads 0 x", 2, "--threads expects"},
         {"similarity -m '%s' -d cpu alone", 0, "at least two texts"},
         {"serve -m '%s' --precision fp16", 2, "--precision expects"},
+        {"bench -m '%s' -d cuda --gpu-batch-tokens 100", 2, "--gpu-batch-tokens expects"},
+        {"bench -m '%s' -d cuda --gpu-batch-tokens 4096x", 2, "'4096x'"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
         check_refused(refused[i].args, refused[i].rc, refused[i].what);

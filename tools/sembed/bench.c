@@ -56,7 +56,9 @@ static void help(FILE *f) {
             "                        with --peer beside sentence-transformers encode fp16 on the\n"
             "                        GPU at its best batch size (32..1024)\n"
             "      --query           one short text to a vector, 1,000 times on the GPU: p50, p99\n"
-            "                        (with --peer: sentence-transformers encode fp16)\n");
+            "                        (with --peer: sentence-transformers encode fp16)\n"
+            "      --gpu-batch-tokens N  token budget of the GPU context's packed batches\n"
+            "                        (default 32768; 512 to 1048576)\n");
 }
 
 static double mono(void) {
@@ -176,11 +178,13 @@ int cli_bench(int argc, char **argv) {
         {"plot", required_argument, NULL, 'g'},    {"mixed", no_argument, NULL, 'M'},
         {"query", no_argument, NULL, 'Q'},         {"help", no_argument, NULL, 'h'},
         {"precision", required_argument, NULL, 'X'},
+        {"gpu-batch-tokens", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0}};
     const char *model_dir = NULL, *corpus = "bench/corpus/mixed.jsonl.gz";
     const char *output = NULL, *device = "cpu", *plot = NULL;
     const char *batches = NULL;
     int threads = 2;
+    long gpu_tokens = 32768;
     double seconds = 3;
     bool peer = false, mixed = false, query = false;
     int c;
@@ -199,6 +203,17 @@ int cli_bench(int argc, char **argv) {
         case 'g': plot = optarg; break;
         case 'M': mixed = true; break;
         case 'Q': query = true; break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            gpu_tokens = strtol(optarg, &end, 10);
+            if (end == optarg || *end || errno || gpu_tokens < 512 || gpu_tokens > (1L << 20)) {
+                fprintf(stderr, "sembed bench: --gpu-batch-tokens expects an integer from 512 "
+                                "to 1048576, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'X':
             if (sembed_precision_parse(optarg, &precision) != SEMBED_OK) {
                 fprintf(stderr, "sembed bench: --precision expects fp32, fp32-strict, int8 or "
@@ -261,7 +276,7 @@ int cli_bench(int argc, char **argv) {
         gp.device = device;
         /* the GPU runs fp16, or bf16 when asked; int8 and fp32-strict are the CPU side's only */
         gp.precision = cli_gpu_precision(precision);
-        gp.max_batch_tokens = 32768;
+        gp.max_batch_tokens = (int32_t)gpu_tokens;
         gp.max_batch_texts = 1024;
         if (sembed_ctx_new(model, &gp, &gctx, &err)) {
             fprintf(stderr, "sembed bench: %s\n", err.msg);
